@@ -1,0 +1,86 @@
+"""history.jsonl: one op per line, written as the test runs, read back with line numbers."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from .op import History, HistoryError
+
+
+class HistoryWriter:
+    """Appends ops to a JSON Lines file, assigning dense indices, and flushes every line.
+
+    Flushing per op is what makes the file the record of truth: a controller that dies
+    (even by SIGKILL) leaves every op it recorded on disk. Thread-safe: workers and the
+    nemesis append concurrently; `append` returns the op with its index set.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)
+        self._next = 0
+        self.ops: list[dict] = []  # what was written, for the checkers after the run
+
+    def append(self, op: dict) -> dict:
+        with self._lock:
+            op["index"] = self._next
+            self._next += 1
+            line = json.dumps(op, separators=(", ", ": "), default=_jsonable)
+            self._file.write(line + "\n")
+            self._file.flush()
+            self.ops.append(op)
+            return op
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _jsonable(x):
+    if isinstance(x, (set, frozenset, tuple)):
+        return list(x)
+    if isinstance(x, bytes):
+        return x.decode("utf-8", "replace")
+    return repr(x)
+
+
+def read_jsonl(path: str) -> History:
+    """Read a history.jsonl; a line that is not a JSON object is an error naming the line.
+
+    A torn last line (a controller killed mid-write) is dropped, not an error: everything
+    before it is still the record."""
+    ops, lines = [], []
+    with open(path, encoding="utf-8") as f:
+        raw = f.read().split("\n")
+    last = max((i for i, s in enumerate(raw) if s.strip()), default=-1)
+    for n, text in enumerate(raw, 1):
+        if not text.strip():
+            continue
+        try:
+            op = json.loads(text)
+        except json.JSONDecodeError as e:
+            if n - 1 == last and not text.rstrip().endswith("}"):
+                break
+            raise HistoryError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(op, dict):
+            raise HistoryError(f"{path}:{n}: expected a JSON object (one op per line), got {type(op).__name__}")
+        ops.append(op)
+        lines.append(n)
+    return History(ops, source=path, lines=lines)
+
+
+def write_jsonl(ops, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for op in ops:
+            f.write(json.dumps(op, separators=(", ", ": "), default=_jsonable) + "\n")

@@ -1,0 +1,36 @@
+"""The op record and the History container (see ARCHITECTURE.md, "The history").
+
+An op is a plain dict: index, time (ns since the test started), type (invoke / ok / fail /
+info), process (an int, or "nemesis"), f, value, and optionally node and error. Plain dicts
+keep the runner's hot path cheap and make every op JSON as it stands.
+"""
+from __future__ import annotations
+
+TYPES = ("invoke", "ok", "fail", "info")
+COMPLETIONS = ("ok", "fail", "info")
+NEMESIS = "nemesis"
+
+
+class HistoryError(ValueError):
+    """A history that cannot be read or is malformed. The message names file and line."""
+
+
+class History(list):
+    """A list of op dicts that remembers where it came from, so errors can name the line.
+
+    `lines[i]` is the 1-based line of op i in `source` (None when built in memory).
+    """
+
+    def __init__(self, ops=(), source: str = "<memory>", lines: list[int] | None = None):
+        super().__init__(ops)
+        self.source = source
+        self.lines = lines
+
+    def where(self, i: int) -> str:
+        if self.lines is not None and i < len(self.lines):
+            return f"{self.source}:{self.lines[i]}"
+        return f"{self.source}: op {i}"
+
+
+def is_client(op: dict) -> bool:
+    return op.get("process") != NEMESIS

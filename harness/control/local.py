@@ -1,0 +1,148 @@
+"""The local backend: each node a network namespace, all on one bridge, no VMs.
+
+Layout for test T with nodes n1..nN in subnet S (a private /24, see subnet.py):
+
+    controller ns  --veth--+
+    n1 ns (S.1)    --veth--+-- bridge, in its own "switch" namespace
+    ...                    |
+    nN ns (S.N)    --veth--+
+
+The bridge lives in a namespace of its own because a bridge in the host namespace is
+subject to the host's firewall (Docker's FORWARD DROP policy silently breaks it). The
+controller gets S.254 on its veth, so clients reach every node directly; nodes get no
+default route, so they can reach nothing but each other and the controller.
+
+As root this uses the host's namespaces; an ordinary user runs the whole test inside an
+unprivileged user namespace first (userns.reexec_in_userns_if_needed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from harness.protocols import HostRemote, Node
+
+from .names import PREFIX, ClusterNames
+from .netns import (ClusterError, delete_link, delete_netns, exec_prefix,
+                    kill_netns_processes, list_netns, run)
+from .subnet import choose_subnet, controller_address, node_address, taken_networks
+
+__all__ = ["PREFIX", "ClusterError", "LocalCluster"]
+
+log = logging.getLogger("tectonic.control")
+
+
+class LocalCluster:
+    """Nodes n1..n<node_count> as network namespaces; `destroy` removes all of it.
+
+    Usable as a context manager: `with LocalCluster(...) as cluster: cluster.nodes ...`
+    creates on entry and destroys on exit, also when the body raises.
+    """
+
+    def __init__(self, test_id: str, node_count: int, base_dir: str):
+        self.names = ClusterNames(test_id, node_count)
+        self.base_dir = os.path.abspath(base_dir)
+        self.subnet = None
+        self.controller_address: str | None = None
+        self.nodes: list[Node] = []
+        # Only what this instance created is removed by destroy(): a create that fails
+        # because the names are taken must not tear down the cluster that holds them.
+        self._netns: list[str] = []
+        self._controller_link: str | None = None
+
+    def create(self) -> list[Node]:
+        if self._netns:
+            raise ClusterError(f"cluster {self.names.prefix} is already created")
+        if os.geteuid() != 0:
+            raise ClusterError("the local backend needs root, or a user namespace: call "
+                               "harness.control.userns.reexec_in_userns_if_needed first "
+                               "(`tectonic test` does)")
+        try:
+            self._create()
+        except BaseException:
+            self.destroy()
+            raise
+        return self.nodes
+
+    def destroy(self) -> None:
+        """Kill every process in the cluster's namespaces, then remove links and namespaces.
+
+        Idempotent, and safe after a partial create. Files under base_dir are left alone:
+        they hold the nodes' logs, which the caller collects and owns.
+        """
+        errors = []
+        for netns in self._netns:
+            try:
+                kill_netns_processes(netns)
+            except ClusterError as e:
+                errors.append(str(e))
+        if self._controller_link:
+            try:
+                delete_link(self._controller_link)
+                self._controller_link = None
+            except ClusterError as e:
+                errors.append(str(e))
+        for netns in list(self._netns):
+            try:
+                delete_netns(netns)
+                self._netns.remove(netns)
+            except ClusterError as e:
+                errors.append(str(e))
+        self.nodes = []
+        if errors:
+            raise ClusterError("; ".join(errors))
+
+    def __enter__(self) -> LocalCluster:
+        self.create()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+    def _create(self) -> None:
+        names = self.names
+        self.subnet = choose_subnet(names.test_id, taken_networks())
+        prefix_len = self.subnet.prefixlen
+
+        sw = names.switch_netns
+        self._add_netns(sw)
+        run(["ip", "-n", sw, "link", "set", "lo", "up"])
+        run(["ip", "-n", sw, "link", "add", "name", names.bridge, "type", "bridge"])
+        run(["ip", "-n", sw, "link", "set", names.bridge, "up"])
+
+        self.controller_address = controller_address(self.subnet)
+        run(["ip", "link", "add", "name", names.controller_link, "type", "veth",
+             "peer", "name", names.controller_port, "netns", sw])
+        self._controller_link = names.controller_link
+        run(["ip", "-n", sw, "link", "set", names.controller_port, "master", names.bridge, "up"])
+        run(["ip", "addr", "add", f"{self.controller_address}/{prefix_len}",
+             "dev", names.controller_link])
+        run(["ip", "link", "set", names.controller_link, "up"])
+
+        for index, name in enumerate(names.node_names, start=1):
+            netns = names.node_netns(name)
+            address = node_address(self.subnet, index)
+            link = names.node_link(name)
+            self._add_netns(netns)
+            run(["ip", "-n", netns, "link", "set", "lo", "up"])
+            run(["ip", "-n", sw, "link", "add", "name", names.node_port(name), "type", "veth",
+                 "peer", "name", link, "netns", netns])
+            run(["ip", "-n", sw, "link", "set", names.node_port(name),
+                 "master", names.bridge, "up"])
+            run(["ip", "-n", netns, "addr", "add", f"{address}/{prefix_len}", "dev", link])
+            run(["ip", "-n", netns, "link", "set", link, "up"])
+            node_dir = os.path.join(self.base_dir, name)
+            os.makedirs(node_dir, exist_ok=True)
+            self.nodes.append(Node(name=name, address=address,
+                                   remote=HostRemote(wrap=exec_prefix(netns)), dir=node_dir,
+                                   extra={"backend": "local", "netns": netns}))
+        log.info("local cluster %s: %d nodes in %s, controller %s", names.prefix,
+                 len(self.nodes), self.subnet, self.controller_address)
+
+    def _add_netns(self, netns: str) -> None:
+        if netns in list_netns():
+            raise ClusterError(f"namespace {netns} already exists: a test with id "
+                               f"{self.names.test_id!r} is running, or a crashed one left it "
+                               f"behind (`tectonic clean` removes leftovers)")
+        run(["ip", "netns", "add", netns])
+        self._netns.append(netns)

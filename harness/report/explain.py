@@ -1,0 +1,147 @@
+"""Each checker's result as HTML: what it found, in words, with its artefacts.
+
+Elle's results carry anomaly types, explanations of each cycle and pictures of them under
+elle/; the linearizability checker's carry an explanation and a counterexample page per
+key under linear/. Any other checker is shown by its verdict and its fields.
+"""
+from __future__ import annotations
+
+import base64
+import glob
+import os
+from typing import Any
+from urllib.parse import quote
+
+from .html import compact_json, esc, pretty_json, verdict_badge
+from .summary import verdict_word
+
+_TEXT_LIMIT = 20000
+
+
+def checker_section(name: str, result: dict, run_dir: str) -> str:
+    word = verdict_word(result.get("valid"))
+    parts = [f'<h3 id="checker-{esc(name)}">{esc(name)} {verdict_badge(word)}</h3>']
+    if result.get("error"):
+        parts.append(f"<p>The checker crashed: <code>{esc(result['error'])}</code></p>")
+    if _is_elle(name, result):
+        parts.append(_elle(result, run_dir))
+    elif _is_linearizable(name, result):
+        parts.append(_linearizable(result, run_dir))
+    elif isinstance(result.get("by_f"), dict):
+        parts.append(_stats(result))
+    if isinstance(result.get("checkers"), dict):
+        for inner, inner_result in result["checkers"].items():
+            if isinstance(inner_result, dict):
+                parts.append(checker_section(f"{name}.{inner}", inner_result, run_dir))
+    parts.append(f"<details><summary>all fields of the {esc(name)} result</summary>"
+                 f"<pre>{esc(pretty_json(result))}</pre></details>")
+    return "\n".join(parts)
+
+
+def _is_elle(name: str, result: dict) -> bool:
+    return "anomaly-types" in result or name.split(".")[-1] == "elle"
+
+
+def _is_linearizable(name: str, result: dict) -> bool:
+    return "linear" in name.split(".")[-1] or ("failures" in result and "explanation" in result)
+
+
+def _text_block(text: Any) -> str:
+    if not isinstance(text, str):
+        text = pretty_json(text)
+    if len(text) > _TEXT_LIMIT:
+        text = text[:_TEXT_LIMIT] + f"\n… ({len(text) - _TEXT_LIMIT} more characters)"
+    return f"<pre>{esc(text)}</pre>"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _elle(result: dict, run_dir: str) -> str:
+    found = [str(a) for a in result.get("anomaly-types") or []]
+    parts = []
+    if found:
+        parts.append(f"<p>Anomalies found: <b>{esc(', '.join(found))}</b>.</p>")
+    elif result.get("valid") is True:
+        parts.append("<p>No anomalies found.</p>")
+    for field, words in (("not", "The history is not"), ("also_not", "It is also not")):
+        levels = result.get(field) or result.get(field.replace("_", "-"))
+        if levels:
+            parts.append(f"<p>{words}: {esc(', '.join(map(str, levels)))}.</p>")
+    anomalies = result.get("anomalies") if isinstance(result.get("anomalies"), dict) else {}
+    explanations = result.get("explanations")
+    names = list(dict.fromkeys(found + list(anomalies) +
+                               (list(explanations) if isinstance(explanations, dict) else [])))
+    for anomaly in names:
+        count = anomalies.get(anomaly)
+        n = f" ({len(count)} found)" if isinstance(count, list) else ""
+        parts.append(f"<h4>{esc(anomaly)}{n}</h4>")
+        if isinstance(explanations, dict) and anomaly in explanations:
+            parts.append(_text_block(explanations[anomaly]))
+        parts.append(_elle_artefacts(anomaly, run_dir))
+    if explanations and not isinstance(explanations, dict):
+        parts.append(_text_block(explanations))
+    return "\n".join(parts)
+
+
+def _elle_artefacts(anomaly: str, run_dir: str) -> str:
+    """The cycle in words (.txt) and as a picture (.svg inlined; .dot source otherwise)."""
+    base = os.path.join(run_dir, "elle", anomaly)
+    parts = []
+    text = _read(base + ".txt")
+    if text:
+        parts.append(_text_block(text))
+    if os.path.isfile(base + ".svg"):
+        with open(base + ".svg", "rb") as f:
+            svg = base64.b64encode(f.read()).decode("ascii")
+        # As an <img>, an SVG runs no scripts: safe to show whatever the checker drew.
+        parts.append(f'<p><img class="plot" alt="{esc(anomaly)} cycle" '
+                     f'src="data:image/svg+xml;base64,{svg}"></p>')
+    dot = _read(base + ".dot")
+    if dot:
+        parts.append(f'<details><summary>Graphviz source (<a href="elle/{esc(quote(anomaly))}.dot">'
+                     f'elle/{esc(anomaly)}.dot</a>)</summary>{_text_block(dot)}</details>')
+    return "\n".join(parts)
+
+
+def _linearizable(result: dict, run_dir: str) -> str:
+    parts = []
+    failures = result.get("failures") if isinstance(result.get("failures"), dict) else {}
+    if failures:
+        parts.append(f"<p>{len(failures)} key(s) have no linearization: "
+                     f"{esc(', '.join(map(str, failures)))}.</p>")
+    elif result.get("valid") is True:
+        parts.append("<p>Every key has a linearization consistent with real time.</p>")
+    if result.get("explanation"):
+        parts.append(_text_block(result["explanation"]))
+    pages = {os.path.splitext(os.path.basename(p))[0]: p
+             for p in sorted(glob.glob(os.path.join(run_dir, "linear", "*.html")))}
+    rows = []
+    for key, failure in failures.items():
+        link = (f'<a href="linear/{esc(quote(str(key)))}.html">counterexample for {esc(key)}</a>'
+                if str(key) in pages else "")
+        rows.append(f"<tr><td><code>{esc(key)}</code></td><td>{link}</td>"
+                    f"<td><code>{esc(compact_json(failure, 400))}</code></td></tr>")
+    if rows:
+        parts.append("<table><tr><th>key</th><th>view</th><th>failure</th></tr>" + "".join(rows) + "</table>")
+    extra = [k for k in pages if k not in {str(k2) for k2 in failures}]
+    if extra:
+        parts.append("<p>Other counterexample views: " +
+                     ", ".join(f'<a href="linear/{esc(quote(k))}.html">{esc(k)}</a>' for k in extra) + "</p>")
+    return "\n".join(parts)
+
+
+def _stats(result: dict) -> str:
+    rows = []
+    for f, counts in sorted(result["by_f"].items()):
+        if not isinstance(counts, dict):
+            continue
+        cells = "".join(f'<td class="num">{esc(counts.get(t, 0))}</td>' for t in ("ok", "fail", "info"))
+        rows.append(f"<tr><td>{esc(f)}</td>{cells}</tr>")
+    return ('<table><tr><th>f</th><th class="num">ok</th><th class="num">fail</th>'
+            f'<th class="num">info</th></tr>{"".join(rows)}</table>')

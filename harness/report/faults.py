@@ -1,0 +1,62 @@
+"""Fault periods: when the nemesis had a fault in force, from its ops in the history.
+
+A nemesis reports what it did as `info` ops of process "nemesis" with f `start-<kind>` /
+`stop-<kind>` (Jepsen's classic lone `start` / `stop` count as kind "fault"). A period runs
+from a start to the next stop of the same kind, or to the end of the history when the
+nemesis never stopped it. Nemesis invocations are skipped: the fault is in force from the
+moment the nemesis reports it done, not from when it was asked for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.history import NEMESIS
+
+
+@dataclass
+class FaultPeriod:
+    kind: str
+    start: int            # ns since the test started
+    end: int              # ns; the history's last time when never stopped
+    started_with: Any     # the start op's value: what was done, to which nodes
+    stopped: bool         # False when the history ends with the fault still in force
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+
+def fault_action(f: Any) -> tuple[str, str] | None:
+    """('start' | 'stop', kind) for a nemesis f, or None for anything else."""
+    if not isinstance(f, str):
+        return None
+    if f in ("start", "stop"):
+        return f, "fault"
+    for action in ("start", "stop"):
+        if f.startswith(action + "-") and len(f) > len(action) + 1:
+            return action, f[len(action) + 1:]
+    return None
+
+
+def fault_periods(history: list[dict]) -> list[FaultPeriod]:
+    """Every fault period in the history, ordered by start time."""
+    end_of_history = max((op["time"] for op in history if isinstance(op.get("time"), int)), default=0)
+    open_periods: dict[str, FaultPeriod] = {}
+    periods: list[FaultPeriod] = []
+    for op in history:
+        if op.get("process") != NEMESIS or op.get("type") == "invoke":
+            continue
+        action = fault_action(op.get("f"))
+        time = op.get("time")
+        if action is None or not isinstance(time, int):
+            continue
+        what, kind = action
+        if what == "start" and kind not in open_periods:
+            period = FaultPeriod(kind, time, end_of_history, op.get("value"), stopped=False)
+            open_periods[kind] = period
+            periods.append(period)
+        elif what == "stop" and kind in open_periods:
+            period = open_periods.pop(kind)
+            period.end, period.stopped = time, True
+    return sorted(periods, key=lambda p: p.start)

@@ -1,0 +1,84 @@
+"""What a results.json says in a few words: the verdict and which anomalies were found.
+
+Shared by the report, the results browser, campaigns and the pytest plugin, so a failure
+reads the same everywhere. Checker results may nest (a composed result has `checkers`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from checkers.result import UNKNOWN
+
+VERDICT_WORDS = {True: "valid", False: "invalid", UNKNOWN: "unknown"}
+
+
+def verdict_word(valid: Any) -> str:
+    """'valid', 'invalid' or 'unknown' for a result's `valid`."""
+    if valid is True or valid is False:
+        return VERDICT_WORDS[valid]
+    return "unknown"
+
+
+def failing_checkers(results: dict, prefix: str = "") -> list[tuple[str, dict]]:
+    """(dotted name, result) of every checker whose verdict is not valid, innermost first
+    for composed results so the summary names what actually failed."""
+    found: list[tuple[str, dict]] = []
+    for name, result in (results.get("checkers") or {}).items():
+        if not isinstance(result, dict):
+            continue
+        full = f"{prefix}{name}"
+        nested = failing_checkers(result, full + ".") if isinstance(result.get("checkers"), dict) else []
+        if nested:
+            found.extend(nested)
+        elif result.get("valid") is not True:
+            found.append((full, result))
+    return found
+
+
+def anomaly_types(results: dict | None) -> list[str]:
+    """Short names of what is wrong: Elle's anomaly types, 'nonlinearizable', or the name
+    of any other checker that did not pass."""
+    if not results:
+        return []
+    names: list[str] = []
+    for name, result in failing_checkers(results):
+        found = result.get("anomaly-types") or result.get("anomaly_types")
+        if isinstance(found, list) and found:
+            names.extend(str(a) for a in found)
+        elif result.get("valid") is False:
+            names.append("nonlinearizable" if "failures" in result and "linear" in name else name)
+        else:
+            names.append(f"{name}?")
+    return list(dict.fromkeys(names))
+
+
+def describe_failures(results: dict | None, limit: int = 600) -> str:
+    """A few lines saying which checkers did not pass and why, each cut to `limit` chars."""
+    if results is None:
+        return "no results.json: the run did not reach its checkers"
+    lines = []
+    for name, result in failing_checkers(results):
+        verdict = verdict_word(result.get("valid"))
+        found = result.get("anomaly-types") or []
+        why = _first_explanation(result)
+        head = f"{name}: {verdict}"
+        if found:
+            head += f" ({', '.join(map(str, found))})"
+        if isinstance(result.get("failures"), dict) and result["failures"]:
+            head += f" on key(s) {', '.join(map(str, list(result['failures'])[:5]))}"
+        if why:
+            head += f": {why}"
+        lines.append(head if len(head) <= limit else head[:limit - 1] + "…")
+    return "\n".join(lines) or "every checker passed"
+
+
+def _first_explanation(result: dict) -> str:
+    for field in ("explanation", "explanations", "error", "message"):
+        text = result.get(field)
+        if isinstance(text, dict):
+            text = next(iter(text.values()), None)
+        if isinstance(text, list):
+            text = text[0] if text else None
+        if isinstance(text, str) and text.strip():
+            return " ".join(text.split())
+    return ""

@@ -73,7 +73,8 @@ def _verdict(name: str, run_dir: str, results: dict | None) -> str:
     elif word == "valid":
         headline = "Every checker passed."
     else:
-        headline = f"Found: {', '.join(found)}." if found else "The checkers could not decide."
+        headline = (f"Found: {', '.join(found)}." if found else
+                    str(results.get("error") or "The checkers could not decide."))
     detail = "" if word == "valid" or results is None else f"<pre>{esc(describe_failures(results))}</pre>"
     return (f"<h1>{esc(name)}</h1>{when}"
             f'<div class="banner {word}">{verdict_badge(word)}<b>{esc(headline)}</b>{detail}</div>')

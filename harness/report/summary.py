@@ -69,6 +69,8 @@ def describe_failures(results: dict | None, limit: int = 600) -> str:
         if why:
             head += f": {why}"
         lines.append(head if len(head) <= limit else head[:limit - 1] + "…")
+    if not lines and results.get("valid") is not True:
+        lines.append(str(results.get("error") or "the verdict is unknown"))
     return "\n".join(lines) or "every checker passed"
 
 

@@ -219,8 +219,9 @@ def dumps(x) -> str:
 
 # ------------------------------------------------------ ops <-> op maps
 
-# Fields whose string values are keywords in Jepsen's op maps.
-_KEYWORD_FIELDS = ("type", "f", "error")
+# Fields whose plain-string values are written as keywords, as Jepsen writes them (values
+# read from EDN keep their own kind: a Keyword stays a keyword, a string a string).
+_KEYWORD_FIELDS = ("type", "f")
 
 
 def _op_from_map(m: dict) -> dict:

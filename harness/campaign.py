@@ -1,0 +1,364 @@
+"""Campaigns: many tests from one YAML file, each with the verdict it is expected to reach.
+
+A campaign file holds a base spec, a matrix of alternatives (every combination is one
+run), explicit extra entries, `repeat`, and expectations ("raftkv with stale-reads must be
+invalid"):
+
+    name: smoke                      # default: the file's name
+    base: {time_limit: 20, node_count: 3}
+    matrix:                          # spec field -> list of alternatives
+      workload: [register, list-append]
+      nemesis: [partition, kill]     # two alternatives; [[partition, kill]] is one with both
+    repeat: 1                        # runs per combination; run r uses seed + r
+    expect: valid                    # the default expectation (valid unless said otherwise)
+    expectations:                    # rules, first match wins; a scalar matches a list
+      - {when: {bugs: stale-reads}, expect: invalid}   # member, a list matches it exactly
+    entries:                         # explicit runs: spec fields, optionally expect / repeat
+      - {workload: register, nemesis: [partition], bugs: [stale-reads], expect: invalid}
+
+Each run is stored as usual (through run_test); the campaign's own directory,
+<store>/campaigns/<name>/, gets state.json, campaign.html and junit.xml. state.json records
+finished runs, so running an interrupted campaign again skips them (a run that crashed is
+tried again); once every run has finished, running the file again starts a new campaign.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, TextIO
+
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.report.campaign import write_campaign_html, write_junit
+from harness.report.summary import anomaly_types, verdict_word
+from harness.spec import DEFAULTS, SpecError, resolve_spec
+
+VERDICTS = ("valid", "invalid", "unknown")
+_TOP_FIELDS = ("name", "base", "matrix", "repeat", "expect", "expectations", "entries")
+_PLURALS = {"targets": "target", "workloads": "workload", "nemeses": "nemesis", "seeds": "seed"}
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class CampaignError(SpecError):
+    """A malformed campaign file; the message names the file and the field, on one line."""
+
+
+@dataclass
+class CampaignRun:
+    key: str        # stable across invocations of the same file: what resuming matches on
+    label: str      # for people: the summary table, JUnit's testcase name
+    spec: dict      # what run_test gets
+    expect: str
+
+
+@dataclass
+class Campaign:
+    name: str
+    path: str
+    store: str
+    runs: list[CampaignRun]
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.store, "campaigns", self.name)
+
+
+# ------------------------------------------------------------------ reading
+
+def load_campaign(path: str, store: str | None = None) -> Campaign:
+    """Parse and validate a campaign file (every run's spec included) without running it."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise CampaignError(f"{path}: a campaign is a mapping with fields {', '.join(_TOP_FIELDS)}")
+    for key in data:
+        if key not in _TOP_FIELDS:
+            raise CampaignError(f"{path}: unknown field '{key}' (known: {', '.join(_TOP_FIELDS)})")
+    name = data.get("name") or re.sub(r"[^A-Za-z0-9._-]", "-", os.path.splitext(os.path.basename(path))[0])
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise CampaignError(f"{path}: field 'name' may hold only letters, digits, '.', '_' and '-', got {name!r}")
+    base = _mapping(data.get("base"), path, "base")
+    default_expect = _expect(data.get("expect", "valid"), path, "expect")
+    repeat = _repeat(data.get("repeat", 1), path, "repeat")
+    rules = _rules(data.get("expectations"), path)
+    if "store" in base and store is None:
+        store = base["store"]
+    store = store or DEFAULTS["store"]
+    if not isinstance(store, str):
+        raise CampaignError(f"{path}: field 'base.store' must be a directory name, got {store!r}")
+
+    combos: list[tuple[str, dict, str | None, int]] = []  # (where, fields, expect, repeat)
+    for i, fields in enumerate(_matrix(data.get("matrix"), path)):
+        combos.append((f"matrix combination {i + 1}", fields, None, repeat))
+    entries = data.get("entries") or []
+    if not isinstance(entries, list):
+        raise CampaignError(f"{path}: field 'entries' must be a list of runs")
+    for i, entry in enumerate(entries):
+        where = f"entries[{i}]"
+        entry = dict(_mapping(entry, path, where))
+        expect = _expect(entry.pop("expect"), path, f"{where}.expect") if "expect" in entry else None
+        combos.append((where, entry, expect, _repeat(entry.pop("repeat", repeat), path, f"{where}.repeat")))
+    if not combos:
+        raise CampaignError(f"{path}: no runs: give a 'matrix' or 'entries'")
+
+    runs: list[CampaignRun] = []
+    labels: dict[str, int] = {}
+    for where, fields, expect, times in combos:
+        if "store" in fields:
+            raise CampaignError(f"{path}: {where}: field 'store' belongs in 'base' (one store per campaign)")
+        spec = {**base, **fields, "store": store}
+        checked = resolve_spec(spec, where=f"{path}: {where}")
+        expect = expect or _match_rules(rules, checked) or default_expect
+        for r in range(times):
+            run_spec = dict(spec)
+            if spec.get("seed") is not None:
+                run_spec["seed"] = spec["seed"] + r
+            if not spec.get("name"):
+                run_spec["name"] = _test_name(name, checked)
+            label = _label(checked, run_spec.get("seed"), r if times > 1 else None)
+            labels[label] = labels.get(label, 0) + 1
+            if labels[label] > 1:
+                label = f"{label}#{labels[label]}"
+            runs.append(CampaignRun(_key(run_spec, expect, r), label, run_spec, expect))
+    return Campaign(name, path, store, runs)
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise CampaignError(f"{path}: no such campaign file") from None
+    except OSError as e:
+        raise CampaignError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise CampaignError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+
+
+def _mapping(x: Any, path: str, field: str) -> dict:
+    if x is None:
+        return {}
+    if not isinstance(x, dict):
+        raise CampaignError(f"{path}: field '{field}' must be a mapping of spec fields, got {x!r}")
+    return x
+
+
+def _expect(x: Any, path: str, field: str) -> str:
+    if x is True or x is False:  # YAML reads a bare `true` as a boolean
+        x = verdict_word(x)
+    if x not in VERDICTS:
+        raise CampaignError(f"{path}: field '{field}' must be one of {', '.join(VERDICTS)}, got {x!r}")
+    return x
+
+
+def _repeat(x: Any, path: str, field: str) -> int:
+    if not isinstance(x, int) or isinstance(x, bool) or x < 1:
+        raise CampaignError(f"{path}: field '{field}' must be a whole number of at least 1, got {x!r}")
+    return x
+
+
+def _matrix(matrix: Any, path: str) -> list[dict]:
+    if matrix is None:
+        return []
+    if not isinstance(matrix, dict) or not matrix:
+        raise CampaignError(f"{path}: field 'matrix' must map spec fields to lists of alternatives")
+    for axis, alternatives in matrix.items():
+        if axis in _PLURALS:
+            raise CampaignError(f"{path}: field 'matrix.{axis}': use the spec field name '{_PLURALS[axis]}'")
+        if not isinstance(alternatives, list) or not alternatives:
+            raise CampaignError(f"{path}: field 'matrix.{axis}' must be a non-empty list of alternatives, "
+                                f"got {alternatives!r}")
+    axes = list(matrix)
+    return [dict(zip(axes, combo)) for combo in itertools.product(*(matrix[a] for a in axes))]
+
+
+def _rules(rules: Any, path: str) -> list[tuple[dict, str]]:
+    if rules is None:
+        return []
+    if not isinstance(rules, list):
+        raise CampaignError(f"{path}: field 'expectations' must be a list of {{when: ..., expect: ...}}")
+    out = []
+    for i, rule in enumerate(rules):
+        where = f"expectations[{i}]"
+        if not isinstance(rule, dict) or set(rule) != {"when", "expect"}:
+            raise CampaignError(f"{path}: field '{where}' must have exactly 'when' and 'expect', got {rule!r}")
+        when = rule["when"]
+        if not isinstance(when, dict) or not when:
+            raise CampaignError(f"{path}: field '{where}.when' must map spec fields to values, got {when!r}")
+        for field in when:
+            if field not in DEFAULTS:
+                raise CampaignError(f"{path}: field '{where}.when.{field}' is not a spec field")
+        out.append((when, _expect(rule["expect"], path, f"{where}.expect")))
+    return out
+
+
+def _match_rules(rules: list[tuple[dict, str]], spec: dict) -> str | None:
+    for when, expect in rules:
+        if all(_matches(spec.get(field), wanted) for field, wanted in when.items()):
+            return expect
+    return None
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, str) and "," in wanted and isinstance(value, list):
+        wanted = [w.strip() for w in wanted.split(",")]
+    if isinstance(value, list):
+        return sorted(map(str, value)) == sorted(map(str, wanted)) if isinstance(wanted, list) else wanted in value
+    return value == wanted
+
+
+def _words(value: Any) -> str:
+    return "_".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _test_name(campaign: str, spec: dict) -> str:
+    parts = [campaign, spec["target"], spec["workload"], _words(spec["nemesis"]) or "no-faults"]
+    if spec["bugs"]:
+        parts.append(_words(spec["bugs"]))
+    return re.sub(r"[^A-Za-z0-9._-]", "-", "-".join(parts))
+
+
+def _label(spec: dict, seed: Any, repeat: int | None) -> str:
+    label = f"{spec['target']} {spec['workload']} nemesis={_words(spec['nemesis']) or 'none'}"
+    if spec["bugs"]:
+        label += f" bugs={_words(spec['bugs'])}"
+    if seed is not None:
+        label += f" seed={seed}"
+    if repeat is not None and seed is None:
+        label += f" run={repeat + 1}"
+    return label
+
+
+def _key(spec: dict, expect: str, repeat: int) -> str:
+    what = {k: v for k, v in spec.items() if k != "store"}
+    text = json.dumps([what, expect, repeat], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ running
+
+def run_campaign(path: str, *, store: str | None = None,
+                 runner: Callable[[dict], Any] | None = None, stream: TextIO | None = None) -> int:
+    """Run (or resume) the campaign in `path`; return the exit code: 0 when every verdict
+    matched its expectation, 1 when one did not (or a run crashed), 2 when the campaign was
+    stopped by a signal before every run was done.
+
+    `runner(spec) -> outcome` (with .valid and .run_dir) defaults to harness.run.run_test
+    with a progress display. Raises CampaignError / SpecError on a malformed file before
+    anything runs; a KeyboardInterrupt between runs leaves the finished ones recorded.
+    """
+    campaign = load_campaign(path, store)
+    console = Console(file=stream or sys.stdout, highlight=False)
+    stop = threading.Event()
+    run = runner or _run_with_progress(stop)
+    os.makedirs(campaign.dir, exist_ok=True)
+    state = _load_state(campaign)
+    done = state["finished"]
+    todo = [r for r in campaign.runs if done.get(r.key, {}).get("verdict") not in VERDICTS]
+    if len(todo) < len(campaign.runs):
+        console.print(f"Resuming campaign {campaign.name}: {len(campaign.runs) - len(todo)} of "
+                      f"{len(campaign.runs)} runs already done (state in {campaign.dir}).")
+    else:
+        console.print(f"Campaign {campaign.name}: {len(campaign.runs)} runs; results in {campaign.dir}")
+    try:
+        for n, item in enumerate(todo, 1):
+            console.print(f"[bold]\\[{n}/{len(todo)}][/bold] {escape(item.label)} (expect {item.expect}) ...")
+            record = _run_one(item, run)
+            if stop.is_set():
+                console.print("Stopped by a signal; run the same campaign again to resume.")
+                break
+            done[item.key] = record
+            _save_state(campaign, state)
+            mark = "[green]as expected[/green]" if record["passed"] else "[red]NOT as expected[/red]"
+            console.print(f"      {record['verdict']} {mark} in {record['seconds']:.1f}s"
+                          + (f": {escape(record['error'])}" if record.get("error") else ""))
+        else:
+            state["complete"] = True
+            _save_state(campaign, state)
+    finally:
+        records = [(item, done.get(item.key)) for item in campaign.runs]
+        html = write_campaign_html(campaign.dir, campaign.name, records)
+        junit = write_junit(campaign.dir, campaign.name, records)
+        _print_summary(console, campaign, records)
+        console.print(f"Campaign report: {html}\nJUnit XML: {junit}")
+    if any(rec is not None and not rec["passed"] for _, rec in records):
+        return 1
+    return 0 if all(rec is not None for _, rec in records) else 2
+
+
+def _run_with_progress(stop: threading.Event) -> Callable[[dict], Any]:
+    def run(spec: dict):
+        from harness.progress import Progress
+        from harness.run import run_test
+        resolved = resolve_spec(spec)
+        with Progress(resolved) as progress:
+            return run_test(resolved, progress=progress, stop=stop)
+    return run
+
+
+def _run_one(item: CampaignRun, run: Callable[[dict], Any]) -> dict:
+    started = time.monotonic()
+    record: dict[str, Any] = {"label": item.label, "expect": item.expect, "spec": item.spec}
+    try:
+        outcome = run(dict(item.spec))
+    except Exception as e:  # noqa: BLE001 - one broken run must not end the campaign
+        record.update(verdict="error", passed=False, run_dir=None, anomalies=[],
+                      error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    else:
+        verdict = verdict_word(outcome.valid)
+        results = getattr(outcome, "results", None)
+        record.update(verdict=verdict, passed=verdict == item.expect, run_dir=outcome.run_dir,
+                      anomalies=anomaly_types(results if isinstance(results, dict) else None))
+    record["seconds"] = time.monotonic() - started
+    return record
+
+
+def _load_state(campaign: Campaign) -> dict:
+    path = os.path.join(campaign.dir, "state.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except FileNotFoundError:
+        state = None
+    except (OSError, ValueError) as e:
+        raise CampaignError(f"{path}: unreadable campaign state ({e}); delete it to start the campaign afresh") from None
+    if not isinstance(state, dict) or state.get("complete") or not isinstance(state.get("finished"), dict):
+        state = {"campaign": os.path.abspath(campaign.path), "complete": False, "finished": {}}
+    return state
+
+
+def _save_state(campaign: Campaign, state: dict) -> None:
+    path = os.path.join(campaign.dir, "state.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=1, default=str)
+    os.replace(path + ".tmp", path)  # a campaign killed mid-write keeps the old state
+
+
+def _print_summary(console: Console, campaign: Campaign, records: list) -> None:
+    table = Table(title=f"campaign {campaign.name}", title_justify="left")
+    for column in ("run", "expected", "verdict", "", "seconds", "report"):
+        table.add_column(column, overflow="fold")
+    for item, rec in records:
+        if rec is None:
+            table.add_row(escape(item.label), item.expect, "not run", "", "", "")
+            continue
+        style = "green" if rec["verdict"] == "valid" else "red" if rec["verdict"] in ("invalid", "error") else "yellow"
+        report = os.path.join(rec["run_dir"], "report.html") if rec.get("run_dir") else rec.get("error", "")
+        table.add_row(escape(item.label), item.expect, f"[{style}]{rec['verdict']}[/{style}]",
+                      "[green]ok[/green]" if rec["passed"] else "[red]FAIL[/red]",
+                      f"{rec['seconds']:.1f}", escape(report))
+    console.print(table)
+    passed = sum(1 for _, r in records if r is not None and r["passed"])
+    console.print(f"{passed} of {len(records)} runs as expected")

@@ -1,0 +1,271 @@
+"""The `tectonic` command.
+
+Exit codes (Jepsen's): 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input,
+255 internal error. Bad input never prints a traceback: one line says what and where.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import click
+
+from .history import HistoryError, load_history, validate
+from .spec import SpecError, load_spec, resolve_spec
+
+BAD_INPUT, INTERNAL = 254, 255
+EXIT = {True: 0, False: 1}
+
+log = logging.getLogger("tectonic")
+
+
+class UserError(Exception):
+    """Anything the user can fix: printed as one line, exit 254."""
+
+
+def _verdict_exit(valid) -> int:
+    return EXIT.get(valid, 2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """tectonic: Jepsen-style fault-injection tests for distributed systems."""
+
+
+# ------------------------------------------------------------------------ test
+
+@cli.command()
+@click.option("--spec", "spec_file", type=str, help="A YAML spec (e.g. a stored run's spec.yaml); flags override it.")
+@click.option("--target", help="raftkv or etcd.")
+@click.option("--workload", help="register, set, list-append, rw-register.")
+@click.option("--nemesis", help="Comma-separated faults: partition,kill,pause,clock,loss.")
+@click.option("--nemesis-interval", type=float, help="Seconds each fault is held, and between faults.")
+@click.option("--node-count", type=int, help="Number of nodes (default 5).")
+@click.option("--concurrency", type=int, help="Client threads (default 10).")
+@click.option("--time-limit", type=float, help="Seconds of workload (default 60).")
+@click.option("--rate", type=float, help="Ops per second across all clients; 0 = unlimited.")
+@click.option("--seed", type=int, help="Seed for every random choice; a run's seed is in its spec.yaml.")
+@click.option("--store", help="Results directory (default ./store).")
+@click.option("--name", help="Test name (default <target>-<workload>).")
+@click.option("--bug", "bugs", multiple=True, help="Plant a target bug (raftkv: stale-reads, no-fsync, ...). Repeatable.")
+@click.option("--op-timeout", type=float, help="Seconds before a client op is recorded as info.")
+@click.option("--recovery-time", type=float, help="Seconds to wait after the final heal before final reads.")
+def test(spec_file, bugs, **flags):
+    """Run a test against a fresh local cluster, check it, and store the results."""
+    spec: dict = {}
+    if spec_file:
+        spec = load_spec(spec_file)  # a stored spec carries its seed: the schedule repeats
+    for k, v in flags.items():
+        if v is not None:
+            spec[k] = v
+    if bugs:
+        spec["bugs"] = list(bugs)
+    spec = resolve_spec(spec, where=spec_file or "command line")
+    _reexec_unprivileged()
+    from .run import run_test
+    progress = _progress(spec)
+    try:
+        outcome = run_test(spec, progress=progress)
+    finally:
+        if progress:
+            progress.close()
+    _print_summary(outcome.results, outcome.run_dir)
+    sys.exit(outcome.exit_code)
+
+
+def _reexec_unprivileged():
+    if os.geteuid() == 0:
+        return
+    try:
+        from .control.userns import reexec_in_userns_if_needed
+    except ImportError:
+        raise UserError("tectonic test needs root or the user-namespace backend") from None
+    reexec_in_userns_if_needed([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
+
+
+def _progress(spec):
+    try:
+        from .progress import Progress
+    except ImportError:
+        return None
+    return Progress(spec, stream=sys.stderr)
+
+
+# --------------------------------------------------------------------- analyze
+
+@cli.command()
+@click.argument("run_dir", type=str)
+def analyze(run_dir):
+    """Re-run the checkers on a stored run's history (no cluster needed)."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: not a directory (give a run directory, e.g. store/latest)")
+    spec = load_spec(os.path.join(run_dir, "spec.yaml"))
+    history = load_history(os.path.join(run_dir, "history.jsonl"))
+    validate(history)
+    from workloads import make_workload
+
+    from .run import _write_report, check_history
+    from .store import write_results
+    results = check_history(history, make_workload(spec).checkers, run_dir)
+    results["run_dir"] = run_dir
+    results["seed"] = spec["seed"]
+    write_results(run_dir, results)
+    _write_report(run_dir)
+    _print_summary(results, run_dir)
+    sys.exit(_verdict_exit(results["valid"]))
+
+
+# ----------------------------------------------------------------------- check
+
+@cli.command()
+@click.argument("file", type=str)
+@click.option("--model", help="Linearizability model: register, cas-register, kv, multi-register, set, mutex, queue, fifo-queue.")
+@click.option("--initial", help="The model's initial state (JSON, e.g. 0 or null).")
+@click.option("--nil-read", type=click.Choice(["absent", "unknown"]), help="absent: nil is read only before the first write (Porcupine); unknown: a nil read is always legal (Knossos).")
+@click.option("--independent/--single", default=None, help="Split [key, value] tuples by key (default: on when values look keyed).")
+@click.option("--workload", help="Transactional check instead: list-append or rw-register.")
+@click.option("--models", default="strict-serializable", show_default=True, help="Consistency models for --workload (comma-separated).")
+@click.option("--out", "out_dir", help="Directory for explanations (linear/, elle/).")
+@click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds before the verdict is unknown.")
+def check(file, model, initial, nil_read, independent, workload, models, out_dir, time_limit):
+    """Check a history file (history.jsonl, Jepsen history.edn, Jepsen/Porcupine log)."""
+    if bool(model) == bool(workload):
+        raise UserError("give exactly one of --model (linearizability) or --workload (transactions)")
+    history = load_history(file)
+    validate(history)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    if model:
+        from checkers.linearizable import MODELS, LinearizableChecker, explain_text
+        if model not in MODELS:
+            raise UserError(f"--model: unknown model {model!r} (known: {', '.join(sorted(MODELS))})")
+        kwargs = {"time_limit": time_limit}
+        if initial is not None:
+            try:
+                kwargs["initial"] = json.loads(initial)
+            except json.JSONDecodeError:
+                raise UserError(f"--initial: not JSON: {initial!r} (e.g. 0, null, '{{\"x\": 0}}')") from None
+        if nil_read:
+            kwargs["nil_read"] = nil_read
+        if independent is None:
+            independent = _looks_keyed(history)
+        kwargs["independent"] = independent
+        result = LinearizableChecker(model, **kwargs).check(history, {"out_dir": out_dir})
+        click.echo(explain_text(result))
+    else:
+        from checkers.elle import ElleChecker
+        if workload not in ("list-append", "rw-register"):
+            raise UserError(f"--workload: must be list-append or rw-register, got {workload!r}")
+        ms = [m.strip() for m in models.split(",") if m.strip()]
+        result = ElleChecker(workload, consistency_models=ms, time_limit=time_limit).check(history, {"out_dir": out_dir})
+        click.echo(_elle_summary(result))
+    sys.exit(_verdict_exit(result["valid"]))
+
+
+def _looks_keyed(history) -> bool:
+    """Jepsen's independent tuples: every client op's value is [key, v] with a key that
+    is not itself a list (a cas value [from, to] would otherwise look like a tuple)."""
+    vals = [op.get("value") for op in history if op.get("process") != "nemesis" and op.get("type") == "invoke"]
+    if not vals:
+        return False
+    fs = {op.get("f") for op in history}
+    return all(isinstance(v, list) and len(v) == 2 and not isinstance(v[0], list) for v in vals) and (
+        "cas" not in fs or all(isinstance(op.get("value", [None, None])[1], list)
+                               for op in history if op.get("f") == "cas" and op.get("type") == "invoke"))
+
+
+def _elle_summary(result: dict) -> str:
+    lines = [f"valid: {result['valid']}"]
+    if result.get("anomaly-types"):
+        lines.append("anomalies: " + ", ".join(result["anomaly-types"]))
+    if result.get("not"):
+        lines.append("not: " + ", ".join(result["not"]))
+    for name, text in (result.get("explanations") or {}).items():
+        lines.append(f"\n{name}:\n{text}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------- campaign / serve / clean
+
+@cli.command()
+@click.argument("file", type=str)
+@click.option("--store", help="Results directory (default: the campaign's, else ./store).")
+def campaign(file, store):
+    """Run a matrix of tests with expected verdicts (regression testing)."""
+    from .campaign import run_campaign
+    sys.exit(run_campaign(file, store=store))
+
+
+@cli.command()
+@click.option("--store", default="store", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(store, host, port):
+    """Browse stored runs in a web page."""
+    from .serve import serve as serve_store
+    serve_store(store, host=host, port=port)
+
+
+@cli.command()
+def clean():
+    """Remove namespaces, links, rules and processes left by killed tests."""
+    from .control.clean import clean as do_clean
+    removed = do_clean()
+    for line in removed:
+        click.echo(f"removed {line}")
+    if not removed:
+        click.echo("nothing to clean")
+
+
+# ------------------------------------------------------------------- output
+
+def _print_summary(results: dict, run_dir: str) -> None:
+    valid = results.get("valid")
+    word = {True: "VALID", False: "INVALID"}.get(valid, "UNKNOWN")
+    click.echo(f"\n{word}  ({run_dir})")
+    for name, r in (results.get("checkers") or {}).items():
+        line = f"  {name}: {r.get('valid')}"
+        if r.get("anomaly-types"):
+            line += " — " + ", ".join(r["anomaly-types"])
+        if r.get("error"):
+            line += f" — {r['error']}"
+        click.echo(line)
+        if r.get("valid") is False and r.get("explanation"):
+            for text_line in str(r["explanation"]).splitlines()[:20]:
+                click.echo(f"    {text_line}")
+    if os.path.exists(os.path.join(run_dir, "report.html")):
+        click.echo(f"  report: {os.path.join(run_dir, 'report.html')}")
+    spec = os.path.join(run_dir, "spec.yaml")
+    click.echo(f"  repeat: tectonic test --spec {spec}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: map every way of failing to its exit code and one line."""
+    from .run import SetupError
+    try:
+        cli.main(args=argv, prog_name="tectonic", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("tectonic: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:  # usage errors: bad flag, missing argument
+        click.echo(f"tectonic: {e.format_message()}", err=True)
+        sys.exit(BAD_INPUT)
+    except (SpecError, HistoryError, UserError, SetupError) as e:
+        click.echo(f"tectonic: {e}", err=True)
+        sys.exit(BAD_INPUT)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - an internal error: one line, details in the log
+        import traceback
+        logging.getLogger("tectonic").error("internal error: %s", traceback.format_exc())
+        click.echo(f"tectonic: internal error: {type(e).__name__}: {e} "
+                   f"(set TECTONIC_DEBUG=1 for the traceback)", err=True)
+        if os.environ.get("TECTONIC_DEBUG"):
+            traceback.print_exc()
+        sys.exit(INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

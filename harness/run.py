@@ -1,0 +1,241 @@
+"""One test, start to finish: the flow of ARCHITECTURE.md.
+
+spec -> nodes -> target up -> runner (workload + nemesis schedule) -> heal, recover, final
+reads -> teardown (always) -> checkers -> store. Whatever goes wrong, the history recorded
+so far is on disk, teardown runs, and results.json is written for what was recorded.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from checkers.exceptions import UnhandledExceptionsChecker
+from checkers.result import UNKNOWN, run_checkers
+from checkers.stats import StatsChecker
+
+from .history import HistoryWriter
+from .protocols import NoopNemesis
+from .runner import Runner
+from .schedule import HealingNemesis, test_generator
+from .spec import dump_spec, resolve_spec
+from .store import new_run_dir, write_results
+
+log = logging.getLogger("tectonic")
+
+EXIT = {True: 0, False: 1, UNKNOWN: 2}
+
+
+class SetupError(Exception):
+    """The environment cannot run this test (a node unreachable, a target that will not
+    start, a fault the backend cannot inject). One line for the user; exit 254."""
+
+
+@dataclass
+class RunOutcome:
+    valid: Any
+    run_dir: str
+    results: dict
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT.get(self.valid, 2)
+
+
+def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = None,
+             target_factory: Callable | None = None, stop: threading.Event | None = None) -> RunOutcome:
+    """Run one test and store it. `cluster_factory(spec, work_dir)` and
+    `target_factory(spec, nodes)` replace the real backend and target in fast tests."""
+    spec = resolve_spec(spec)
+    run_dir = new_run_dir(spec["store"], spec["name"])
+    dump_spec(spec, os.path.join(run_dir, "spec.yaml"))
+    handler = _log_to(os.path.join(run_dir, "tectonic.log"))
+    stop = stop or threading.Event()
+    restore = _stop_on_signals(stop)
+    history = HistoryWriter(os.path.join(run_dir, "history.jsonl"), autoflush=False)
+    phase = progress.phase if progress else (lambda name: log.info("phase: %s", name))
+    results: dict | None = None
+    try:
+        log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
+        _warn_leftovers()
+        work_dir = tempfile.mkdtemp(prefix=f"tectonic-{spec['name']}-")
+        cluster = (cluster_factory or _local_cluster)(spec, work_dir)
+        nodes, target, nemesis = [], None, None
+        try:
+            phase("setup")
+            nodes = cluster.create()
+            target = (target_factory or _make_target)(spec, nodes)
+            _start_target(target, nodes)
+            nemesis, faults = _make_nemesis(spec, nodes, target)
+            workload = _make_workload(spec)
+            phase("running")
+            Runner(generator=test_generator(spec, workload, faults), target=target,
+                   nemesis=nemesis, nodes=nodes, history=history,
+                   concurrency=spec["concurrency"], op_timeout=spec["op_timeout"],
+                   seed=spec["seed"], on_op=progress.op if progress else None, stop=stop).run()
+            if stop.is_set():
+                log.warning("stopped early by a signal: checking what was recorded")
+        finally:
+            history.flush()
+            phase("teardown")
+            _teardown(spec, cluster, nodes, target, nemesis, run_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)
+        phase("checking")
+        results = check_history(history.ops, workload.checkers, run_dir)
+    finally:
+        history.close()
+        if results is None:
+            results = {"valid": UNKNOWN, "error": "the test did not finish; see tectonic.log",
+                       "checkers": {}}
+        results["run_dir"] = run_dir
+        results["seed"] = spec["seed"]
+        write_results(run_dir, results)
+        _write_report(run_dir)
+        restore()
+        logging.getLogger("tectonic").removeHandler(handler)
+        handler.close()
+    return RunOutcome(results["valid"], run_dir, results)
+
+
+def check_history(ops: list[dict], checkers: dict, run_dir: str | None) -> dict:
+    every = {"stats": StatsChecker(), **checkers, "unhandled-exceptions": UnhandledExceptionsChecker()}
+    return run_checkers(every, ops, {"out_dir": run_dir})
+
+
+# ----------------------------------------------------------------- the parts
+
+def _local_cluster(spec: dict, work_dir: str):
+    from .control.local import LocalCluster
+    return LocalCluster(f"{spec['seed'] % 100000:05d}", spec["node_count"], work_dir)
+
+
+def _make_target(spec: dict, nodes: list):
+    import importlib
+    try:
+        module = importlib.import_module(f"targets.{spec['target']}")
+    except ImportError as e:
+        raise SetupError(f"target {spec['target']!r} is not available: {e}") from None
+    return module.make_target(spec, nodes)
+
+
+def _make_workload(spec: dict):
+    from workloads import make_workload
+    return make_workload(spec)
+
+
+def _start_target(target, nodes: list) -> None:
+    def up(node):
+        target.setup(node)
+        target.start(node)
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        for f in [pool.submit(up, n) for n in nodes]:
+            f.result()
+    target.wait_healthy(nodes, timeout=60)
+    log.info("target %s healthy on %s", target.name, ", ".join(n.name for n in nodes))
+
+
+def _make_nemesis(spec: dict, nodes: list, target):
+    if not spec["nemesis"]:
+        return HealingNemesis(NoopNemesis()), {}
+    from nemesis.combined import FAULTS, make_nemesis
+    try:
+        inner = make_nemesis(spec["nemesis"], nodes, target, random.Random(spec["seed"]),
+                             {"interval": spec["nemesis_interval"]})
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    inner.setup()
+    return HealingNemesis(inner), {k: FAULTS[k] for k in spec["nemesis"]}
+
+
+def _teardown(spec, cluster, nodes, target, nemesis, run_dir) -> None:
+    """Undo everything, each step on its own so one failure does not skip the rest."""
+    steps: list[tuple[str, Callable[[], None]]] = []
+    if nemesis is not None:
+        steps += [("heal", nemesis.heal), ("nemesis teardown", nemesis.teardown)]
+    if target is not None:
+        for n in nodes:
+            steps.append((f"resume {n.name}", lambda n=n: target.resume(n)))
+        for n in nodes:
+            steps.append((f"collect {n.name}", lambda n=n: _collect(target, n, run_dir)))
+            steps.append((f"teardown {n.name}", lambda n=n: target.teardown(n)))
+    steps.append(("destroy cluster", cluster.destroy))
+    for what, step in steps:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001 - keep tearing down; say what failed
+            log.error("teardown: %s failed: %s", what, e)
+
+
+def _collect(target, node, run_dir: str) -> None:
+    dest = os.path.join(run_dir, "nodes", node.name)
+    os.makedirs(dest, exist_ok=True)
+    for path in target.log_files(node):
+        try:
+            node.remote.get_file(path, os.path.join(dest, os.path.basename(path)))
+        except Exception as e:  # noqa: BLE001 - a missing log is worth a line, not a failure
+            log.warning("could not collect %s from %s: %s", path, node.name, e)
+    try:
+        listing = node.remote.exec(["ls", "-laR", node.dir], timeout=10, check=False)
+        with open(os.path.join(dest, "data-dir.txt"), "w") as f:
+            f.write(listing.stdout)
+    except Exception as e:  # noqa: BLE001
+        log.warning("could not list %s on %s: %s", node.dir, node.name, e)
+
+
+def _warn_leftovers() -> None:
+    try:
+        from .control.clean import find_leftovers
+    except ImportError:
+        return
+    left = find_leftovers()
+    if left:
+        log.warning("leftovers from an earlier test (remove with `tectonic clean`): %s", "; ".join(left))
+
+
+def _write_report(run_dir: str) -> None:
+    try:
+        from .report import write_report
+    except ImportError:
+        return
+    try:
+        write_report(run_dir)
+    except Exception as e:  # noqa: BLE001 - the results are stored; a broken report is not fatal
+        log.error("could not write the report: %s", e, exc_info=True)
+
+
+def _log_to(path: str) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(threadName)s: %(message)s"))
+    root = logging.getLogger("tectonic")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return handler
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM stop the test gracefully: workers stop, faults heal, the cluster is
+    torn down and the results are written. A second signal still only sets the flag;
+    teardown has timeouts of its own."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        if not stop.is_set():
+            log.warning("got %s: stopping the test, then healing and tearing down",
+                        signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for s, h in old.items():
+            signal.signal(s, h)
+    return restore
+

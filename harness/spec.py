@@ -1,0 +1,135 @@
+"""The test spec: plain data (Jepsen's test map). Defaults, validation, YAML in and out.
+
+A resolved spec holds every choice, the seed included, so `tectonic test --spec
+store/.../spec.yaml` repeats the same schedule.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import yaml
+
+
+class SpecError(ValueError):
+    """A malformed spec or flag. The message says what is wrong and where, on one line."""
+
+
+TARGETS = ("raftkv", "etcd")
+WORKLOADS = ("register", "set", "list-append", "rw-register", "lock")
+NEMESES = ("partition", "kill", "pause", "clock", "loss")
+BACKENDS = ("local",)
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,            # default: "<target>-<workload>"
+    "target": "raftkv",
+    "workload": "register",
+    "nemesis": [],
+    "nemesis_interval": 10.0,
+    "node_count": 5,
+    "concurrency": 10,
+    "time_limit": 60.0,
+    "rate": 100.0,           # ops/s across all client threads; 0 = as fast as possible
+    "seed": None,            # default: drawn at random, then recorded
+    "store": "store",
+    "backend": "local",
+    "bugs": [],
+    "op_timeout": 5.0,
+    "recovery_time": 10.0,   # after the final heal, before the final reads
+    "target_opts": {},
+    "workload_opts": {},
+}
+
+_TYPES = {
+    "name": str, "target": str, "workload": str, "nemesis": list, "nemesis_interval": float,
+    "node_count": int, "concurrency": int, "time_limit": float, "rate": float, "seed": int,
+    "store": str, "backend": str, "bugs": list, "op_timeout": float, "recovery_time": float,
+    "target_opts": dict, "workload_opts": dict,
+}
+
+
+def _coerce(field: str, value: Any, where: str) -> Any:
+    want = _TYPES[field]
+    if value is None:
+        return None
+    if want is list:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise SpecError(f"{where}: field '{field}' must be a list of names or a comma-separated string, got {value!r}")
+    if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if want is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if want in (str, dict) and isinstance(value, want):
+        return value
+    raise SpecError(f"{where}: field '{field}' must be {want.__name__}, got {value!r}")
+
+
+def resolve_spec(spec: dict, where: str = "spec") -> dict:
+    """Fill defaults, coerce and validate; return a new, complete spec."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"{where}: a spec is a mapping of fields, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(DEFAULTS))
+    if unknown:
+        raise SpecError(f"{where}: unknown field '{unknown[0]}' (known: {', '.join(DEFAULTS)})")
+    out = {k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in DEFAULTS.items()}
+    for k, v in spec.items():
+        out[k] = _coerce(k, v, where) if v is not None else DEFAULTS[k]
+    _choice(out, "target", TARGETS, where)
+    _choice(out, "workload", WORKLOADS, where)
+    _choice(out, "backend", BACKENDS, where)
+    for n in out["nemesis"]:
+        if n not in NEMESES:
+            raise SpecError(f"{where}: field 'nemesis': unknown fault '{n}' (known: {', '.join(NEMESES)})")
+    _positive(out, "node_count", where, minimum=1)
+    _positive(out, "concurrency", where, minimum=1)
+    _positive(out, "time_limit", where, minimum=0.001)
+    _positive(out, "nemesis_interval", where, minimum=0.001)
+    _positive(out, "op_timeout", where, minimum=0.001)
+    if out["rate"] < 0:
+        raise SpecError(f"{where}: field 'rate' must be >= 0 (0 means unlimited), got {out['rate']}")
+    if out["recovery_time"] < 0:
+        raise SpecError(f"{where}: field 'recovery_time' must be >= 0, got {out['recovery_time']}")
+    if out["node_count"] > 50:
+        raise SpecError(f"{where}: field 'node_count' must be at most 50, got {out['node_count']}")
+    if out["seed"] is None:
+        out["seed"] = random.SystemRandom().randrange(2**31)
+    if not out["name"]:
+        out["name"] = f"{out['target']}-{out['workload']}"
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", out["name"]):
+        raise SpecError(f"{where}: field 'name' may hold only letters, digits, '.', '_' and '-', got {out['name']!r}")
+    return out
+
+
+def _choice(spec: dict, field: str, allowed: tuple, where: str) -> None:
+    if spec[field] not in allowed:
+        raise SpecError(f"{where}: field '{field}' must be one of {', '.join(allowed)}, got {spec[field]!r}")
+
+
+def _positive(spec: dict, field: str, where: str, minimum) -> None:
+    if spec[field] < minimum:
+        raise SpecError(f"{where}: field '{field}' must be at least {minimum}, got {spec[field]}")
+
+
+def load_spec(path: str) -> dict:
+    """Read a YAML spec file; errors name the file (and the line for YAML syntax)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if data is None:
+        data = {}
+    return resolve_spec(data, where=path)
+
+
+def dump_spec(spec: dict, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(spec, f, sort_keys=False)

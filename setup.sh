@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything tectonic needs on a fresh Debian (bookworm) machine, installed only when
+# missing, so running it again is cheap. Run as root (apt), from the project root.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(
+  python3-venv python3-pip   # the project's virtual environment
+  iproute2 iptables procps   # network namespaces, partitions, packet loss, process control
+  faketime                   # per-node clocks for raftkv (libfaketime)
+  etcd-server etcd-client    # the etcd target and its benchmark peer
+  graphviz                   # SVG pictures of Elle's cycles
+  chromium                   # headless browser for the report/serve tests
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: missing Debian packages: ${missing[*]}; run this script as root once" >&2
+    exit 254
+  fi
+  echo "setup.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Python environment: .venv with tectonic installed in editable mode.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.tectonic-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >&2
+  touch "$stamp"
+fi

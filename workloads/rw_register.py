@@ -1,0 +1,20 @@
+"""rw-register transactions: writes of unique values and reads of registers, checked by
+Elle (with per-key linearizable version inference: every key is a linearizable register
+in a strictly serializable store)."""
+from __future__ import annotations
+
+from harness import generator as gen
+
+from . import Workload
+from .transactions import txn_generator
+
+
+def make_workload(spec: dict) -> Workload:
+    from checkers.elle import ElleChecker
+
+    opts = spec.get("workload_opts") or {}
+    models = opts.get("consistency_models", ["strict-serializable"])
+    checker = ElleChecker("rw-register", consistency_models=models,
+                          time_limit=float(opts.get("check_time_limit", 120)),
+                          **{"linearizable-keys?": True, "wfr-keys?": True})
+    return Workload("rw-register", gen.Fn(txn_generator("w", None, opts)), {"elle": checker})

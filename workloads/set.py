@@ -1,0 +1,22 @@
+"""A set: unique elements added to a few keys, then a final read of every key from every
+node after the cluster healed. Lost acknowledged adds are the anomaly to look for."""
+from __future__ import annotations
+
+from harness import generator as gen
+
+from . import Workload
+
+
+def make_workload(spec: dict) -> Workload:
+    from checkers.set import SetChecker
+
+    opts = spec.get("workload_opts") or {}
+    keys = int(opts.get("keys", 3))
+    state = {"n": 0}
+
+    def add(ctx):
+        state["n"] += 1
+        return {"f": "add", "value": [state["n"] % keys, state["n"]]}
+
+    final = gen.clients(gen.each_thread([{"f": "read-list", "value": [k, None]} for k in range(keys)]))
+    return Workload("set", gen.Fn(add), {"set": SetChecker()}, final_generator=final)

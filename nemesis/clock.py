@@ -1,0 +1,148 @@
+"""Clock faults: move nodes' clocks by offsets, or strobe them back and forth.
+
+Only a target whose clock tectonic controls can take them: it provides
+set_clock_offset(node, seconds), the offset from true time its process should see from now
+on (raftkv reads it through libfaketime). The local backend shares one kernel among all
+nodes, so the real clock cannot be moved per node, and etcd (Go) reads the time without
+libc, out of libfaketime's reach: such targets are refused when the nemesis is built.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from .choose import allowed_selections, choose_nodes, names
+
+START, STOP = "start-clock", "stop-clock"
+MODES = ("bump", "strobe")
+DEFAULT_MAX_OFFSET = 30.0     # seconds, either way
+DEFAULT_STROBE_PERIOD = 0.2   # seconds between flips
+REFUSAL = ("clock faults need a target whose clock tectonic controls (raftkv); etcd reads the "
+           "time without libc and the local backend shares one kernel")
+
+log = logging.getLogger("tectonic.nemesis")
+
+
+class ClockNemesis:
+    """start-clock: value None (the rng picks a mode of opts["clock_modes"]), "bump",
+    "strobe", or {"mode": ..., "targets": ...}. bump moves each chosen node's clock by a
+    random delta of up to ±opts["clock_max_offset"] seconds; strobe flips each chosen
+    node's clock between its offset and offset + delta every opts["clock_strobe_period"]
+    seconds, in a background thread, until stop. stop-clock (and heal) stop the strobe and
+    reset every node to offset 0: {"reset": [nodes]}."""
+
+    def __init__(self, nodes: list, target, rng, opts: dict):
+        if not callable(getattr(target, "set_clock_offset", None)):
+            raise ValueError(REFUSAL)
+        self.nodes = list(nodes)
+        self.target = target
+        self.rng = rng
+        self.allowed = allowed_selections("clock", opts)
+        self.modes = list(opts.get("clock_modes", MODES))
+        if not self.modes or any(m not in MODES for m in self.modes):
+            raise ValueError(f"clock modes must be a non-empty list of {', '.join(MODES)}; "
+                             f"got {self.modes!r}")
+        self.max_offset = _positive(opts.get("clock_max_offset", DEFAULT_MAX_OFFSET),
+                                    "clock_max_offset")
+        self.period = _positive(opts.get("clock_strobe_period", DEFAULT_STROBE_PERIOD),
+                                "clock_strobe_period")
+        self.offsets = {n.name: 0.0 for n in self.nodes}  # what each node's clock is set to
+        self._strobe: threading.Thread | None = None
+        self._stop_strobe = threading.Event()
+        self._strobe_error: Exception | None = None
+
+    def setup(self) -> None:
+        self.heal()
+
+    def invoke(self, op: dict) -> dict:
+        if op["f"] == START:
+            return {**op, "value": self.start(op.get("value"))}
+        if op["f"] == STOP:
+            return {**op, "value": self._reset()}
+        raise ValueError(f"clock nemesis cannot do {op['f']!r}; it does {START}, {STOP}")
+
+    def start(self, spec) -> dict:
+        mode, targets = (spec.get("mode"), spec.get("targets")) if isinstance(spec, dict) \
+            else (spec, None)
+        mode = self.rng.choice(self.modes) if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"unknown clock mode {mode!r}; known: {', '.join(MODES)}")
+        selection, chosen = choose_nodes(targets, self.nodes, self.target, self.rng, self.allowed)
+        deltas = {n.name: self._random_delta() for n in chosen}
+        self._end_strobe()
+        if mode == "bump":
+            for node in chosen:
+                self._set(node, self.offsets[node.name] + deltas[node.name])
+            return {"mode": mode, "targets": selection, "deltas": deltas,
+                    "offsets": {n: self.offsets[n] for n in deltas}}
+        self._begin_strobe(chosen, deltas)
+        return {"mode": mode, "targets": selection, "deltas": deltas, "period": self.period}
+
+    def heal(self) -> None:
+        self._reset()
+
+    def teardown(self) -> None:
+        self.heal()
+
+    def _reset(self) -> dict:
+        error = self._end_strobe()
+        for node in self.nodes:
+            self._set(node, 0.0)
+        value = {"reset": names(self.nodes)}
+        if error is not None:
+            value["strobe_error"] = str(error)
+        return value
+
+    def _random_delta(self) -> float:
+        # Rounded to the millisecond, and never zero: a bump must move the clock.
+        delta = 0.0
+        while delta == 0.0:
+            delta = round(self.rng.uniform(-self.max_offset, self.max_offset), 3)
+        return delta
+
+    def _set(self, node, offset: float) -> None:
+        self.target.set_clock_offset(node, offset)
+        self.offsets[node.name] = offset
+
+    def _begin_strobe(self, chosen: list, deltas: dict[str, float]) -> None:
+        base = {n.name: self.offsets[n.name] for n in chosen}
+        self._stop_strobe.clear()
+        self._strobe_error = None
+
+        def flip():
+            shifted = False
+            try:
+                while not self._stop_strobe.is_set():
+                    shifted = not shifted
+                    for node in chosen:
+                        self._set(node, base[node.name] + (deltas[node.name] if shifted else 0.0))
+                    self._stop_strobe.wait(self.period)
+            except Exception as e:  # reported by the stop op; the thread must not die silently
+                log.error("clock strobe failed: %s", e)
+                self._strobe_error = e
+            finally:
+                for node in chosen:
+                    try:
+                        self._set(node, base[node.name])
+                    except Exception as e:
+                        self._strobe_error = self._strobe_error or e
+
+        self._strobe = threading.Thread(target=flip, name="tectonic-clock-strobe", daemon=True)
+        self._strobe.start()
+
+    def _end_strobe(self) -> Exception | None:
+        """Stop a running strobe (its nodes go back to their offsets before it); return the
+        error it met, if any."""
+        if self._strobe is None:
+            return None
+        self._stop_strobe.set()
+        self._strobe.join(timeout=30)
+        self._strobe = None
+        error, self._strobe_error = self._strobe_error, None
+        return error
+
+
+def _positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)

@@ -1,0 +1,80 @@
+"""One nemesis made of several fault kinds, routing each op to its kind by `f`.
+
+FAULTS names each kind's start and stop ops; a schedule (start a fault, hold, stop it,
+rest, repeat, heal at the end) needs nothing else to drive any mix of kinds.
+"""
+from __future__ import annotations
+
+from . import clock, kill, loss, partition, pause
+
+FAULTS: dict[str, tuple[str, str]] = {
+    "partition": (partition.START, partition.STOP),
+    "kill": (kill.START, kill.STOP),
+    "pause": (pause.START, pause.STOP),
+    "clock": (clock.START, clock.STOP),
+    "loss": (loss.START, loss.STOP),
+}
+
+_NEMESES = {
+    "partition": partition.PartitionNemesis,
+    "kill": kill.KillNemesis,
+    "pause": pause.PauseNemesis,
+    "clock": clock.ClockNemesis,
+    "loss": loss.LossNemesis,
+}
+
+# Healing order: clocks and network first, then resume paused processes, restart killed
+# ones last, so restarted nodes come back into a whole network with true time.
+_HEAL_ORDER = ("clock", "loss", "partition", "pause", "kill")
+
+
+class CombinedNemesis:
+    """Conforms to the Nemesis protocol; `kinds` lists the fault kinds it holds."""
+
+    def __init__(self, parts: dict):
+        self.parts = parts
+        self.kinds = list(parts)
+        self._route = {f: parts[kind] for kind in parts for f in FAULTS[kind]}
+
+    def setup(self) -> None:
+        for kind in self.kinds:
+            self.parts[kind].setup()
+
+    def invoke(self, op: dict) -> dict:
+        part = self._route.get(op.get("f"))
+        if part is None:
+            raise ValueError(f"no nemesis here does {op.get('f')!r}; this one does "
+                             f"{', '.join(sorted(self._route)) or 'nothing'}")
+        return part.invoke(op)
+
+    def heal(self) -> None:
+        self._each_in_heal_order("heal")
+
+    def teardown(self) -> None:
+        self._each_in_heal_order("teardown")
+
+    def _each_in_heal_order(self, method: str) -> None:
+        """Call method on every part even when one fails; then raise the first error."""
+        errors = []
+        for kind in sorted(self.kinds, key=_HEAL_ORDER.index):
+            try:
+                getattr(self.parts[kind], method)()
+            except Exception as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> CombinedNemesis:
+    """A nemesis injecting the given fault kinds on nodes, choosing with rng.
+
+    opts (all optional): test_id (names the iptables chains), targets / <kind>_targets
+    (node selections to draw from), partition_shapes, loss_probability, clock_modes,
+    clock_max_offset, clock_strobe_period. Raises ValueError for an unknown kind or option
+    value, and for clock faults on a target that cannot take them.
+    """
+    unknown = [k for k in kinds if k not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(FAULTS)}")
+    parts = {kind: _NEMESES[kind](nodes, target, rng, opts) for kind in dict.fromkeys(kinds)}
+    return CombinedNemesis(parts)

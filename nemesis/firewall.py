@@ -1,0 +1,68 @@
+"""iptables rules inside a node, kept in one chain per test and fault kind.
+
+Partitions and packet loss both drop packets arriving from chosen peers. Each nemesis owns a
+chain (e.g. tectonic-1a2b3c-partition) jumped to from INPUT, so healing is exact: remove the
+jump, flush and delete the chain, and nothing else on the node is touched. Rules are loaded
+with one `iptables-restore --noflush` per node, so a fault lands on a node all at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+CHAIN_PREFIX = "tectonic"
+IPTABLES_WAIT = "5"  # seconds to wait for the xtables lock instead of failing at once
+
+# What a node address may look like when it goes into an iptables-restore file: an IP
+# address or a host name, nothing that could start another rule.
+_SAFE_ADDRESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")
+
+
+def chain_name(kind: str, opts: dict) -> str:
+    """The chain for one fault kind of one test: from opts["test_id"] when given, so
+    `tectonic clean` can tell tests apart; otherwise unique to this nemesis."""
+    test_id = opts.get("test_id")
+    tag = (hashlib.sha256(str(test_id).encode()).hexdigest()[:6] if test_id is not None
+           else secrets.token_hex(3))
+    return f"{CHAIN_PREFIX}-{tag}-{kind}"
+
+
+def set_drops(node, chain: str, sources: list[str], match: list[str] | None = None) -> None:
+    """Make node drop packets from each address in sources (those matching `match`, e.g.
+    a statistic match for random loss), replacing whatever the chain held before; with no
+    sources, remove the chain."""
+    if not sources:
+        remove_chain(node, chain)
+        return
+    for address in sources:
+        if not _SAFE_ADDRESS.match(address):
+            raise ValueError(f"node address {address!r} is not an IP address or host name")
+    # Declaring the chain creates it, or flushes it when it exists.
+    lines = ["*filter", f":{chain} - [0:0]"]
+    if f"-A INPUT -j {chain}" not in _rules(node):
+        lines.append(f"-A INPUT -j {chain}")
+    lines += [" ".join(["-A", chain, "-s", address, *(match or []), "-j", "DROP"])
+              for address in sources]
+    lines.append("COMMIT")
+    node.remote.exec(["iptables-restore", "-w", IPTABLES_WAIT, "--noflush"],
+                     input="\n".join(lines) + "\n")
+
+
+def remove_chain(node, chain: str) -> bool:
+    """Remove the chain and every jump to it from node; True when there was anything."""
+    rules = _rules(node)
+    jumps = [line for line in rules if line.startswith("-A ") and line.endswith(f" -j {chain}")]
+    if not jumps and f"-N {chain}" not in rules:
+        return False
+    lines = ["*filter"] + ["-D" + line[2:] for line in jumps]
+    if f"-N {chain}" in rules:
+        lines += [f"-F {chain}", f"-X {chain}"]
+    lines.append("COMMIT")
+    node.remote.exec(["iptables-restore", "-w", IPTABLES_WAIT, "--noflush"],
+                     input="\n".join(lines) + "\n")
+    return True
+
+
+def _rules(node) -> list[str]:
+    return node.remote.exec(["iptables", "-w", IPTABLES_WAIT, "-S"]).stdout.splitlines()

@@ -1,0 +1,76 @@
+"""Packet loss: chosen nodes' links lose a random fraction of packets.
+
+iptables' statistic match drops each packet with probability P (the kernel here has no
+netem). For every chosen node, packets it receives from the other nodes and packets the
+others receive from it are dropped with probability P: whatever travels between a chosen
+node and any other node crosses one lossy hop, and traffic between two unchosen nodes or
+with the controller is untouched.
+"""
+from __future__ import annotations
+
+from .choose import allowed_selections, choose_nodes, names
+from .firewall import chain_name, remove_chain, set_drops
+
+START, STOP = "start-loss", "stop-loss"
+DEFAULT_PROBABILITY = 0.2
+
+
+class LossNemesis:
+    """start-loss: value None, a node selection, a list of node names, or
+    {"targets": ..., "probability": P}; P defaults to opts["loss_probability"] (0.2).
+    The completed value: {"targets", "nodes", "probability", "drops": {node: [peers]}}.
+    stop-loss: {"healed": [nodes]}."""
+
+    def __init__(self, nodes: list, target, rng, opts: dict):
+        self.nodes = list(nodes)
+        self.target = target
+        self.rng = rng
+        self.allowed = allowed_selections("loss", opts)
+        self.probability = _checked_probability(opts.get("loss_probability", DEFAULT_PROBABILITY))
+        self.chain = chain_name("loss", opts)
+
+    def setup(self) -> None:
+        self.heal()
+
+    def invoke(self, op: dict) -> dict:
+        if op["f"] == START:
+            return {**op, "value": self.start(op.get("value"))}
+        if op["f"] == STOP:
+            return {**op, "value": {"healed": self._heal()}}
+        raise ValueError(f"loss nemesis cannot do {op['f']!r}; it does {START}, {STOP}")
+
+    def start(self, spec) -> dict:
+        probability = self.probability
+        if isinstance(spec, dict):
+            probability = _checked_probability(spec.get("probability", probability))
+            spec = spec.get("targets", spec.get("nodes"))
+        selection, chosen = choose_nodes(spec, self.nodes, self.target, self.rng, self.allowed)
+        lossy = set(names(chosen))
+        drops = {}
+        for node in self.nodes:
+            peers = [n for n in self.nodes
+                     if n is not node and (node.name in lossy or n.name in lossy)]
+            if peers:
+                drops[node.name] = names(peers)
+        address = {n.name: n.address for n in self.nodes}
+        match = ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.4f}"]
+        for node in self.nodes:
+            set_drops(node, self.chain, [address[p] for p in drops.get(node.name, [])], match)
+        return {"targets": selection, "nodes": names(chosen), "probability": probability,
+                "drops": drops}
+
+    def heal(self) -> None:
+        self._heal()
+
+    def teardown(self) -> None:
+        self.heal()
+
+    def _heal(self) -> list[str]:
+        return [node.name for node in self.nodes if remove_chain(node, self.chain)]
+
+
+def _checked_probability(p) -> float:
+    # Four decimals: what the rule on the nodes holds is exactly what the history says.
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0001 <= p <= 1:
+        raise ValueError(f"loss probability must be a number from 0.0001 to 1, got {p!r}")
+    return round(float(p), 4)

@@ -1,0 +1,142 @@
+"""Network partitions: iptables DROP rules inside the nodes, described by a grudge.
+
+A grudge maps a node to the nodes whose packets it drops (Jepsen's term). Rules sit on
+INPUT only: a TCP connection needs packets both ways, so one side dropping is enough to
+cut it, and a one-sided grudge (majorities-ring on three nodes) stays expressible. The
+controller is never in a grudge: clients keep reaching every node, as in Jepsen.
+
+Shapes (after Jepsen's nemesis/combined):
+  halves           first half | second half, in cluster order (the smaller half first)
+  random-halves    the same after a shuffle
+  isolate-one      one random node alone | the rest
+  majorities-ring  every node sees a majority, but no two see the same one
+  bridge           two halves that only a bridge node in the middle can talk to
+  isolate-leader   the target's current leader alone | the rest
+"""
+from __future__ import annotations
+
+from .choose import current_leader
+from .firewall import chain_name, remove_chain, set_drops
+
+START, STOP = "start-partition", "stop-partition"
+SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge",
+          "isolate-leader")
+
+
+def complete_grudge(components: list[list[str]]) -> dict[str, list[str]]:
+    """Every node drops every node outside its own component."""
+    grudge = {}
+    for component in components:
+        others = [n for c in components if c is not component for n in c]
+        for node in component:
+            if others:
+                grudge[node] = list(others)
+    return grudge
+
+
+def halves(names: list[str]) -> dict[str, list[str]]:
+    cut = len(names) // 2
+    return complete_grudge([names[:cut], names[cut:]])
+
+
+def isolate(names: list[str], lonely: str) -> dict[str, list[str]]:
+    return complete_grudge([[lonely], [n for n in names if n != lonely]])
+
+
+def majorities_ring(names: list[str]) -> dict[str, list[str]]:
+    """In ring order, each node sees the majority-sized window centred on it."""
+    n = len(names)
+    size = n // 2 + 1
+    ring = names * 2
+    grudge = {}
+    for i in range(n):
+        window = ring[i:i + size]
+        centre = window[size // 2]
+        dropped = [x for x in names if x not in window]
+        if dropped:
+            grudge[centre] = dropped
+    return grudge
+
+
+def bridge(names: list[str]) -> dict[str, list[str]]:
+    """names[:n//2] and names[n//2+1:] cannot talk; names[n//2] talks to both."""
+    cut = len(names) // 2
+    left, right = names[:cut], names[cut + 1:]
+    return complete_grudge([left, right]) if left and right else {}
+
+
+class PartitionNemesis:
+    """start-partition: value None (the rng picks one of opts["partition_shapes"], default
+    all), a shape name, {"shape": name} or {"grudge": {...}}; the completed op's value is
+    {"shape": ..., "grudge": {...}}. stop-partition heals: {"healed": [nodes]}."""
+
+    def __init__(self, nodes: list, target, rng, opts: dict):
+        self.nodes = list(nodes)
+        self.target = target
+        self.rng = rng
+        self.shapes = list(opts.get("partition_shapes", SHAPES))
+        unknown = [s for s in self.shapes if s not in SHAPES]
+        if unknown or not self.shapes:
+            raise ValueError(f"partition shapes must be a non-empty list of {', '.join(SHAPES)}; "
+                             f"got {self.shapes!r}")
+        self.chain = chain_name("partition", opts)
+
+    def setup(self) -> None:
+        self.heal()
+
+    def invoke(self, op: dict) -> dict:
+        if op["f"] == START:
+            return {**op, "value": self.start(op.get("value"))}
+        if op["f"] == STOP:
+            return {**op, "value": {"healed": self._heal()}}
+        raise ValueError(f"partition nemesis cannot do {op['f']!r}; it does {START}, {STOP}")
+
+    def start(self, spec) -> dict:
+        shape, grudge = self.grudge_for(spec)
+        address = {n.name: n.address for n in self.nodes}
+        for node in self.nodes:
+            set_drops(node, self.chain, [address[x] for x in grudge.get(node.name, [])])
+        return {"shape": shape, "grudge": grudge}
+
+    def grudge_for(self, spec) -> tuple[str, dict[str, list[str]]]:
+        """(shape, grudge) for spec, listed in cluster order whatever the shuffle was."""
+        names = [n.name for n in self.nodes]
+        shape, grudge = self._shape_and_grudge(spec, names)
+        return shape, {k: sorted(grudge[k], key=names.index) for k in names if grudge.get(k)}
+
+    def _shape_and_grudge(self, spec, names: list[str]) -> tuple[str, dict[str, list[str]]]:
+        if isinstance(spec, dict) and "grudge" in spec:
+            return spec.get("shape", "custom"), self._checked_grudge(spec["grudge"], names)
+        shape = spec.get("shape") if isinstance(spec, dict) else spec
+        if shape is None:
+            shape = self.rng.choice(self.shapes)
+        if shape not in SHAPES:
+            raise ValueError(f"unknown partition shape {shape!r}; known: {', '.join(SHAPES)}")
+        if shape == "halves":
+            return shape, halves(names)
+        if shape == "isolate-one":
+            return shape, isolate(names, self.rng.choice(names))
+        if shape == "isolate-leader":
+            leader = current_leader(self.target, self.nodes)
+            if leader is None:
+                return shape, {}  # nothing to isolate; the empty grudge records that
+            return shape, isolate(names, leader.name)
+        shuffled = self.rng.sample(names, len(names))
+        return shape, {"random-halves": halves, "majorities-ring": majorities_ring,
+                       "bridge": bridge}[shape](shuffled)
+
+    def heal(self) -> None:
+        self._heal()
+
+    def teardown(self) -> None:
+        self.heal()
+
+    def _heal(self) -> list[str]:
+        return [node.name for node in self.nodes if remove_chain(node, self.chain)]
+
+    @staticmethod
+    def _checked_grudge(grudge: dict, names: list[str]) -> dict[str, list[str]]:
+        unknown = sorted({n for k, v in grudge.items() for n in [k, *v]} - set(names))
+        if unknown:
+            raise ValueError(f"grudge names unknown nodes {unknown}; the cluster has {names}")
+        return {k: list(v) for k, v in grudge.items() if v}

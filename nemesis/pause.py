@@ -1,0 +1,19 @@
+"""Pause faults: SIGSTOP the target's process on chosen nodes (a long GC pause, a VM
+stall: the node holds its sockets but answers nothing); SIGCONT on stop."""
+from __future__ import annotations
+
+from .node_fault import NodeFault
+
+START, STOP = "start-pause", "stop-pause"
+
+
+class PauseNemesis(NodeFault):
+    kind = "pause"
+    done = "paused"
+    undone = "resumed"
+
+    def do(self, node) -> None:
+        self.target.pause(node)
+
+    def undo(self, node) -> None:
+        self.target.resume(node)

@@ -219,8 +219,8 @@ def _matches(value: Any, wanted: Any) -> bool:
     return value == wanted
 
 
-def _words(value: Any) -> str:
-    return "_".join(map(str, value)) if isinstance(value, list) else str(value)
+def _words(value: Any, joiner: str = "_") -> str:
+    return joiner.join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _test_name(campaign: str, spec: dict) -> str:
@@ -231,9 +231,9 @@ def _test_name(campaign: str, spec: dict) -> str:
 
 
 def _label(spec: dict, seed: Any, repeat: int | None) -> str:
-    label = f"{spec['target']} {spec['workload']} nemesis={_words(spec['nemesis']) or 'none'}"
+    label = f"{spec['target']} {spec['workload']} nemesis={_words(spec['nemesis'], '+') or 'none'}"
     if spec["bugs"]:
-        label += f" bugs={_words(spec['bugs'])}"
+        label += f" bugs={_words(spec['bugs'], '+')}"
     if seed is not None:
         label += f" seed={seed}"
     if repeat is not None and seed is None:
@@ -261,10 +261,13 @@ def run_campaign(path: str, *, store: str | None = None,
     """
     campaign = load_campaign(path, store)
     console = Console(file=stream or sys.stdout, highlight=False)
+    if not console.is_terminal:
+        console.width = 160  # a log file has no width; keep the summary's paths on one line
     stop = threading.Event()
     run = runner or _run_with_progress(stop)
     os.makedirs(campaign.dir, exist_ok=True)
     state = _load_state(campaign)
+    _save_state(campaign, state)
     done = state["finished"]
     todo = [r for r in campaign.runs if done.get(r.key, {}).get("verdict") not in VERDICTS]
     if len(todo) < len(campaign.runs):
@@ -285,7 +288,8 @@ def run_campaign(path: str, *, store: str | None = None,
             console.print(f"      {record['verdict']} {mark} in {record['seconds']:.1f}s"
                           + (f": {escape(record['error'])}" if record.get("error") else ""))
         else:
-            state["complete"] = True
+            # Complete only without crashed runs: running the file again retries those.
+            state["complete"] = all(done.get(r.key, {}).get("verdict") in VERDICTS for r in campaign.runs)
             _save_state(campaign, state)
     finally:
         records = [(item, done.get(item.key)) for item in campaign.runs]

@@ -1,0 +1,210 @@
+"""Campaigns: expectations, JUnit XML, exit codes, resuming, malformed files.
+
+The runs are played by a fake runner (run_campaign's `runner`), which decides verdicts
+from the spec the way the real targets would: a run with a bug is invalid.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import pathlib
+import re
+import textwrap
+import xml.etree.ElementTree as ET
+from types import SimpleNamespace
+
+import pytest
+
+from harness.campaign import CampaignError, load_campaign, run_campaign
+from harness.spec import SpecError
+
+RUN_NUMBERS = itertools.count(1)
+
+SMALL = """
+name: small
+base: {target: raftkv, time_limit: 5, seed: 10}
+matrix:
+  workload: [register, list-append]
+entries:
+  - {workload: register, nemesis: [partition], bugs: [stale-reads], expect: invalid}
+"""
+
+
+class FakeRunner:
+    """Stores a minimal run directory per call; a run with bugs is invalid."""
+
+    def __init__(self, store: pathlib.Path, interrupt_at: int | None = None, crash_at: int | None = None,
+                 verdict=None):
+        self.store, self.calls = store, []
+        self.interrupt_at, self.crash_at, self.verdict = interrupt_at, crash_at, verdict
+
+    def __call__(self, spec: dict):
+        self.calls.append(spec)
+        n = len(self.calls)
+        if n == self.interrupt_at:
+            raise KeyboardInterrupt
+        if n == self.crash_at:
+            raise RuntimeError("node n2 did not start")
+        valid = self.verdict if self.verdict is not None else not spec.get("bugs")
+        run_dir = self.store / spec["name"] / f"20240101T{next(RUN_NUMBERS):06d}.000"
+        run_dir.mkdir(parents=True)
+        checkers = {"linearizable": {"valid": valid, "failures": {} if valid else {"k1": {}}}}
+        results = {"valid": valid, "checkers": checkers}
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return SimpleNamespace(valid=valid, run_dir=str(run_dir), results=results,
+                               exit_code=0 if valid else 1)
+
+
+def write(tmp_path: pathlib.Path, text: str, name: str = "small.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def junit(store: pathlib.Path, name: str = "small") -> ET.Element:
+    return ET.parse(store / "campaigns" / name / "junit.xml").getroot()
+
+
+def test_campaign_as_expected_exits_0_with_one_testcase_per_run(tmp_path, capsys):
+    store = tmp_path / "store"
+    runner = FakeRunner(store)
+    code = run_campaign(write(tmp_path, SMALL), store=str(store), runner=runner)
+    assert code == 0
+    assert [(c["workload"], c.get("bugs"), c["seed"], c["store"]) for c in runner.calls] == [
+        ("register", None, 10, str(store)), ("list-append", None, 10, str(store)),
+        ("register", ["stale-reads"], 10, str(store))]
+    assert runner.calls[2]["name"] == "small-raftkv-register-partition-stale-reads"
+    root = junit(store)
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "0", "0")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [
+        "raftkv register nemesis=none seed=10", "raftkv list-append nemesis=none seed=10",
+        "raftkv register nemesis=partition bugs=stale-reads seed=10"]
+    assert cases[2].find("failure") is None
+    assert "verdict: invalid" in cases[2].find("system-out").text
+    html = (store / "campaigns" / "small" / "campaign.html").read_text()
+    assert "3 of 3 runs as expected" in html and "nonlinearizable" in html
+    assert re.search(r'href="../../small-raftkv-register-partition-stale-reads/20240101T\d{6}.000/report.html"', html)
+    out = capsys.readouterr().out
+    assert "3 of 3 runs as expected" in out and "campaign small" in out
+
+
+def test_a_verdict_other_than_expected_fails_the_campaign_and_its_testcase(tmp_path):
+    store = tmp_path / "store"
+    code = run_campaign(write(tmp_path, SMALL), store=str(store), runner=FakeRunner(store, verdict=True))
+    assert code == 1
+    failures = junit(store).findall(".//failure")
+    assert len(failures) == 1
+    assert failures[0].get("message") == "expected invalid, got valid"
+    assert "repeat: tectonic test --spec" in failures[0].text
+    assert "NOT as expected" in (store / "campaigns" / "small" / "campaign.html").read_text()
+
+
+def test_an_interrupted_campaign_resumes_where_it_stopped(tmp_path):
+    store, path = tmp_path / "store", write(tmp_path, SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(path, store=str(store), runner=FakeRunner(store, interrupt_at=2))
+    state = json.loads((store / "campaigns" / "small" / "state.json").read_text())
+    assert len(state["finished"]) == 1 and not state["complete"]
+    assert len(junit(store).findall(".//skipped")) == 2  # the outputs show what is still to do
+
+    resumed = FakeRunner(store)
+    assert run_campaign(path, store=str(store), runner=resumed) == 0
+    assert [c["workload"] for c in resumed.calls] == ["list-append", "register"]
+    assert junit(store).find("testsuite").get("tests") == "3"
+    assert not junit(store).findall(".//skipped")
+
+    again = FakeRunner(store)  # a finished campaign run again starts over
+    assert run_campaign(path, store=str(store), runner=again) == 0
+    assert len(again.calls) == 3
+
+
+def test_a_crashed_run_is_an_error_and_is_tried_again_on_resume(tmp_path):
+    store, path = tmp_path / "store", write(tmp_path, SMALL)
+    assert run_campaign(path, store=str(store), runner=FakeRunner(store, crash_at=1)) == 1
+    error = junit(store).find(".//error")
+    assert error is not None and error.get("message") == "RuntimeError: node n2 did not start"
+    retry = FakeRunner(store)
+    assert run_campaign(path, store=str(store), runner=retry) == 0
+    assert [c["workload"] for c in retry.calls] == ["register"] and not retry.calls[0].get("bugs")
+
+
+def test_a_run_stopped_by_a_signal_is_not_recorded_and_the_campaign_exits_2(tmp_path, monkeypatch):
+    import harness.run
+
+    def stopped_run_test(spec, *, progress=None, stop=None, **_):
+        stop.set()  # what run_test's signal handler does on Ctrl-C
+        return SimpleNamespace(valid="unknown", run_dir=str(tmp_path), results={})
+
+    monkeypatch.setattr(harness.run, "run_test", stopped_run_test)
+    store = tmp_path / "store"
+    assert run_campaign(write(tmp_path, SMALL), store=str(store)) == 2
+    state = json.loads((store / "campaigns" / "small" / "state.json").read_text())
+    assert state["finished"] == {}
+
+
+def test_expectation_rules_repeat_and_seeds(tmp_path):
+    path = write(tmp_path, """
+        base: {seed: 5, nemesis: partition}
+        repeat: 2
+        expectations:
+          - {when: {bugs: no-fsync}, expect: invalid}
+          - {when: {target: etcd}, expect: unknown}
+        matrix:
+          target: [raftkv, etcd]
+          bugs: [[], [no-fsync]]
+        entries:
+          - {target: raftkv, workload: set, bugs: no-fsync, expect: valid, repeat: 1}
+        """, "rules.yaml")
+    campaign = load_campaign(path, store=str(tmp_path / "s"))
+    got = [(r.spec["target"], r.spec["bugs"], r.spec["seed"], r.expect) for r in campaign.runs]
+    assert got == [("raftkv", [], 5, "valid"), ("raftkv", [], 6, "valid"),
+                   ("raftkv", ["no-fsync"], 5, "invalid"), ("raftkv", ["no-fsync"], 6, "invalid"),
+                   ("etcd", [], 5, "unknown"), ("etcd", [], 6, "unknown"),
+                   ("etcd", ["no-fsync"], 5, "invalid"), ("etcd", ["no-fsync"], 6, "invalid"),
+                   ("raftkv", "no-fsync", 5, "valid")]
+    assert campaign.name == "rules" and campaign.dir == str(tmp_path / "s" / "campaigns" / "rules")
+    assert len({r.key for r in campaign.runs}) == len(campaign.runs)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("matrix: {workload: register}", "field 'matrix.workload' must be a non-empty list"),
+    ("matrix: {workloads: [register]}", "field 'matrix.workloads': use the spec field name 'workload'"),
+    ("entries: [{workload: register, expect: broken}]", "field 'entries[0].expect' must be one of valid, invalid, unknown"),
+    ("entries: [{workload: registr}]", "entries[0]: field 'workload' must be one of"),
+    ("entries: [{nemesis: [flood]}]", "entries[0]: field 'nemesis': unknown fault 'flood'"),
+    ("base: {time_limit: -1}\nentries: [{}]", "field 'time_limit' must be at least"),
+    ("repeat: 0\nentries: [{}]", "field 'repeat' must be a whole number"),
+    ("expectations: [{when: {colour: red}, expect: valid}]\nentries: [{}]", "field 'expectations[0].when.colour' is not a spec field"),
+    ("entries: [{store: elsewhere}]", "entries[0]: field 'store' belongs in 'base'"),
+    ("nemeses: [kill]", "unknown field 'nemeses'"),
+    ("name: small", "no runs: give a 'matrix' or 'entries'"),
+    ("entries: [{workload: register]", "small.yaml:1: not valid YAML"),
+    ("- just a list", "a campaign is a mapping"),
+])
+def test_malformed_campaign_files_name_the_file_and_field(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(CampaignError if "entries[0]: field" not in message and "time_limit" not in message
+                       else SpecError) as e:
+        run_campaign(path, store=str(tmp_path / "store"), runner=FakeRunner(tmp_path))
+    assert str(e.value).startswith(path) and message in str(e.value)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "store").exists()  # nothing ran, nothing was written
+
+
+def test_missing_campaign_file(tmp_path):
+    with pytest.raises(CampaignError, match="no such campaign file"):
+        load_campaign(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("name", ["smoke.yaml", "raftkv-bugs.yaml"])
+def test_shipped_campaigns_are_valid(name):
+    root = pathlib.Path(__file__).resolve().parent.parent
+    campaign = load_campaign(str(root / "campaigns" / name), store="store")
+    assert any(r.expect == "invalid" for r in campaign.runs)
+    assert any(r.expect == "valid" for r in campaign.runs)
+    if name == "raftkv-bugs.yaml":
+        bugs = {b for r in campaign.runs for b in r.spec.get("bugs") or []}
+        assert bugs == {"stale-reads", "no-fsync", "lease-reads", "early-ack", "no-term-check"}
+        assert all((r.expect == "invalid") == bool(r.spec.get("bugs")) for r in campaign.runs)

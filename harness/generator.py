@@ -59,7 +59,19 @@ class Context:
 
 class Gen:
     """Base of every generator. Subclasses implement op(); update() sees every invocation
-    and completion (Jepsen's update) and by default changes nothing."""
+    and completion (Jepsen's update) and by default changes nothing.
+
+    `listens` says whether anything in this generator's tree wants updates: a subclass
+    that defines update() listens; the combinators listen when a child does. When nothing
+    listens (the usual case) the runner skips updates altogether: they would cost more
+    than the ops themselves."""
+
+    listens = False
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "update" in cls.__dict__:
+            cls.listens = True
 
     def op(self, ctx: Context):  # -> (op | PENDING | None, Gen | None)
         raise NotImplementedError
@@ -74,7 +86,7 @@ def lift(g) -> Gen | None:
     if isinstance(g, dict):
         return Once(g)
     if isinstance(g, (list, tuple)):
-        return Seq(tuple(g), 0, None)
+        return Seq(tuple(lift(x) for x in g), 0, None)
     if callable(g):
         return Fn(g)
     raise TypeError(f"not a generator: {g!r}")
@@ -139,6 +151,7 @@ class Seq(Gen):
 
     def __init__(self, items: tuple, i: int, cur: Gen | None):
         self.items, self.i, self.cur = items, i, cur
+        self.listens = any(g is not None and g.listens for g in items) or bool(cur and cur.listens)
 
     def op(self, ctx):
         i, cur = self.i, self.cur
@@ -167,6 +180,7 @@ class Repeat(Gen):
 
     def __init__(self, g: Gen, n: int | None):
         self.g, self.n = g, n
+        self.listens = False  # repeats its child's first op; never advances it
 
     def op(self, ctx):
         if self.n is not None and self.n <= 0:
@@ -183,6 +197,7 @@ class Cycle(Gen):
 
     def __init__(self, orig: Gen, cur: Gen):
         self.orig, self.cur = orig, cur
+        self.listens = orig.listens or cur.listens
 
     def op(self, ctx):
         o, nxt = self.cur.op(ctx)
@@ -205,6 +220,7 @@ class Mix(Gen):
 
     def __init__(self, gens: tuple):
         self.gens = gens
+        self.listens = any(g.listens for g in gens)
 
     def op(self, ctx):
         gens = list(self.gens)
@@ -233,6 +249,7 @@ class Limit(Gen):
 
     def __init__(self, n: int, g: Gen):
         self.n, self.g = n, g
+        self.listens = g.listens
 
     def op(self, ctx):
         if self.n <= 0:
@@ -255,6 +272,7 @@ class TimeLimit(Gen):
 
     def __init__(self, dt: float, g: Gen, deadline: int | None):
         self.dt, self.g, self.deadline = dt, g, deadline
+        self.listens = g.listens
 
     def op(self, ctx):
         deadline = self.deadline if self.deadline is not None else ctx.time + int(self.dt * NS)
@@ -281,6 +299,7 @@ class Paced(Gen):
 
     def __init__(self, dt: float, g: Gen, next_time: int | None, random: bool):
         self.dt, self.g, self.next_time, self.random = dt, g, next_time, random
+        self.listens = g.listens
 
     def op(self, ctx):
         o, nxt = self.g.op(ctx)
@@ -305,6 +324,7 @@ class Synchronize(Gen):
 
     def __init__(self, g: Gen):
         self.g = g
+        self.listens = g.listens
 
     def op(self, ctx):
         if not ctx.all_free():
@@ -322,6 +342,7 @@ class OnThreads(Gen):
 
     def __init__(self, which: str, g: Gen):
         self.which, self.g = which, g
+        self.listens = g.listens
 
     def _view(self, ctx: Context) -> Context:
         if self.which == "nemesis":
@@ -351,6 +372,7 @@ class EachThread(Gen):
 
     def __init__(self, orig: Gen, per_thread: dict):
         self.orig, self.per_thread = orig, per_thread
+        self.listens = False  # copies are per thread; updates are not routed to them
 
     def op(self, ctx):
         best, best_t, best_next, any_pending = None, None, None, False
@@ -384,6 +406,7 @@ class Any(Gen):
 
     def __init__(self, gens: tuple):
         self.gens = gens
+        self.listens = any(g.listens for g in gens)
 
     def op(self, ctx):
         best_i, best, best_next, live, pending = None, None, None, [], False

@@ -32,9 +32,6 @@ from .history import HistoryWriter
 
 log = logging.getLogger("tectonic.runner")
 
-# Fields of a generated op that are bookkeeping, not history.
-_PRIVATE = ("thread",)
-
 
 class _Worker:
     """One thread of the test. `epoch` changes when the watchdog abandons the thread, so a
@@ -85,7 +82,7 @@ class _Worker:
                     except Exception as e:  # noqa: BLE001 - nothing was sent: a certain failure
                         self.client = None
                         return self._completion(op, {"type": "fail", "error": f"client open failed: {e}"}, node)
-                out = self.client.invoke(dict(op), r.op_timeout)
+                out = self.client.invoke(op, r.op_timeout)
         except Exception as e:  # noqa: BLE001 - an exception's effect is unknown: info
             log.warning("%s raised on %s: %s", "nemesis" if is_nemesis else f"client {self.thread}",
                         op.get("f"), traceback.format_exc())
@@ -188,18 +185,18 @@ class Runner:
             gen = self._dispatch(op, ctx, gen)
 
     def _dispatch(self, op: dict, ctx: Context, gen):
-        thread = op["thread"]
+        thread = op.pop("thread")
         self.free.discard(thread)
-        inv = {k: v for k, v in op.items() if k not in _PRIVATE}
-        if inv.get("type") != "sleep":
-            inv["time"] = self.now()
-            self.history.append(inv)
-            self.on_op(inv)
-            w = self.workers[thread]
-            w.current, w.started_ns = inv, inv["time"]
-        work = dict(inv)
-        self.workers[thread].inbox.put(work)
-        return gen.update(ctx, {**inv, "thread": thread}) if gen is not None else None
+        w = self.workers[thread]
+        if op.get("type") != "sleep":
+            op["time"] = self.now()
+            self.history.append(op)
+            self.on_op(op)
+            w.current, w.started_ns = op, op["time"]
+        w.inbox.put(dict(op))  # the worker's own copy: the recorded op stays as recorded
+        if gen is not None and gen.listens:
+            return gen.update(ctx, {**op, "thread": thread})
+        return gen
 
     def _wait_budget(self, cap: float) -> float:
         """How long the interpreter may block before the watchdog must look again."""
@@ -244,8 +241,10 @@ class Runner:
         self.on_op(completion)
         if completion["type"] == "info" and thread != NEMESIS_THREAD:
             self.process_of[thread] += self.concurrency
-        ctx = Context(self.now(), self.threads, frozenset(self.free), self.process_of, self.rng)
-        return gen.update(ctx, {**completion, "thread": thread}) if gen is not None else None
+        if gen is None or not gen.listens:
+            return gen
+        ctx = Context(completion["time"], self.threads, frozenset(self.free), self.process_of, self.rng)
+        return gen.update(ctx, {**completion, "thread": thread})
 
     def _watchdog(self):
         """Record `info` for client calls that overran their timeout and replace the worker."""

@@ -1,0 +1,50 @@
+"""The command line as a user meets it: exit codes and one-line errors, never a traceback."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def tectonic(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["test", "--node-count", "many"], "'many' is not a valid integer"),
+    (["test", "--nemesis", "partition,meteor"], "field 'nemesis': unknown fault 'meteor'"),
+    (["test", "--target", "mysql"], "field 'target' must be one of raftkv, etcd, got 'mysql'"),
+    (["test", "--concurrency", "0"], "field 'concurrency' must be at least 1"),
+    (["test", "--frobnicate"], "No such option: --frobnicate"),
+    (["analyze", "/no/such/run"], "/no/such/run: not a directory"),
+    (["check", "/no/such/file", "--model", "cas-register"], "/no/such/file: no such file"),
+    (["check", "README.md"], "give exactly one of --model"),
+])
+def test_bad_input_is_one_line_and_exit_254(args, message):
+    r = tectonic(*args)
+    assert r.returncode == 254, r.stderr
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_bad_spec_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("target: raftkv\nworkload: register\nnode_count: [3\n")
+    r = tectonic("test", "--spec", str(bad))
+    assert r.returncode == 254
+    assert f"{bad}:4: not valid YAML" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    bad.write_text("target: raftkv\ntime_limit: soon\n")
+    r = tectonic("test", "--spec", str(bad))
+    assert r.returncode == 254 and "field 'time_limit' must be float, got 'soon'" in r.stderr
+
+
+def test_malformed_history_names_the_line(tmp_path):
+    h = tmp_path / "history.jsonl"
+    h.write_text(json.dumps({"type": "invoke", "process": 0, "f": "read", "value": None}) + "\n"
+                 + json.dumps({"type": "ok", "process": 0, "f": "read", "value": 1}) + "\n"
+                 + json.dumps({"type": "okay", "process": 0, "f": "read", "value": 1}) + "\n")
+    r = tectonic("check", str(h), "--model", "register")
+    assert r.returncode == 254 and f"{h}:3: unknown op type 'okay'" in r.stderr

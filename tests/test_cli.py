@@ -18,7 +18,7 @@ def tectonic(*args, cwd=ROOT):
     (["test", "--nemesis", "partition,meteor"], "field 'nemesis': unknown fault 'meteor'"),
     (["test", "--target", "mysql"], "field 'target' must be one of raftkv, etcd, got 'mysql'"),
     (["test", "--concurrency", "0"], "field 'concurrency' must be at least 1"),
-    (["test", "--frobnicate"], "No such option: --frobnicate"),
+    (["test", "--frobnicate"], "No such option '--frobnicate'"),
     (["analyze", "/no/such/run"], "/no/such/run: not a directory"),
     (["check", "/no/such/file", "--model", "cas-register"], "/no/such/file: no such file"),
     (["check", "README.md"], "give exactly one of --model"),

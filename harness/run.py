@@ -113,7 +113,8 @@ def check_history(ops: list[dict], checkers: dict, run_dir: str | None) -> dict:
 
 def _local_cluster(spec: dict, work_dir: str):
     from .control.local import LocalCluster
-    return LocalCluster(f"{spec['seed'] % 100000:05d}", spec["node_count"], work_dir)
+    import secrets
+    return LocalCluster(secrets.token_hex(3), spec["node_count"], work_dir)
 
 
 def _make_target(spec: dict, nodes: list):

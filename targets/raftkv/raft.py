@@ -86,7 +86,7 @@ class Ready:
 class Progress:
     """The leader's view of one follower."""
     __slots__ = ("match", "next", "mode", "probe_sent", "snapshot_index", "snapshot_sent_at",
-                 "last_ack", "acked_seq")
+                 "last_ack", "acked_seq", "check_gap")
 
     def __init__(self, next_index: int, now: float):
         self.match = 0
@@ -97,6 +97,9 @@ class Progress:
         self.snapshot_sent_at = now
         self.last_ack = now  # a new leader gives every follower an election timeout of grace
         self.acked_seq = 0
+        # Replicating, everything sent, yet unacknowledged at a heartbeat: something may
+        # have been lost. An empty AppendEntries at the end of the log finds out.
+        self.check_gap = False
 
 
 class Raft:
@@ -529,6 +532,8 @@ class Raft:
             return
         if pr.mode == PROBE:
             pr.probe_sent = False  # the probe may have been lost: send it again
+        elif pr.mode == REPLICATE and pr.match < self.last_index():
+            pr.check_gap = True
         elif pr.mode == SNAPSHOT and self._now - pr.snapshot_sent_at > self.cfg.election_timeout_max:
             pr.mode = PROBE
             pr.probe_sent = False
@@ -584,8 +589,8 @@ class Raft:
         for pr in self.progress.values():
             if pr.mode == PROBE and not pr.probe_sent and pr.match < last:
                 return True
-            if pr.mode == REPLICATE and pr.next <= last and \
-                    pr.next - 1 - pr.match < self.cfg.max_inflight_entries:
+            if pr.mode == REPLICATE and (pr.check_gap or (
+                    pr.next <= last and pr.next - 1 - pr.match < self.cfg.max_inflight_entries)):
                 return True
         return False
 
@@ -597,9 +602,14 @@ class Raft:
                     self._send_append(p, pr)
                     pr.probe_sent = True
             elif pr.mode == REPLICATE:
+                sent = False
                 while pr.next <= last and pr.next - 1 - pr.match < self.cfg.max_inflight_entries:
+                    sent = True
                     if not self._send_append(p, pr):
                         break
+                if pr.check_gap and not sent and pr.mode == REPLICATE:
+                    self._send_append(p, pr)
+                pr.check_gap = False
 
     def _send_append(self, p: str, pr: Progress) -> bool:
         """Send p the entries from pr.next on; False if it needed a snapshot instead."""

@@ -34,7 +34,11 @@ class SimConfig:
     loss: float = 0.05
     duplicate: float = 0.02
     delay: tuple = (0.001, 0.04)
+    slow: float = 0.05               # this share of messages takes slow_delay instead
+    slow_delay: tuple = (0.05, 0.5)
     crash_rate: float = 0.003        # per step: one live node crashes
+    leader_crash_rate: float = 0.0   # per step: a leader crashes (Jepsen's kill-the-leader)
+    leader_isolate_rate: float = 0.0  # per step: a leader is cut off from everyone else
     restart_rate: float = 0.03       # per step: one crashed node restarts
     partition_rate: float = 0.004    # per step: the network splits in two at random
     heal_rate: float = 0.02
@@ -126,7 +130,8 @@ class Simulation:
         copies = 2 if self.rng.random() < self.cfg.duplicate else 1
         for _ in range(copies):
             self._sent += 1
-            at = self.now + self.rng.uniform(*self.cfg.delay)
+            slow = self.rng.random() < self.cfg.slow
+            at = self.now + self.rng.uniform(*(self.cfg.slow_delay if slow else self.cfg.delay))
             heapq.heappush(self._queue, (at, self._sent, frm, to, msg))
 
     def _node_now(self, node: SimNode) -> float:
@@ -222,12 +227,21 @@ class Simulation:
             victim = rng.choice(live)
             victim.raft = None
             self.stats["crashes"] += 1
+        leaders = [n for n in live if n.raft is not None and n.raft.state == LEADER]
+        if leaders and rng.random() < cfg.leader_crash_rate:
+            rng.choice(leaders).raft = None
+            self.stats["crashes"] += 1
         if dead and rng.random() < cfg.restart_rate:
             self._boot(rng.choice(dead))
         if rng.random() < cfg.partition_rate:
             side = set(rng.sample(self.ids, rng.randint(1, len(self.ids) - 1)))
             self._blocked = {(a, b) for a in self.ids for b in self.ids
                              if (a in side) != (b in side)}
+            self.stats["partitions"] += 1
+        if leaders and rng.random() < cfg.leader_isolate_rate:
+            alone = rng.choice(leaders).id
+            self._blocked = {(a, b) for a in self.ids for b in self.ids
+                             if a != b and alone in (a, b)}
             self.stats["partitions"] += 1
         if self._blocked and rng.random() < cfg.heal_rate:
             self._blocked = set()

@@ -37,8 +37,8 @@ class SimConfig:
     slow: float = 0.05               # this share of messages takes slow_delay instead
     slow_delay: tuple = (0.05, 0.5)
     crash_rate: float = 0.003        # per step: one live node crashes
-    leader_crash_rate: float = 0.0   # per step: a leader crashes (Jepsen's kill-the-leader)
-    leader_isolate_rate: float = 0.0  # per step: a leader is cut off from everyone else
+    leader_crash_rate: float = 0.01  # per step: a leader crashes (Jepsen's kill-the-leader)
+    leader_isolate_rate: float = 0.01  # per step: a leader is cut off from everyone else
     restart_rate: float = 0.03       # per step: one crashed node restarts
     partition_rate: float = 0.004    # per step: the network splits in two at random
     heal_rate: float = 0.02
@@ -108,7 +108,8 @@ class Simulation:
         self._reads: dict[int, int] = {}   # read id -> highest committed index when issued
         self.leaders: dict[int, str] = {}  # term -> leader
         self.committed: dict[int, tuple] = {}  # index -> (term, cmd), as applied anywhere
-        self.stats = {"elections": 0, "crashes": 0, "reads": 0, "partitions": 0}
+        self.stats = {"elections": 0, "crashes": 0, "reads": 0, "partitions": 0,
+                      "snapshots": 0}
         for node in self.nodes.values():
             self._boot(node)
 
@@ -147,6 +148,7 @@ class Simulation:
             for to, msg in r.messages:
                 self._send(node.id, to, msg)
             if r.snapshot is not None:
+                self.stats["snapshots"] += 1
                 node.applied = list(r.snapshot.data)
                 self._check_applied_prefix(node)
             for index, term, cmd in r.committed:

@@ -44,17 +44,22 @@ def isolate(names: list[str], lonely: str) -> dict[str, list[str]]:
 
 
 def majorities_ring(names: list[str]) -> dict[str, list[str]]:
-    """In ring order, each node sees the majority-sized window centred on it."""
+    """In ring order, each node sees the nodes up to r places either side of it, with
+    r = ceil((majority - 1) / 2): every node sees a majority, no two see the same one, and
+    the grudge is symmetric. (Jepsen's window of exactly a majority is one-sided when the
+    majority is even; with drops on INPUT a one-sided cut is a full cut for TCP, and the
+    node would see less than a majority.) Three nodes cannot form such a ring; they get a
+    bridge, the nearest shape where each node still sees a majority."""
     n = len(names)
-    size = n // 2 + 1
-    ring = names * 2
+    if n == 3:
+        return bridge(names)
+    reach = (n // 2 + 1) // 2
     grudge = {}
-    for i in range(n):
-        window = ring[i:i + size]
-        centre = window[size // 2]
-        dropped = [x for x in names if x not in window]
+    for i, node in enumerate(names):
+        near = {names[(i + d) % n] for d in range(-reach, reach + 1)}
+        dropped = [x for x in names if x not in near]
         if dropped:
-            grudge[centre] = dropped
+            grudge[node] = dropped
     return grudge
 
 

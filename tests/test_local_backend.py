@@ -242,8 +242,9 @@ def test_clean_removes_what_a_sigkilled_controller_left(cluster_id, tmp_path):
     assert f"namespace {names.switch_netns}" in clean_mod.find_leftovers()
 
     removed = clean_mod.clean(cluster_id)
-    assert f"deleted namespace {names.node_netns('n1')}" in removed
-    assert any(line.startswith("killed process pid %d" % sleeper) for line in removed)
+    assert f"namespace {names.node_netns('n1')}" in removed
+    assert f"link {names.controller_link}" in removed
+    assert any(line.startswith("process pid %d" % sleeper) for line in removed)
     assert _leftovers(cluster_id) == [] and not _alive(sleeper)
 
 
@@ -370,3 +371,20 @@ def _host_pid(script: pathlib.Path, pid_in_namespace: int) -> int:
 def _sleepers() -> list[str]:
     out = subprocess.run(["pgrep", "-f", "sleep 31415"], capture_output=True, text=True).stdout
     return out.split()
+
+
+@needs_root()
+@pytest.mark.integration
+def test_clean_removes_a_tests_iptables_chain_and_the_jump_to_it(cluster_id):
+    # An empty chain jumped to from INPUT: it changes nothing for the host's traffic.
+    chain = f"{PREFIX}-{short_tag(cluster_id)[3:]}-partition"
+    subprocess.run(["iptables", "-w", "5", "-N", chain], check=True)
+    try:
+        subprocess.run(["iptables", "-w", "5", "-A", "INPUT", "-j", chain], check=True)
+        assert f"iptables chain {chain}" in _leftovers(cluster_id)
+        assert clean_mod.clean(cluster_id) == [f"iptables chain {chain}"]
+        rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+        assert chain not in rules
+    finally:
+        subprocess.run(["iptables", "-w", "5", "-D", "INPUT", "-j", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "5", "-X", chain], capture_output=True)

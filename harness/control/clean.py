@@ -35,25 +35,26 @@ def find_leftovers(test_id: str | None = None) -> list[str]:
 
 
 def clean(test_id: str | None = None) -> list[str]:
-    """Remove every leftover (only test_id's when given); return one line per removal."""
+    """Remove every leftover (only test_id's when given); return one line per thing
+    removed, worded as find_leftovers words it."""
     match = _Matcher(test_id)
     removed = []
     netns_list = match.netns()
     # Processes first: a namespace whose name is gone but which still holds a process
     # lives on, unnamed and unfindable.
     for netns in netns_list:
-        removed.extend(f"killed process {process_description(pid)} in namespace {netns}"
+        removed.extend(f"process {process_description(pid)} in namespace {netns}"
                        for pid in netns_pids(netns))
         kill_netns_processes(netns)
     for name in match.links():
         delete_link(name)
-        removed.append(f"deleted link {name}")
+        removed.append(f"link {name}")
     for chain in match.chains():
         _delete_chain(chain)
-        removed.append(f"deleted iptables chain {chain}")
+        removed.append(f"iptables chain {chain}")
     for netns in netns_list:
         delete_netns(netns)
-        removed.append(f"deleted namespace {netns}")
+        removed.append(f"namespace {netns}")
     return removed
 
 

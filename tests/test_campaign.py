@@ -208,3 +208,60 @@ def test_shipped_campaigns_are_valid(name):
         bugs = {b for r in campaign.runs for b in r.spec.get("bugs") or []}
         assert bugs == {"stale-reads", "no-fsync", "lease-reads", "early-ack", "no-term-check"}
         assert all((r.expect == "invalid") == bool(r.spec.get("bugs")) for r in campaign.runs)
+
+
+# ---- the pytest plugin: one run with an expectation, inside a user's pytest test
+
+pytest_plugins = ["pytester"]
+
+_PLUGIN_CONFTEST = '''
+import json, pathlib, pytest
+from types import SimpleNamespace
+
+@pytest.fixture
+def tectonic_runner(tmp_path):
+    def run(spec):
+        valid = not spec.get("bugs")
+        run_dir = tmp_path / "store" / "t" / "20240101T000000.000"
+        run_dir.mkdir(parents=True)
+        checkers = {"linearizable": {"valid": valid, "failures": {} if valid else {"k1": {}},
+                                     "explanation": "" if valid else "read 3 from k1; nobody wrote 3"}}
+        results = {"valid": valid, "checkers": checkers, "store": spec.get("store")}
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return SimpleNamespace(valid=valid, run_dir=str(run_dir), results=results)
+    return run
+'''
+
+
+def _plugin_args() -> list[str]:
+    from importlib.metadata import entry_points
+    registered = any(ep.name == "tectonic" for ep in entry_points(group="pytest11"))
+    return [] if registered else ["-p", "harness.pytest_plugin"]
+
+
+def test_pytest_plugin_fails_an_invalid_run_with_anomalies_and_report(pytester):
+    pytester.makeconftest(_PLUGIN_CONFTEST)
+    pytester.makefile(".yaml", spec="target: raftkv\nworkload: register\nbugs: [stale-reads]\nseed: 3\n")
+    pytester.makepyfile('''
+        def test_valid(tectonic_run):
+            outcome = tectonic_run({"target": "raftkv", "nemesis": ["partition"]})
+            assert outcome.valid is True and outcome.results["store"] == "elsewhere"
+
+        def test_invalid_from_yaml(tectonic_run):
+            tectonic_run("spec.yaml")
+
+        def test_invalid_as_expected(tectonic_run):
+            tectonic_run({"bugs": ["stale-reads"]}, expect="invalid")
+
+        def test_bad_spec(tectonic_run):
+            tectonic_run({"workload": "registr"})
+        ''')
+    result = pytester.runpytest(*_plugin_args(), "--tectonic-store", "elsewhere")
+    result.assert_outcomes(passed=2, failed=2)
+    out = result.stdout.str()
+    assert "tectonic: the run is INVALID (expected valid)" in out
+    assert "linearizable: invalid on key(s) k1: read 3 from k1; nobody wrote 3" in out
+    assert "report: " in out and "20240101T000000.000/report.html" in out
+    assert "repeat: tectonic test --spec " in out
+    assert "tectonic: bad spec: spec: field 'workload' must be one of" in out
+    assert "Traceback" not in out

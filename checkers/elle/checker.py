@@ -1,0 +1,195 @@
+"""Elle's checker: from a history of transactions to a verdict per consistency model.
+
+1. Infer the dependency graph and the non-cycle anomalies (list-append or rw-register).
+2. Add process or real-time order when a requested model needs it.
+3. Split the graph into strongly connected components; search each for cycles by kind,
+   within a time budget.
+4. Judge: anomalies the requested models proscribe make the history invalid; only
+   `empty-transaction-graph` / `cycle-search-timeout` make it unknown. `not` names the
+   weakest models the anomalies rule out, `also_not` the stronger ones.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from ..result import UNKNOWN
+from . import models
+from .explain import CycleWriter, write_files
+from .graph import PROCESS, REALTIME, Components, process_edges
+from .list_append import DuplicateAppends, ListAppend, jsonable
+from .rw_register import DuplicateWrites, RWRegister
+from .search import ComponentSearch
+from .txns import TxnHistory
+
+WORKLOADS = ("list-append", "rw-register")
+DEFAULT_MODELS = ("strict-serializable",)
+# Seconds one component's cycle search may take before falling back to "some cycle".
+COMPONENT_BUDGET = 2.0
+# How many explained cycles per anomaly type go into the result (the files hold all).
+EXPLANATIONS_PER_TYPE = 10
+
+_CYCLE_BASES = ("G0", "G1c", "G-single", "G-single-item", "G-nonadjacent",
+                "G-nonadjacent-item", "G2-item", "G2")
+_REALTIME_TYPES = frozenset(b + "-realtime" for b in _CYCLE_BASES)
+_PROCESS_TYPES = frozenset(b + "-process" for b in _CYCLE_BASES)
+_RW_OPTIONS = {"wfr_keys", "sequential_keys", "linearizable_keys", "transaction_order"}
+
+
+def check(history: list[dict], workload: str, *,
+          consistency_models: Iterable[str] | None = DEFAULT_MODELS,
+          anomalies: Iterable[str] = (), time_limit: float = 60.0,
+          component_budget: float = COMPONENT_BUDGET, out_dir: str | None = None,
+          **rw_register_opts) -> dict[str, Any]:
+    """Checks a history; see the module doc. Raises ValueError on malformed input."""
+    started = time.monotonic()
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; expected one of {', '.join(WORKLOADS)}")
+    unknown = set(rw_register_opts) - _RW_OPTIONS
+    if unknown or (rw_register_opts and workload != "rw-register"):
+        raise ValueError(f"options {sorted(rw_register_opts)} are not for {workload} "
+                         f"(rw-register takes {sorted(_RW_OPTIONS)})")
+    wanted_models = [models.canonical(m) for m in (consistency_models or ())]
+    prohibited = models.anomalies_implying(anomalies) | models.prohibited_by(wanted_models)
+    reportable = prohibited | models.UNKNOWN_ANOMALIES
+
+    txns = TxnHistory(history)
+    try:
+        if workload == "list-append":
+            analysis = ListAppend(txns)
+        else:
+            analysis = RWRegister(txns, **rw_register_opts)
+    except (DuplicateAppends, DuplicateWrites) as e:
+        return {"valid": UNKNOWN, "error": str(e), "anomaly-types": [],
+                "anomalies": {}, "not": [], "also_not": [], "explanations": {}}
+
+    realtime = bool(reportable & _REALTIME_TYPES)
+    process = not realtime and bool(reportable & _PROCESS_TYPES)
+    if process:
+        process_edges(txns, analysis.graph)
+    components = Components(analysis.graph, txns.events if realtime else None)
+
+    found: dict[str, list] = dict(analysis.anomalies)
+    if not components.has_edges:
+        found["empty-transaction-graph"] = [{"type": "empty-transaction-graph"}]
+    writer = CycleWriter(analysis)
+    cycles_by_type: dict[str, list] = {}
+    deadline = started + time_limit
+    order = None
+    if realtime or process:
+        relation = REALTIME if realtime else PROCESS
+        def order(a: int, b: int) -> int:
+            return relation if txns.precedes(a, b, realtime) else 0
+    for g in components.graphs():
+        budget_end = min(deadline, time.monotonic() + component_budget)
+        search = ComponentSearch(g, analysis.explain_order, txns.index, order)
+        result = search.search(budget_end, set())
+        for case in result.exists:
+            found.setdefault(case["type"], []).append(case)
+        if result.timeout:
+            found.setdefault("cycle-search-timeout", []).append(result.timeout)
+        for cycle in result.cycles:
+            cycles_by_type.setdefault(cycle.type, []).append(cycle)
+
+    cycle_json: dict[str, list] = {}
+    texts: dict[str, list[str]] = {}
+    dots: dict[str, list[str]] = {}
+    for kind, cycles in cycles_by_type.items():
+        for number, cycle in enumerate(cycles, start=1):
+            steps = writer.steps(cycle)
+            public = [{k: jsonable(v) for k, v in s.items() if k != "mop"} for s in steps]
+            cycle_json.setdefault(kind, []).append(
+                {"type": kind, "cycle": [txns.index[n] for n in cycle.nodes], "steps": public})
+            if kind in reportable:
+                texts.setdefault(kind, []).append(writer.text(cycle, steps, number))
+                if out_dir is not None:
+                    dots.setdefault(kind, []).append(writer.dot(cycle, steps, number))
+    found.update(cycle_json)
+
+    result = _verdict(found, prohibited, reportable)
+    result["explanations"] = {k: v[:EXPLANATIONS_PER_TYPE] for k, v in texts.items()}
+    result["stats"] = {"transactions": len(txns), "edges": len(analysis.graph),
+                       "cyclic-components": len(components),
+                       "seconds": round(time.monotonic() - started, 3)}
+    if out_dir is not None:
+        others = {k: v for k, v in result["anomalies"].items() if k not in texts}
+        write_files(out_dir, texts, dots, others)
+    return result
+
+
+def _verdict(found: dict[str, list], prohibited: frozenset | set, reportable) -> dict[str, Any]:
+    """Elle's result map: only reportable anomalies are listed, and a cycle-exists
+    fallback is dropped when a specific anomaly already rules its model out."""
+    shown = {k: v for k, v in found.items() if k in reportable}
+    specific = [k for k in shown if not k.endswith("-cycle-exists")]
+    ruled_out = models.impossible_models(specific)
+    shown = {k: v for k, v in shown.items()
+             if not (k.endswith("-cycle-exists") and v[0]["not"] in ruled_out)}
+    if not shown:
+        return {"valid": True, "anomaly-types": [], "anomalies": {}, "not": [], "also_not": []}
+    weakest, stronger = models.boundary(found)
+    valid = False if any(k in prohibited for k in shown) else UNKNOWN
+    return {"valid": valid, "anomaly-types": sorted(shown), "anomalies": shown,
+            "not": weakest, "also_not": stronger}
+
+
+def check_elle(history: list[dict], workload: str, opts: dict) -> dict[str, Any]:
+    """Like `check`, with Elle-style options as in the conformance cases:
+    `consistency-models` (absent: strict-serializable; null: none), `anomalies`,
+    `linearizable-keys?`, `sequential-keys?`, `wfr-keys?`, `transaction-order`,
+    `cycle-search-timeout` (milliseconds), `directory`."""
+    opts = dict(opts or {})
+    kwargs: dict[str, Any] = {}
+    if "consistency-models" in opts:
+        kwargs["consistency_models"] = opts.pop("consistency-models") or ()
+    kwargs["anomalies"] = opts.pop("anomalies", None) or ()
+    if "cycle-search-timeout" in opts:
+        kwargs["component_budget"] = opts.pop("cycle-search-timeout") / 1000.0
+    if "directory" in opts:
+        kwargs["out_dir"] = opts.pop("directory")
+    for elle_name, name in (("linearizable-keys?", "linearizable_keys"),
+                            ("sequential-keys?", "sequential_keys"), ("wfr-keys?", "wfr_keys"),
+                            ("transaction-order", "transaction_order")):
+        if elle_name in opts:
+            value = opts.pop(elle_name)
+            if value:
+                kwargs[name] = value
+    if opts:
+        raise ValueError(f"unknown Elle options: {', '.join(sorted(opts))}")
+    return check(history, workload, **kwargs)
+
+
+class ElleChecker:
+    """The Elle checker for the list-append and rw-register workloads.
+
+    `consistency_models` are the models the history should satisfy (friendly names such as
+    "serializable" or Adya's "PL-3"); `anomalies` adds specific anomalies to look for;
+    `time_limit` bounds the whole cycle search in seconds. rw-register also takes
+    `wfr_keys`, `sequential_keys`, `linearizable_keys` (bools) and `transaction_order`
+    (completion index -> commit position). `check` takes `out_dir` in opts for artefacts.
+    """
+
+    name = "elle"
+
+    def __init__(self, workload: str, *, consistency_models=DEFAULT_MODELS, anomalies=(),
+                 time_limit: float = 60.0, **rw_register_opts):
+        if workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {workload!r}; expected one of {', '.join(WORKLOADS)}")
+        unknown = set(rw_register_opts) - _RW_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown ElleChecker options: {', '.join(sorted(unknown))}")
+        if rw_register_opts and workload != "rw-register":
+            raise ValueError(f"{', '.join(sorted(rw_register_opts))} only apply to rw-register")
+        for m in consistency_models or ():
+            models.canonical(m)
+        self.workload = workload
+        self.consistency_models = tuple(consistency_models or ())
+        self.anomalies = tuple(anomalies)
+        self.time_limit = time_limit
+        self.rw_register_opts = rw_register_opts
+
+    def check(self, history: list[dict], opts: dict) -> dict[str, Any]:
+        opts = opts or {}
+        return check(history, self.workload, consistency_models=self.consistency_models,
+                     anomalies=self.anomalies, time_limit=self.time_limit,
+                     out_dir=opts.get("out_dir"), **self.rw_register_opts)

@@ -1,0 +1,476 @@
+"""Typed cycle search inside one strongly connected component.
+
+Each edge is explained by one relation: the first of the workload's explainers that can
+explain it (Elle's order: ww, wr, rw for list-append; wr, ww, rw for registers), then
+process or real-time order. A cycle's name follows from the relations on it (Adya):
+only ww is G0; ww and wr is G1c; exactly one rw is G-single-item; several rw, never two
+adjacent, is G-nonadjacent-item; two adjacent rw is G2-item; any real-time edge adds
+`-realtime`, else any process edge adds `-process`.
+
+The search for one kind is a breadth-first search over (transaction, automaton state):
+the automaton counts rw edges, remembers whether the last edge was rw (and the first, for
+the wrap-around), and whether a wr / process / real-time edge was seen. The first return
+to the start in an accepting state is the shortest such cycle through that start. Starts
+are the heads of the edges every such cycle must contain (rw, wr, or the variant's order),
+and a start that closes no cycle is dropped for the later starts of the same kind.
+
+Before searching, cheap existence checks (Elle's cycle-exists specs) find for each model
+whether the subgraph it must keep acyclic has a cycle at all; kinds that no such subgraph
+allows are never searched. A time budget per component turns an unfinished search into
+`cycle-search-timeout` plus "some cycle" found by depth-first search.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from . import models
+from .graph import PROCESS, REALTIME, RW, WR, WW
+
+DATA = (WW, WR, RW)
+ALL_RELS = WW | WR | RW | PROCESS | REALTIME
+
+
+class SearchTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CycleSpec:
+    name: str
+    allowed: int        # labels the cycle may use
+    rw: str             # "none", "single", "nonadjacent", "adjacent"
+    needs_wr: bool
+    variant: int        # PROCESS / REALTIME edge the cycle must contain, or 0
+
+
+def _specs() -> list[CycleSpec]:
+    base = [("G0", WW, "none", False), ("G1c", WW | WR, "none", True),
+            ("G-single-item", WW | WR | RW, "single", False),
+            ("G-nonadjacent-item", WW | WR | RW, "nonadjacent", False),
+            ("G2-item", WW | WR | RW, "adjacent", False)]
+    specs = []
+    for suffix, extra in (("", 0), ("-process", PROCESS), ("-realtime", REALTIME)):
+        for name, allowed, rw, needs_wr in base:
+            specs.append(CycleSpec(name + suffix, allowed | extra, rw, needs_wr, extra))
+    return sorted(specs, key=lambda s: models.severity_order(s.name))
+
+
+CYCLE_SPECS = _specs()
+CYCLE_TYPES = frozenset(s.name for s in CYCLE_SPECS)
+
+# (model, anomaly type, friendly model, subgraph): ("union", rels) or ("ext", first, then)
+# where an extension edge is an edge of `first` optionally followed by one edge of `then`:
+# a cycle there is a cycle whose `then` edges are never adjacent.
+CYCLE_EXISTS_SPECS = [
+    ("PL-1", "read-uncommitted", ("union", WW)),
+    ("PL-2", "read-committed", ("union", WW | WR)),
+    ("PL-SI", "snapshot-isolation", ("ext", WW | WR, RW)),
+    ("PL-2.99", "repeatable-read", ("union", WW | WR | RW)),
+    ("PL-3", "serializable", ("union", WW | WR | RW)),
+    ("strong-session-PL-1", "strong-session-read-uncommitted", ("union", WW | PROCESS)),
+    ("strong-session-PL-2", "strong-session-read-committed", ("union", WW | WR | PROCESS)),
+    ("strong-session-snapshot-isolation", "strong-session-snapshot-isolation",
+     ("ext", WW | WR | PROCESS, RW)),
+    ("strong-session-serializable", "strong-session-serializable",
+     ("union", WW | WR | RW | PROCESS)),
+    ("strong-PL-1", "strong-read-uncommitted", ("union", WW | REALTIME)),
+    ("strong-PL-2", "strong-read-committed", ("union", WW | WR | REALTIME)),
+    ("strong-snapshot-isolation", "strong-snapshot-isolation", ("ext", WW | WR | REALTIME, RW)),
+    ("PL-SS", "strict-serializable", ("union", WW | WR | RW | REALTIME)),
+]
+CYCLE_EXISTS_MODELS = frozenset(m for _, m, _ in CYCLE_EXISTS_SPECS)
+
+
+def classify(labels: list[int]) -> str:
+    """Elle's name for a cycle with these edge relations (in cycle order)."""
+    rw = labels.count(RW)
+    if rw == 1:
+        base = "G-single-item"
+    elif rw > 1:
+        adjacent = any(a == RW and b == RW for a, b in zip(labels, labels[1:] + labels[:1]))
+        base = "G2-item" if adjacent else "G-nonadjacent-item"
+    elif WR in labels:
+        base = "G1c"
+    elif WW in labels:
+        base = "G0"
+    else:
+        raise ValueError(f"a cycle of order edges only cannot exist: {labels}")
+    if REALTIME in labels:
+        return base + "-realtime"
+    if PROCESS in labels:
+        return base + "-process"
+    return base
+
+
+@dataclass
+class Cycle:
+    type: str
+    nodes: list[int]        # closed: nodes[0] == nodes[-1]
+    labels: list[int]       # labels[i] explains nodes[i] -> nodes[i+1]
+
+
+@dataclass
+class ComponentResult:
+    cycles: list[Cycle] = field(default_factory=list)
+    exists: list[dict] = field(default_factory=list)      # cycle-exists anomalies
+    timeout: dict | None = None
+
+
+class ComponentSearch:
+    """Cycle search over one component (a networkx DiGraph with bitmask attribute `m`)."""
+
+    def __init__(self, g: nx.DiGraph, explain_order: tuple[int, ...], index: list,
+                 order=None):
+        """`order(a, b)` says whether transaction a precedes b in the process or real-time
+        order the graph carries (PROCESS / REALTIME, or 0); it lets a found cycle take a
+        direct order edge where the graph, a transitive reduction, needs many hops."""
+        self.nodes = sorted(g.nodes)
+        self.index = index
+        self.order = order
+        local = {v: i for i, v in enumerate(self.nodes)}
+        precedence = explain_order + (PROCESS, REALTIME)
+        self.masks: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
+        self.labels: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
+        self.label_of: dict[tuple[int, int], int] = {}
+        for a, b, m in g.edges(data="m"):
+            i, j = local[a], local[b]
+            label = next(r for r in precedence if m & r)
+            self.masks[i].append((j, m))
+            self.labels[i].append((j, label))
+            self.label_of[(a, b)] = label
+        self._deadline = 0.0
+        self._ticks = 0
+
+    # -- existence ---------------------------------------------------------------------
+
+    def _subgraph(self, spec) -> list[list[int]]:
+        if spec[0] == "union":
+            rels = spec[1]
+            return [[j for j, m in edges if m & rels] for edges in self.masks]
+        _, first, then = spec
+        succ = []
+        for edges in self.masks:
+            out = set()
+            for j, m in edges:
+                if m & first:
+                    out.add(j)
+                    out.update(k for k, m2 in self.masks[j] if m2 & then)
+            succ.append(list(out))
+        return succ
+
+    def cycle_exists(self) -> list[dict]:
+        found, ruled_out = [], set()
+        for model, friendly, spec in CYCLE_EXISTS_SPECS:
+            if friendly in ruled_out:
+                continue
+            succ = self._subgraph(spec)
+            comps = [c for c in strongly_connected(succ)
+                     if len(c) > 1 or c[0] in succ[c[0]]]
+            if comps:
+                smallest = min(comps, key=len)
+                found.append({"type": f"{model}-cycle-exists", "not": friendly,
+                              "subgraph": _subgraph_names(spec), "scc-size": len(smallest),
+                              "scc": sorted(self.index[self.nodes[i]] for i in smallest)})
+                ruled_out |= models.stronger_models([friendly])
+        return found
+
+    # -- typed search --------------------------------------------------------------------
+
+    def search(self, deadline: float, skip: set[str]) -> ComponentResult:
+        """Every kind of cycle not in `skip` and not implied by one already found."""
+        result = ComponentResult()
+        result.exists = self.cycle_exists()
+        impossible_models = models.stronger_models(c["not"] for c in result.exists)
+        possible = CYCLE_EXISTS_MODELS - impossible_models
+        redundant = set(skip) | (CYCLE_TYPES & models.prohibited_by(possible))
+        searched: list[str] = []
+        self._deadline = deadline
+        try:
+            for spec in CYCLE_SPECS:
+                if spec.name in redundant:
+                    continue
+                searched.append(spec.name)
+                cycle = self._find(spec)
+                if cycle is not None:
+                    result.cycles.append(cycle)
+                    redundant |= models.implied_anomalies([spec.name])
+        except SearchTimeout:
+            found = {c.type for c in result.cycles}
+            result.timeout = {"type": "cycle-search-timeout", "anomaly-spec-type": searched[-1],
+                              "does-not-contain": [t for t in searched[:-1] if t not in found],
+                              "scc-size": len(self.nodes)}
+            result.cycles.append(self.some_cycle())
+        return result
+
+    def _tick(self) -> None:
+        self._ticks += 1
+        if self._ticks & 255 == 0 and time.monotonic() > self._deadline:
+            raise SearchTimeout()
+
+    def _find(self, spec: CycleSpec) -> Cycle | None:
+        allowed = spec.allowed
+        succ = [[(j, r) for j, r in edges if r & allowed] for edges in self.labels]
+        plain = [[j for j, _ in edges] for edges in succ]
+        must = RW if spec.rw != "none" else (WR if spec.needs_wr else spec.variant)
+        for comp in strongly_connected(plain):
+            if len(comp) < 2:
+                continue
+            inside = set(comp)
+            if must:
+                starts = sorted({j for i in comp for j, r in succ[i] if r == must and j in inside})
+            else:
+                starts = [min(comp)]
+            dead: set[int] = set()
+            for s in starts:
+                found, complete = self._bfs(spec, succ, s, inside, dead)
+                if found is not None:
+                    def accept(labels, spec=spec):
+                        return (all(r & spec.allowed for r in labels)
+                                and classify(labels) == spec.name)
+                    return _lead_with(self._shorten(found, accept), must)
+                if complete:
+                    dead.add(s)
+        return None
+
+    def _bfs(self, spec: CycleSpec, succ, s: int, inside: set, dead: set):
+        """Shortest accepted closed walk from s. Returns (cycle or None, search complete)."""
+        # State bits: 1 rw seen once, 2 rw seen twice+, 4 last edge rw, 8 first edge rw,
+        # 16 two adjacent rw seen, 32 wr seen, 64 variant edge seen.
+        mode, variant = spec.rw, spec.variant
+        start_state = 4 if mode == "nonadjacent" else 0
+        parent: dict[tuple[int, int], tuple[int, int, int]] = {}
+        queue = deque([(s, start_state, 0)])
+        seen = {(s, start_state)}
+        while queue:
+            v, state, depth = queue.popleft()
+            self._tick()
+            for w, r in succ[v]:
+                if w not in inside or w in dead:
+                    continue
+                nxt = self._step(mode, state, r, depth == 0, variant)
+                if nxt < 0:
+                    continue
+                if w == s:
+                    if self._accepts(spec, nxt):
+                        walk = self._walk(parent, s, start_state, v, state)
+                        cycle = self._simple(spec, walk + [(v, r)], s)
+                        if cycle is not None:
+                            return cycle, False
+                        return None, False
+                    continue
+                key = (w, nxt)
+                if key not in seen:
+                    seen.add(key)
+                    parent[key] = (v, state, r)
+                    queue.append((w, nxt, depth + 1))
+        return None, True
+
+    @staticmethod
+    def _step(mode: str, state: int, r: int, first: bool, variant: int) -> int:
+        is_rw = r == RW
+        if r == WR:
+            state |= 32
+        elif r == variant:
+            state |= 64
+        if mode == "none":
+            return state
+        if is_rw:
+            if mode == "single" and state & 3:
+                return -1
+            if mode == "nonadjacent" and state & 4:
+                return -1
+            if mode == "adjacent" and state & 4:
+                state |= 16
+            state = (state & ~3) | (2 if state & 3 else 1) | 4
+            if first:
+                state |= 8
+        else:
+            state &= ~4
+        return state
+
+    @staticmethod
+    def _accepts(spec: CycleSpec, state: int) -> bool:
+        if spec.variant and not state & 64:
+            return False
+        if spec.rw == "none":
+            return not spec.needs_wr or bool(state & 32)
+        if spec.rw == "single":
+            return bool(state & 1)
+        if not state & 2:
+            return False
+        wrap = bool(state & 4) and bool(state & 8)
+        if spec.rw == "nonadjacent":
+            return not wrap
+        return bool(state & 16) or wrap
+
+    @staticmethod
+    def _walk(parent, s, start_state, v, state) -> list[tuple[int, int]]:
+        """(node, label of the edge leaving it) from s to v, following parent pointers."""
+        steps = []
+        while (v, state) != (s, start_state):
+            pv, pstate, r = parent[(v, state)]
+            steps.append((pv, r))
+            v, state = pv, pstate
+        steps.reverse()
+        return steps
+
+    def _simple(self, spec: CycleSpec, walk: list[tuple[int, int]], s: int) -> Cycle | None:
+        """The walk as a cycle, if it visits no transaction twice; else a simple cycle of
+        the right kind inside it, if one is there."""
+        nodes = [v for v, _ in walk]
+        if len(set(nodes)) == len(nodes):
+            return self._cycle(nodes + [s], [r for _, r in walk])
+        for i, v in enumerate(nodes):
+            j = nodes.index(v, i + 1) if v in nodes[i + 1:] else -1
+            if j > 0:
+                inner, outer = walk[i:j], walk[:i] + walk[j:]
+                for part in (inner, outer):
+                    labels = [r for _, r in part]
+                    if all(r & spec.allowed for r in labels) and classify(labels) == spec.name:
+                        found = self._simple(spec, part, part[0][0])
+                        if found is not None:
+                            return found
+                return None
+        return None
+
+    def _cycle(self, nodes: list[int], labels: list[int]) -> Cycle:
+        return Cycle(classify(labels), [self.nodes[i] for i in nodes], labels)
+
+    def _shorten(self, cycle: Cycle, accept, longest: int = 100) -> Cycle:
+        """Replaces runs of a cycle by one direct order edge where the order allows it and
+        the cycle stays acceptable: "T2 completed before T1 began" instead of a chain of
+        hops through the order's transitive reduction. Greedy, longest run first."""
+        if self.order is None or len(cycle.labels) > longest:
+            return cycle
+        nodes, labels = cycle.nodes[:-1], list(cycle.labels)
+        while len(nodes) > 2:
+            n, best = len(nodes), None
+            for i in range(n):
+                for skip in range(n - 1, 1, -1):
+                    if best is not None and skip <= best[0]:
+                        break
+                    j = (i + skip) % n
+                    label = self.label_of.get((nodes[i], nodes[j])) or self.order(nodes[i], nodes[j])
+                    if not label:
+                        continue
+                    new_labels = [label] + [labels[(j + t) % n] for t in range(n - skip)]
+                    if accept(new_labels):
+                        new_nodes = [nodes[i]] + [nodes[(j + t) % n] for t in range(n - skip)]
+                        best = (skip, new_nodes, new_labels)
+                        break
+            if best is None:
+                break
+            _, nodes, labels = best
+        return Cycle(classify(labels), nodes + nodes[:1], labels)
+
+    # -- fallback ------------------------------------------------------------------------
+
+    def some_cycle(self) -> Cycle:
+        """A short cycle from the smallest set of relations that has one: the shortest
+        cycle through one transaction, found breadth-first (linear time)."""
+        for rels in (WW, WW | REALTIME | PROCESS, WW | WR, WW | WR | REALTIME | PROCESS,
+                     WW | WR | RW, ALL_RELS):
+            succ = [[(j, r) for j, r in edges if r & rels] for edges in self.labels]
+            for comp in strongly_connected([[j for j, _ in e] for e in succ]):
+                if len(comp) > 1:
+                    return self._shorten(self._shortest_cycle(succ, set(comp), comp[0]),
+                                         lambda labels: True)
+        raise AssertionError("a strongly connected component without a cycle")
+
+    def _shortest_cycle(self, succ, inside: set, start: int) -> Cycle:
+        parent = {start: None}
+        queue = deque([start])
+        while queue:
+            v = queue.popleft()
+            for w, r in succ[v]:
+                if w == start:
+                    nodes, labels = [v], [r]
+                    while parent[nodes[-1]] is not None:
+                        u, label = parent[nodes[-1]]
+                        nodes.append(u)
+                        labels.append(label)
+                    nodes.reverse()
+                    labels.reverse()
+                    return self._cycle(nodes + [start], labels)
+                if w in inside and w not in parent:
+                    parent[w] = (v, r)
+                    queue.append(w)
+        raise AssertionError("a strongly connected component without a cycle")
+
+
+def _lead_with(cycle: Cycle, label: int) -> Cycle:
+    """The same cycle, rotated to begin with the first of a run of `label` edges (the
+    relation the search was anchored on), so it reads from its distinctive dependency."""
+    labels, n = cycle.labels, len(cycle.labels)
+    runs = [i for i in range(n) if labels[i] == label and labels[i - 1] != label]
+    if not label or not runs or runs[0] == 0:
+        return cycle
+    i = runs[0]
+    nodes = cycle.nodes[:-1]
+    rotated = nodes[i:] + nodes[:i]
+    return Cycle(cycle.type, rotated + rotated[:1], labels[i:] + labels[:i])
+
+
+def _subgraph_names(spec) -> list:
+    def names(rels: int) -> list[str]:
+        return [n for bit, n in ((WW, "ww"), (WR, "wr"), (RW, "rw"), (PROCESS, "process"),
+                                 (REALTIME, "realtime")) if rels & bit]
+    if spec[0] == "union":
+        return ["union", *names(spec[1])]
+    return ["extension", ["union", *names(spec[1])], names(spec[2])[0]]
+
+
+def strongly_connected(succ: list[list[int]]) -> list[list[int]]:
+    """Tarjan's algorithm, iterative, over local integer nodes 0..n-1 (each component
+    sorted; components in order of their smallest node)."""
+    n = len(succ)
+    index = [-1] * n
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            v, i = work[-1]
+            edges = succ[v]
+            if i < len(edges):
+                work[-1] = (v, i + 1)
+                w = edges[i]
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = True
+                    work.append((w, 0))
+                elif on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                if low[v] < low[u]:
+                    low[u] = low[v]
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                comp.sort()
+                out.append(comp)
+    out.sort(key=lambda c: c[0])
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import pathlib
 import re
 import textwrap
@@ -265,3 +266,36 @@ def test_pytest_plugin_fails_an_invalid_run_with_anomalies_and_report(pytester):
     assert "repeat: tectonic test --spec " in out
     assert "tectonic: bad spec: spec: field 'workload' must be one of" in out
     assert "Traceback" not in out
+
+
+# ---- end to end through run_test (an in-process fake target: no cluster needed)
+
+@pytest.mark.slow
+def test_campaign_through_run_test_stores_runs_with_reports(tmp_path):
+    from harness.run import run_test
+    from tests.fakes import FakeCluster, FakeTarget
+
+    def runner(spec):
+        # A "bug" makes every add raise, so the stats checker finds the run invalid.
+        broken = {"add"} if spec.get("bugs") else set()
+        return run_test(spec, cluster_factory=lambda s, d: FakeCluster(s["node_count"], d),
+                        target_factory=lambda s, nodes: FakeTarget(raise_on=broken))
+
+    path = write(tmp_path, """
+        name: e2e
+        base: {workload: set, time_limit: 0.5, rate: 100, concurrency: 2, node_count: 1,
+               recovery_time: 0, op_timeout: 0.2, seed: 7}
+        entries:
+          - {}
+          - {bugs: [broken-adds], expect: invalid}
+        """, "e2e.yaml")
+    store = tmp_path / "store"
+    assert run_campaign(path, store=str(store), runner=runner) == 0
+    state = json.loads((store / "campaigns" / "e2e" / "state.json").read_text())
+    records = list(state["finished"].values())
+    assert [r["verdict"] for r in records] == ["valid", "invalid"]
+    for record in records:
+        assert os.path.exists(os.path.join(record["run_dir"], "report.html"))
+        assert os.path.exists(os.path.join(record["run_dir"], "timeline.html"))
+    suite = junit(store, "e2e").find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "0")

@@ -169,6 +169,22 @@ def test_a_run_that_crashed_before_checking_still_gets_a_report(tmp_path):
     assert "could not be read" in html and "history.jsonl:2" in html
 
 
+def test_checkers_without_prose_are_summarized_by_their_lists_and_keys(tmp_path):
+    run = make_run_dir(tmp_path, valid=True)
+    results = {"valid": False, "checkers": {
+        "stats": {"valid": False, "never_succeeded": ["add"], "by_f": {"add": {"ok": 0, "fail": 0, "info": 9}}},
+        "set": {"valid": False, "keys": {
+            "0": {"valid": True, "attempted": 10, "lost": []},
+            "1": {"valid": False, "attempted": 10, "lost": [3, 4]}}}}}
+    (run / "results.json").write_text(json.dumps(results))
+    html = pathlib.Path(write_report(str(run))).read_text()
+    assert "stats: invalid: never_succeeded: add" in html
+    assert "set: invalid: keys not valid: 1" in html
+    rows = re.findall(r"<tr><td><code>(\d)</code></td><td><span class=\"verdict (\w+)\">", html)
+    assert rows == [("1", "invalid"), ("0", "valid")]  # failing keys first
+    assert "<td>2: [3, 4]</td>" in html
+
+
 def test_fault_periods_pair_start_and_stop_and_run_to_the_end_when_unhealed():
     h = [{"time": 10, "type": "info", "process": "nemesis", "f": "start-partition", "value": "a"},
          {"time": 20, "type": "invoke", "process": "nemesis", "f": "stop-partition", "value": None},

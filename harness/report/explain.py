@@ -29,6 +29,8 @@ def checker_section(name: str, result: dict, run_dir: str) -> str:
         parts.append(_linearizable(result, run_dir))
     elif isinstance(result.get("by_f"), dict):
         parts.append(_stats(result))
+    elif _per_key(result):
+        parts.append(_keys_table(result))
     if isinstance(result.get("checkers"), dict):
         for inner, inner_result in result["checkers"].items():
             if isinstance(inner_result, dict):
@@ -145,3 +147,30 @@ def _stats(result: dict) -> str:
         rows.append(f"<tr><td>{esc(f)}</td>{cells}</tr>")
     return ('<table><tr><th>f</th><th class="num">ok</th><th class="num">fail</th>'
             f'<th class="num">info</th></tr>{"".join(rows)}</table>')
+
+
+def _per_key(result: dict) -> bool:
+    keys = result.get("keys")
+    return isinstance(keys, dict) and bool(keys) and all(isinstance(v, dict) for v in keys.values())
+
+
+def _keys_table(result: dict, limit: int = 200) -> str:
+    """One row per key of a keyed checker (set, counter): its verdict, counts and lists
+    (lists as their length and first elements); failing keys first."""
+    keys = sorted(result["keys"].items(), key=lambda kv: (kv[1].get("valid") is True, str(kv[0])))
+    fields = list(dict.fromkeys(f for _, r in keys for f in r if f != "valid"))
+    head = "".join(f"<th>{esc(f)}</th>" for f in fields)
+    rows = []
+    for key, r in keys[:limit]:
+        cells = []
+        for f in fields:
+            v = r.get(f, "")
+            if isinstance(v, list):
+                v = f"{len(v)}" + (f": {compact_json(v[:8])}" if v else "")
+            elif isinstance(v, dict):
+                v = compact_json(v, 200)
+            cells.append(f"<td>{esc(v)}</td>")
+        rows.append(f"<tr><td><code>{esc(key)}</code></td><td>{verdict_badge(verdict_word(r.get('valid')))}</td>"
+                    + "".join(cells) + "</tr>")
+    more = f'<p class="muted">… and {len(keys) - limit} more keys</p>' if len(keys) > limit else ""
+    return f"<table><tr><th>key</th><th>verdict</th>{head}</tr>{''.join(rows)}</table>{more}"

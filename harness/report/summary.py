@@ -83,4 +83,19 @@ def _first_explanation(result: dict) -> str:
             text = text[0] if text else None
         if isinstance(text, str) and text.strip():
             return " ".join(text.split())
-    return ""
+    return _notable_fields(result)
+
+
+def _notable_fields(result: dict) -> str:
+    """For a checker without prose: its non-empty lists (never_succeeded, lost, ...) and
+    the keys whose own result failed."""
+    notes = []
+    for field, value in result.items():
+        if isinstance(value, list) and value and field not in ("anomaly-types", "not", "also_not"):
+            shown = ", ".join(map(str, value[:5])) + (f" (+{len(value) - 5} more)" if len(value) > 5 else "")
+            notes.append(f"{field}: {shown}")
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            bad = [str(k) for k, v in value.items() if "valid" in v and v["valid"] is not True]
+            if bad:
+                notes.append(f"{field} not valid: {', '.join(bad[:5])}" + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
+    return "; ".join(notes)

@@ -113,6 +113,7 @@ def load_campaign(path: str, store: str | None = None) -> Campaign:
 
     runs: list[CampaignRun] = []
     labels: dict[str, int] = {}
+    keys: dict[str, int] = {}
     for where, fields, expect, times in combos:
         if "store" in fields:
             raise CampaignError(f"{path}: {where}: field 'store' belongs in 'base' (one store per campaign)")
@@ -129,7 +130,11 @@ def load_campaign(path: str, store: str | None = None) -> Campaign:
             labels[label] = labels.get(label, 0) + 1
             if labels[label] > 1:
                 label = f"{label}#{labels[label]}"
-            runs.append(CampaignRun(_key(run_spec, expect, r), label, run_spec, expect))
+            key = _key(run_spec, expect, r)
+            keys[key] = keys.get(key, 0) + 1
+            if keys[key] > 1:  # the same run listed twice is run twice
+                key = f"{key}-{keys[key]}"
+            runs.append(CampaignRun(key, label, run_spec, expect))
     return Campaign(name, path, store, runs)
 
 

@@ -169,6 +169,16 @@ def test_expectation_rules_repeat_and_seeds(tmp_path):
     assert len({r.key for r in campaign.runs}) == len(campaign.runs)
 
 
+def test_the_same_run_listed_twice_runs_twice(tmp_path):
+    store = tmp_path / "store"
+    runner = FakeRunner(store)
+    path = write(tmp_path, "entries: [{seed: 1}, {seed: 1}]", "twice.yaml")
+    assert run_campaign(path, store=str(store), runner=runner) == 0
+    assert len(runner.calls) == 2
+    names = [c.get("name") for c in junit(store, "twice").iter("testcase")]
+    assert names == ["raftkv register nemesis=none seed=1", "raftkv register nemesis=none seed=1#2"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("matrix: {workload: register}", "field 'matrix.workload' must be a non-empty list"),
     ("matrix: {workloads: [register]}", "field 'matrix.workloads': use the spec field name 'workload'"),

@@ -185,6 +185,16 @@ def test_checkers_without_prose_are_summarized_by_their_lists_and_keys(tmp_path)
     assert "<td>2: [3, 4]</td>" in html
 
 
+def test_a_malformed_history_is_named_in_the_report(tmp_path):
+    run = make_run_dir(tmp_path, valid=True)
+    ops = [{"index": 0, "time": 1, "type": "invoke", "process": 0, "f": "read", "value": None},
+           {"index": 1, "time": 2, "type": "invoke", "process": 0, "f": "read", "value": None}]
+    (run / "history.jsonl").write_text("".join(json.dumps(op) + "\n" for op in ops))
+    html = pathlib.Path(write_report(str(run))).read_text()
+    assert "The history is malformed:" in html and "history.jsonl:2: process 0 invokes" in html
+    assert "VALID" in html  # the verdict still leads
+
+
 def test_fault_periods_pair_start_and_stop_and_run_to_the_end_when_unhealed():
     h = [{"time": 10, "type": "info", "process": "nemesis", "f": "start-partition", "value": "a"},
          {"time": 20, "type": "invoke", "process": "nemesis", "f": "stop-partition", "value": None},

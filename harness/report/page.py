@@ -52,7 +52,10 @@ def write_report(run_dir: str) -> str:
     if history_error:
         sections.append(f"<h2>History</h2><p>The history could not be read: <code>{esc(history_error)}</code></p>")
     elif history:
-        sections.append(_history_sections(run_dir, history, name))
+        try:
+            sections.append(_history_sections(run_dir, history, name))
+        except HistoryError as e:  # well-formed lines, but not a well-formed history
+            sections.append(f"<h2>History</h2><p>The history is malformed: <code>{esc(e)}</code></p>")
     sections.append("<h2>Spec</h2><pre>" + esc(yaml.safe_dump(spec, sort_keys=False)) + "</pre>")
     sections.append(_files(run_dir))
 

@@ -1,0 +1,121 @@
+"""LinearizableChecker: the history -> result function the harness and the CLI call."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from .calls import FAIL_CAS, prepare
+from .explain import explain_failure, explain_text
+from .models import make_model
+from .render import render_failure
+from .schedule import decide
+
+# The cache is the search's memory. A configuration costs about ENTRY_BYTES plus its
+# bitset (one bit per call of the key); each key's search stops at MEMORY_BUDGET with
+# "unknown" rather than be killed by the kernel.
+MEMORY_BUDGET = 1 << 30
+ENTRY_BYTES = 300
+
+
+class LinearizableChecker:
+    """Is the history linearizable with respect to a sequential model?
+
+    model: a name in MODELS (register, cas-register, kv, multi-register, set, mutex,
+    unordered-queue, fifo-queue). initial: the model's initial state (None: the model's
+    own: nil for registers, "" per key for kv, {} for multi-register, empty otherwise).
+    nil_read: "unknown" (Knossos: a read of nil tells nothing) or "absent" (Porcupine's
+    etcd data: nil means never written). independent: values are Jepsen's [key, value]
+    tuples and each key is checked on its own (the kv model splits on `key` anyway).
+    fail_cas: "ignored" (default; a failed op never happened, Knossos) or "observed" (a
+    failed CAS saw a value other than its `from`, Porcupine's etcd semantics; right when
+    the client reports `fail` for a CAS only on a value mismatch). time_limit (seconds,
+    None for none) and max_cache_entries (per key; None: about 1 GiB worth) bound the
+    search, past them a key is "unknown". processes: worker processes (None: as many as
+    pay off, 1: never fork).
+    """
+
+    name = "linearizable"
+
+    def __init__(self, model: str, *, initial: Any = None, nil_read: str = "unknown",
+                 independent: bool = False, time_limit: float | None = 60.0,
+                 fail_cas: str = "ignored", max_cache_entries: int | None = None,
+                 processes: int | None = None):
+        self.model_name = model
+        self.model = make_model(model, initial, nil_read)
+        if fail_cas not in FAIL_CAS:
+            raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
+        self.options = {"initial": initial, "nil_read": nil_read, "independent": independent,
+                        "time_limit": time_limit, "fail_cas": fail_cas}
+        self.independent = independent
+        self.fail_cas = fail_cas
+        self.time_limit = time_limit
+        self.max_cache_entries = max_cache_entries
+        self.processes = processes
+
+    def check(self, history: list[dict], opts: dict | None = None) -> dict[str, Any]:
+        """Check `history`; opts["out_dir"] (optional) receives linear/<key>.html per
+        failing key. Raises ValueError naming the op on a malformed history."""
+        opts = opts or {}
+        started = time.monotonic()
+        deadline = started + self.time_limit if self.time_limit is not None else None
+        prepared = prepare(history, self.model, independent=self.independent, fail_cas=self.fail_cas)
+        keys = prepared.keys
+        caps = {k: self._cap(len(calls)) for k, calls in keys.items()}
+        outcomes = decide(keys, self.model, deadline=deadline, max_entries=caps,
+                          processes=self.processes)
+
+        failures: dict[str, dict] = {}
+        unknown: list[str] = []
+        reasons: dict[str, str] = {}
+        for key, calls in keys.items():
+            outcome = outcomes[key]
+            if outcome.valid is False:
+                failures[key] = explain_failure(calls, self.model, outcome)
+            elif outcome.valid is not True:
+                unknown.append(key)
+                reasons[key] = outcome.reason or "undecided"
+        out_dir = opts.get("out_dir")
+        if out_dir and failures:
+            self._write_pages(out_dir, keys, outcomes, failures)
+
+        result: dict[str, Any] = {
+            "valid": False if failures else ("unknown" if unknown else True),
+            "model": self.model_name,
+            "keys_checked": len(keys),
+            "ops_checked": sum(len(c) for c in keys.values()),
+            "failures": failures,
+            "unknown_keys": unknown,
+            "unknown_reasons": reasons,
+            "configurations": sum(o.configurations for o in outcomes.values()),
+            "left_out": {"failed": prepared.dropped_fail, "unknown_reads": prepared.skipped_unknown,
+                         "nemesis_and_lone_info": prepared.ignored},
+            "options": {k: (v if isinstance(v, (bool, int, float, str, type(None))) else repr(v))
+                        for k, v in self.options.items()},
+            "elapsed": round(time.monotonic() - started, 6),
+        }
+        result["explanation"] = explain_text(result)
+        return result
+
+    def _cap(self, n_calls: int) -> int:
+        if self.max_cache_entries is not None:
+            return self.max_cache_entries
+        return max(MEMORY_BUDGET // (ENTRY_BYTES + n_calls // 8), 10_000)
+
+    def _write_pages(self, out_dir, keys, outcomes, failures) -> None:
+        folder = os.path.join(out_dir, "linear")
+        os.makedirs(folder, exist_ok=True)
+        used: set[str] = set()
+        for key, failure in failures.items():
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100] or "key"
+            name, n = stem, 1
+            while name in used:
+                n += 1
+                name = f"{stem}-{n}"
+            used.add(name)
+            path = os.path.join(folder, name + ".html")
+            page = render_failure(key, keys[key], self.model, outcomes[key], failure, self.model_name)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+            failure["html"] = path

@@ -1,0 +1,177 @@
+"""Why a history is not linearizable, in words a user can check against the history.
+
+What Knossos reports, for one key: the op that cannot be linearized (the first completion
+the search could never get past), the last `ok` op before it (:previous-ok), the longest
+partial linearization, and the final paths: from every configuration that got that far,
+the states each order of the concurrent ops reaches, and the failing op unable to follow
+any of them ("after write 2 by p76 [index 472] the register holds 2; read 0 by p70
+[index 491] cannot follow").
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .models import FAILED, UNKNOWN, Model
+
+SHOWN_LINEARIZED = 20   # tail of the longest partial linearization kept in the result
+MAX_PATH_LINES = 12     # final paths shown per failing key
+MAX_ORDER_DEPTH = 2     # concurrent ops tried ahead of the failing op, per order shown
+MAX_CONCURRENT = 50     # concurrent ops named in the result
+
+
+def jsonable(x: Any) -> Any:
+    """Model and history values as JSON: tuples and sets become lists, markers None."""
+    if x is None or isinstance(x, (bool, int, float)):
+        return x
+    if isinstance(x, str):
+        return str.__str__(x)
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (set, frozenset)):
+        return sorted((jsonable(v) for v in x), key=repr)
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if x is UNKNOWN or x is FAILED:
+        return None
+    return repr(x)
+
+
+def op_ref(call, model: Model) -> dict:
+    """How results name an op: its index (the completion's, as Knossos does), process,
+    f, value, what happened to it, and the model's words for it."""
+    return {"index": jsonable(call.index), "invoke_index": jsonable(call.invoke_index),
+            "process": jsonable(call.process), "f": call.f, "value": jsonable(call.value),
+            "type": call.kind, "op": model.describe_op(call.inp, call.out)}
+
+
+def op_text(ref: dict) -> str:
+    """"read 0 by p70 [index 491]"; ops of unknown outcome say so."""
+    p = ref["process"]
+    who = f"p{p}" if isinstance(p, int) else str(p)
+    where = f"index {ref['index']}"
+    if ref["type"] == "info":
+        where += ", info"
+    elif ref["type"] == "open":
+        where = f"invoked at index {ref['invoke_index']}, never completed"
+    return f"{ref['op']} by {who} [{where}]"
+
+
+def explain_failure(calls: list, model: Model, outcome) -> dict:
+    """The explanation of one key's failed search (see the module docstring)."""
+    bad = calls[outcome.stuck_at]
+    bad_ref = op_ref(bad, model)
+    previous = max((c for c in calls if c.kind == "ok" and c.end is not None and c.end < bad.end),
+                   key=lambda c: c.end, default=None)
+    linearized = [dict(op_ref(calls[cid], model), n=n, state=model.describe(state))
+                  for n, (cid, state) in enumerate(outcome.path, 1)]
+    # Ops of unknown outcome stay concurrent with everything after their invocation;
+    # the most recently invoked are the telling ones.
+    concurrent = [c for c in calls if c is not bad and c.inv < bad.end
+                  and (c.ret is None or c.end > bad.inv)][-MAX_CONCURRENT:]
+    paths, cut = _final_paths(calls, model, outcome, bad)
+    return {
+        "op": bad_ref,
+        "previous_ok": op_ref(previous, model) if previous is not None else None,
+        "linearized_count": len(linearized),
+        "linearized": linearized[-SHOWN_LINEARIZED:],
+        "concurrent": [op_ref(c, model) for c in concurrent],
+        "final_paths": paths,
+        "final_paths_cut": cut,
+        "final_states": sorted({model.describe(state) for _, state, _ in outcome.finals}),
+    }
+
+
+def _final_paths(calls, model, outcome, bad) -> tuple[list[dict], bool]:
+    """From each configuration at the furthest point, the states that orders of up to
+    MAX_ORDER_DEPTH concurrent ops reach, each ending with `bad` unable to follow.
+    Breadth first, so the shortest orders (the most telling) come first; the most
+    recently invoked ops are tried first. True as second value when lines were cut."""
+    lines: list[dict] = []
+    seen: set = set()
+    frontier = []
+    for done, state, last in outcome.finals:
+        pending = sorted((i for i, c in enumerate(calls)
+                          if c.inv < bad.end and i not in done and c is not bad),
+                         key=lambda i: -calls[i].inv)
+        frontier.append(((), state, last, pending))
+    for depth in range(MAX_ORDER_DEPTH + 1):
+        deeper = []
+        for order, s, last, pending in frontier:
+            key = (last, frozenset(order), s)
+            if key in seen:
+                continue
+            seen.add(key)
+            if len(lines) >= MAX_PATH_LINES:
+                return lines, True
+            ok, _ = model.step(s, bad.inp, bad.out)
+            after = ((last,) if last is not None else ()) + order
+            lines.append({"after": [op_ref(calls[i], model) for i in after],
+                          "state": model.describe(s), "then_legal": ok})
+            if depth < MAX_ORDER_DEPTH and len(deeper) < 4 * MAX_PATH_LINES:
+                for i in pending:
+                    if i not in order:
+                        legal, s2 = model.step(s, calls[i].inp, calls[i].out)
+                        if legal:
+                            deeper.append((order + (i,), s2, last, pending))
+        frontier = deeper
+    return lines, False
+
+
+def path_text(line: dict, bad_ref: dict) -> str:
+    ops = ", ".join(op_text(r) for r in line["after"])
+    head = f"after {ops} {line['state']}" if ops else f"initially {line['state']}"
+    follow = "could follow" if line["then_legal"] else "cannot follow"
+    return f"{head}; {op_text(bad_ref)} {follow}"
+
+
+def failure_text(key: str, failure: dict) -> list[str]:
+    bad = failure["op"]
+    lines = [f"key {key}: {op_text(bad)} cannot be linearized."]
+    prev = failure["previous_ok"]
+    if prev is not None:
+        lines.append(f"  The history linearizes up to it: the last ok op before it is {op_text(prev)}.")
+    n = failure["linearized_count"]
+    if n:
+        shown = failure["linearized"]
+        lines.append(f"  Longest partial linearization: {n} ops"
+                     + (f", the last {len(shown)}:" if len(shown) < n else ":"))
+        for item in shown:
+            lines.append(f"    {item['n']:>5}. {op_text(item)} -> {item['state']}")
+    else:
+        lines.append("  Not even the first op can be linearized.")
+    if failure["concurrent"]:
+        names = ", ".join(op_text(r) for r in failure["concurrent"][:8])
+        extra = len(failure["concurrent"]) - 8
+        lines.append(f"  Concurrent with it: {names}" + (f" and {extra} more" if extra > 0 else ""))
+    lines.append("  Every order the search could reach ends the same way:")
+    for line in failure["final_paths"]:
+        lines.append("    " + path_text(line, bad))
+    if failure["final_paths_cut"]:
+        lines.append("    (more orders not shown)")
+    if failure.get("html"):
+        lines.append(f"  Timeline: {failure['html']}")
+    return lines
+
+
+def explain_text(result: dict) -> str:
+    """The terminal explanation of a LinearizableChecker result."""
+    model = result.get("model", "?")
+    valid = result.get("valid")
+    n = result.get("keys_checked", 0)
+    keys = "key" if n == 1 else "keys"
+    failures = result.get("failures", {})
+    unknown = result.get("unknown_keys", [])
+    if valid is True:
+        lines = [f"Linearizable (model {model}, {n} {keys}, {result.get('ops_checked', 0)} ops checked)."]
+    elif valid is False:
+        lines = [f"NOT linearizable (model {model}): {len(failures)} of {n} {keys} cannot be linearized."]
+    else:
+        lines = [f"Unknown (model {model}): {len(unknown)} of {n} {keys} could not be decided."]
+    if result.get("error"):
+        lines.append(f"  {result['error']}")
+    for key, failure in failures.items():
+        lines.extend(failure_text(key, failure))
+    reasons = result.get("unknown_reasons", {})
+    for key in unknown:
+        lines.append(f"key {key}: undecided ({reasons.get(key, 'no reason recorded')}).")
+    return "\n".join(lines)

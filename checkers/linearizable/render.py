@@ -1,0 +1,176 @@
+"""A self-contained HTML page per failing key: what Knossos's linear.svg and Porcupine's
+visualization show their users, without scripts or styles from the network.
+
+One row per process on a time axis (the ops' `time` when every op shown has one, else
+their positions in the history); a box per op from invocation to completion, dashed when
+its outcome is unknown; the ops of the longest partial linearization numbered in order,
+the op that cannot be linearized in red, the point the search could not get past as a
+vertical line. Hovering an op shows it and the model state after it. Long histories are
+cut to a window around the failure: the last WINDOW_TAIL linearized ops and the ops
+concurrent with the failing one.
+"""
+from __future__ import annotations
+
+import html
+import json
+
+from .explain import failure_text, op_ref, op_text
+
+WINDOW_TAIL = 40
+MAX_BOXES = 400
+TABLE_ROWS = 500
+WIDTH = 1200
+LEFT = 70
+ROW = 30
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; white-space: pre-wrap; }
+svg text { font: 11px monospace; pointer-events: none; }
+.op rect { stroke: #555; stroke-width: 1; }
+.op:hover rect { stroke: #000; stroke-width: 2.5; }
+.lin rect { fill: #bfe3c0; } .bad rect { fill: #f19a9a; stroke: #b00; stroke-width: 2; }
+.pending rect { fill: #fbe3a1; } .other rect { fill: #e4e4e4; }
+.unknown rect { stroke-dasharray: 4 3; }
+#panel { position: sticky; top: 0; background: #fffbe6; border: 1px solid #e0d080;
+         padding: .5em .8em; min-height: 2.8em; white-space: pre-wrap; font-family: monospace; }
+table { border-collapse: collapse; } td, th { padding: 2px 8px; border-bottom: 1px solid #ddd;
+text-align: left; font-family: monospace; } tr.badrow td { background: #f8d0d0; }
+.legend span { display: inline-block; padding: 0 .6em; margin-right: .5em; border: 1px solid #555; }
+"""
+
+_SCRIPT = """
+document.querySelectorAll('g.op').forEach(function (g) {
+  g.addEventListener('mouseenter', function () {
+    document.getElementById('panel').textContent = g.getAttribute('data-info');
+  });
+});
+"""
+
+
+def render_failure(key: str, calls: list, model, outcome, failure: dict, model_name: str) -> str:
+    bad_id = outcome.stuck_at
+    bad = calls[bad_id]
+    order = {cid: n for n, (cid, _) in enumerate(outcome.path, 1)}
+    after = {cid: state for cid, state in outcome.path}
+    shown = _window(calls, outcome, bad_id)
+    svg = _timeline(calls, model, shown, order, after, bad_id, outcome)
+    esc = html.escape
+    text = "\n".join(failure_text(key, failure))
+    rows = []
+    path = outcome.path[-TABLE_ROWS:]
+    first = len(outcome.path) - len(path) + 1
+    for n, (cid, state) in enumerate(path, first):
+        ref = op_ref(calls[cid], model)
+        rows.append(f"<tr><td>{n}</td><td>{esc(op_text(ref))}</td><td>{esc(model.describe(state))}</td></tr>")
+    rows.append(f"<tr class='badrow'><td>-</td><td>{esc(op_text(failure['op']))}</td>"
+                f"<td>cannot follow; reachable states: {esc('; '.join(failure['final_states']))}</td></tr>")
+    cut = (f"<p>The first {first - 1} ops of the partial linearization are not listed.</p>"
+           if first > 1 else "")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>key {esc(key)}: not linearizable</title>
+<style>{_STYLE}</style></head><body>
+<h1>Key {esc(key)} is not linearizable ({esc(model_name)})</h1>
+<p class="legend"><span style="background:#bfe3c0">linearized (numbered in order)</span>
+<span style="background:#f19a9a">cannot be linearized</span>
+<span style="background:#fbe3a1">concurrent, not linearized</span>
+<span style="background:#e4e4e4">other</span>
+<span style="border-style:dashed">outcome unknown (info / never completed)</span></p>
+<div id="panel">Hover over an operation to see it and the state after it.</div>
+{svg}
+<h2>Explanation</h2>
+<pre>{esc(text)}</pre>
+<h2>Longest partial linearization ({len(outcome.path)} ops)</h2>
+{cut}<table><tr><th>#</th><th>op</th><th>state after</th></tr>
+{''.join(rows)}
+</table>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+def _window(calls, outcome, bad_id) -> list[int]:
+    bad = calls[bad_id]
+    focus = {cid for cid, _ in outcome.path[-WINDOW_TAIL:]} | {bad_id}
+    focus |= {i for i, c in enumerate(calls)
+              if c.inv < bad.end and c.end is not None and c.end > bad.inv}
+    lo = min(calls[i].inv for i in focus)
+    hi = bad.end
+    inside = [i for i, c in enumerate(calls)
+              if i in focus or (c.inv <= hi and (c.end if c.end is not None else c.inv) >= lo)]
+    return sorted(inside, key=lambda i: calls[i].inv)[-MAX_BOXES:]
+
+
+def _timeline(calls, model, shown, order, after, bad_id, outcome) -> str:
+    use_time = all(isinstance(calls[i].t0, (int, float)) and
+                   (calls[i].end is None or isinstance(calls[i].t1, (int, float))) for i in shown)
+
+    def span(c):
+        if use_time:
+            return c.t0, c.t1
+        return c.inv, c.end
+
+    starts = [span(calls[i])[0] for i in shown]
+    ends = [span(calls[i])[1] for i in shown if span(calls[i])[1] is not None]
+    t_lo = min(starts)
+    t_hi = max(ends + starts)
+    scale = (WIDTH - LEFT - 20) / max(t_hi - t_lo, 1)
+
+    def x(t):
+        return LEFT + (t - t_lo) * scale
+
+    processes = sorted({calls[i].process for i in shown}, key=lambda p: (not isinstance(p, int), str(p)))
+    row_of = {p: n for n, p in enumerate(processes)}
+    height = ROW * len(processes) + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">']
+    for p, n in row_of.items():
+        y = n * ROW + 20
+        label = f"p{p}" if isinstance(p, int) else str(p)
+        parts.append(f'<text x="4" y="{y + 15}">{html.escape(label)}</text>'
+                     f'<line x1="{LEFT}" x2="{WIDTH - 10}" y1="{y + 24}" y2="{y + 24}" stroke="#eee"/>')
+    bad = calls[bad_id]
+    stuck_x = x(span(bad)[1])
+    parts.append(f'<line x1="{stuck_x:.1f}" x2="{stuck_x:.1f}" y1="10" y2="{height - 10}" '
+                 f'stroke="#b00" stroke-dasharray="6 4"/>'
+                 f'<text x="{stuck_x + 4:.1f}" y="{height - 12}" fill="#b00">furthest point</text>')
+    finals = "; ".join(sorted({model.describe(s) for _, s, _ in outcome.finals}))
+    for i in shown:
+        c = calls[i]
+        t0, t1 = span(c)
+        x0 = x(t0)
+        x1 = x(t1) if t1 is not None else WIDTH - 10
+        if c.ret is None:
+            x1 = WIDTH - 10  # may take effect any time after its invocation
+        y = row_of[c.process] * ROW + 20
+        ref = op_ref(c, model)
+        if i == bad_id:
+            cls, info = "bad", f"CANNOT BE LINEARIZED: {op_text(ref)}\nreachable states before it: {finals}"
+        elif i in order:
+            cls = "lin"
+            info = f"#{order[i]} {op_text(ref)}\nafter it: {model.describe(after[i])}"
+        elif c.inv < bad.end:
+            cls, info = "pending", f"{op_text(ref)}\nnot in the partial linearization"
+        else:
+            cls, info = "other", f"{op_text(ref)}\ninvoked after the furthest point"
+        if c.ret is None:
+            cls += " unknown"
+        label = (f"{order[i]}. " if i in order else "") + ref["op"]
+        width = max(x1 - x0, 4)
+        parts.append(f'<g class="op {cls}" data-info="{html.escape(info)}">'
+                     f'<title>{html.escape(info)}</title>'
+                     f'<rect x="{x0:.1f}" y="{y}" width="{width:.1f}" height="22" rx="3"/>'
+                     f'<text x="{x0 + 3:.1f}" y="{y + 15}">{html.escape(_fit(label, width))}</text></g>')
+    unit = "time (ns)" if use_time else "position in the history"
+    parts.append(f'<text x="{LEFT}" y="{height - 12}">{html.escape(unit)}: {json.dumps(t_lo)} '
+                 f'to {json.dumps(t_hi)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _fit(label: str, width: float) -> str:
+    room = int(width / 6.7)
+    if len(label) <= room:
+        return label
+    return label[:max(room - 1, 0)] + "…" if room > 1 else ""

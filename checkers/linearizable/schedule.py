@@ -1,0 +1,145 @@
+"""Deciding many keys: in what order, how far each, and in how many processes.
+
+Keys are independent (P-compositionality), so one invalid key makes the history invalid.
+A key's search can take a thousand times longer than another's, and the one that would
+show the history invalid may come last; so every key first gets a slice of FIRST_SLICE
+configurations, smallest keys first, and only then do the undecided ones run to the end,
+one after another. Once some key is known not to be linearizable, the others get no more
+than AFTER_FAILURE configurations each: enough to report their own cheap failures, not
+enough for a hard key to delay a verdict that is already certain. The searches are
+generators, so a paused key resumes where it stopped and no work is repeated.
+
+With many keys and many ops, keys are shared among forked worker processes (each one
+runs the same schedule on its keys, and they tell each other about failures through an
+Event). Forking is what makes it pay: the workers inherit the calls instead of receiving
+them pickled. A worker that dies (killed for memory, say) leaves its keys "unknown".
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from typing import Any
+
+from .search import Outcome, searching
+
+FIRST_SLICE = 1 << 16
+AFTER_FAILURE = 50_000
+PARALLEL_MIN_CALLS = 20_000   # below this, starting processes costs more than it saves
+
+
+def decide(keys: dict[str, list], model, *, deadline: float | None,
+           max_entries: dict[str, int | None], processes: int | None = None) -> dict[str, Outcome]:
+    """Search every key; `max_entries` caps each key's cache, `processes` (None: as many
+    as pay, 1: never fork) bounds the worker processes."""
+    names = sorted(keys, key=lambda k: len(keys[k]))
+    workers = _worker_count(keys, processes)
+    if workers <= 1:
+        return _decide_here(names, keys, model, deadline, max_entries, threading.Event())
+    return _decide_forked(names, keys, model, deadline, max_entries, workers)
+
+
+def _worker_count(keys: dict[str, list], processes: int | None) -> int:
+    if processes is not None and processes <= 1:
+        return 1
+    if len(keys) < 2 or sum(len(c) for c in keys.values()) < PARALLEL_MIN_CALLS:
+        return 1
+    # Forking a process with other threads running can copy a lock mid-use into the
+    # child; keep to one process then.
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, len(keys), processes or cpus))
+
+
+def _decide_here(names, keys, model, deadline, max_entries, failed) -> dict[str, Outcome]:
+    results: dict[str, Outcome] = {}
+    running = {}
+    for name in names:
+        steps = searching(keys[name], model, deadline=deadline, max_entries=max_entries.get(name))
+        outcome, _ = _advance(steps, FIRST_SLICE, failed)
+        if outcome is None:
+            running[name] = steps
+        else:
+            results[name] = outcome
+            if outcome.valid is False:
+                failed.set()
+    for name, steps in running.items():
+        outcome, count = _advance(steps, None, failed)
+        if outcome is None:
+            steps.close()
+            outcome = Outcome("unknown", count,
+                              "not decided: the history is already known not to be "
+                              "linearizable (another key), so the search stopped here")
+        results[name] = outcome
+        if outcome.valid is False:
+            failed.set()
+    return results
+
+
+def _advance(steps, until: int | None, failed) -> tuple[Outcome | None, int]:
+    """Run a search until it ends (its Outcome), or until `until` configurations, or
+    AFTER_FAILURE once some key failed (None: paused there); and the count so far."""
+    count = 0
+    while True:
+        try:
+            count = next(steps)
+        except StopIteration as done:
+            return done.value, count
+        if until is not None and count >= until:
+            return None, count
+        if count >= AFTER_FAILURE and failed.is_set():
+            return None, count
+
+
+def _decide_forked(names, keys, model, deadline, max_entries, workers) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("fork")
+    failed = ctx.Event()
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for name in reversed(names):  # biggest first, each to the least loaded worker
+        w = loads.index(min(loads))
+        shares[w].append(name)
+        loads[w] += len(keys[name])
+    procs = []
+    try:
+        for share in shares:
+            reader, writer = ctx.Pipe(duplex=False)
+            share.sort(key=lambda k: len(keys[k]))
+            proc = ctx.Process(target=_worker, daemon=True,
+                               args=(share, keys, model, deadline, max_entries, failed, writer))
+            proc.start()
+            writer.close()
+            procs.append((proc, reader, share))
+        results: dict[str, Any] = {}
+        for proc, reader, share in procs:
+            try:
+                answer = reader.recv()
+                if isinstance(answer, BaseException):
+                    raise answer
+                results.update(answer)
+            except EOFError:
+                proc.join()
+                for name in share:
+                    results[name] = Outcome("unknown", 0, f"the worker process checking this key "
+                                                          f"died (exit code {proc.exitcode})")
+            finally:
+                reader.close()
+        return results
+    finally:
+        for proc, _, _ in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _worker(share, keys, model, deadline, max_entries, failed, writer) -> None:
+    try:
+        try:
+            answer: Any = _decide_here(share, keys, model, deadline, max_entries, failed)
+        except Exception as e:  # noqa: BLE001 - a model's bug, re-raised in the parent
+            answer = RuntimeError(f"checking keys {', '.join(share)}: {type(e).__name__}: {e}")
+        writer.send(answer)
+    finally:
+        writer.close()

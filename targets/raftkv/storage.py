@@ -134,11 +134,10 @@ class Storage:
         self._buffer += _frame(record)
 
     def _write_out(self) -> None:
-        view = memoryview(self._buffer)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        data = bytes(self._buffer)
         self._buffer.clear()
+        while data:
+            data = data[os.write(self._fd, data):]
         os.fdatasync(self._fd)
 
 

@@ -1,0 +1,215 @@
+"""raftkv as a tectonic Target: deploys, starts, kills, pauses and tears down the server.
+
+Every command goes through the node's Remote, so the same code runs on loopback, inside
+network namespaces or over SSH. Under each node's directory:
+
+  data/          the Raft data dir (removed by teardown)
+  raftkv.log     the server's output (kept: it is what log_files collects)
+  raftkv.pid     the server's pid
+  clock-offset   this node's clock offset for libfaketime, e.g. "+5.000s"
+
+The server runs under libfaketime (LD_PRELOAD) reading clock-offset on every clock read,
+so set_clock_offset moves the node's wall clock -- the clock Raft's timeouts and leases
+read (clock.py) -- at once. The monotonic clock stays real: the event loop keeps running.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from targets.raftkv.client import RaftKVClient
+from targets.raftkv.bugs import BUGS
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAKETIME_LIBRARIES = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+)
+# Server flags a spec may set under raftkv: (spec key, flag).
+_FLAGS = (("election_timeout_min", "--election-timeout-min"),
+          ("election_timeout_max", "--election-timeout-max"),
+          ("heartbeat_interval", "--heartbeat-interval"),
+          ("snapshot_every", "--snapshot-every"),
+          ("lazy_sync_interval", "--lazy-sync-interval"))
+HEALTH_KEY = "tectonic-health"
+
+
+class RaftKVTarget:
+    name = "raftkv"
+
+    def __init__(self, spec: dict, nodes: list):
+        conf = dict(spec.get("raftkv") or {})
+        self.port = int(conf.pop("port", 7000))
+        self.bugs = list(spec.get("bugs") or [])
+        unknown = [b for b in self.bugs if b not in BUGS]
+        if unknown:
+            raise ValueError(f"raftkv: unknown bug {unknown[0]!r} in spec field bugs "
+                             f"(known: {', '.join(BUGS)})")
+        self.flags: list[str] = []
+        for key, flag in _FLAGS:
+            if key in conf:
+                self.flags += [flag, str(conf.pop(key))]
+        use_faketime = conf.pop("faketime", True)
+        if conf:
+            raise ValueError(f"raftkv: unknown setting {sorted(conf)[0]!r} in spec field raftkv")
+        self.faketime = _find_faketime() if use_faketime else None
+        self.nodes = list(nodes)
+        self._pids: dict[str, int] = {}
+
+    # ---- paths ---------------------------------------------------------------------------
+
+    def data_dir(self, node) -> str:
+        return os.path.join(node.dir, "data")
+
+    def _log(self, node) -> str:
+        return os.path.join(node.dir, "raftkv.log")
+
+    def _pidfile(self, node) -> str:
+        return os.path.join(node.dir, "raftkv.pid")
+
+    def clock_offset_file(self, node) -> str:
+        return os.path.join(node.dir, "clock-offset")
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def setup(self, node) -> None:
+        node.remote.exec(["mkdir", "-p", self.data_dir(node)])
+        self.set_clock_offset(node, 0.0, require=False)
+
+    def start(self, node) -> None:
+        if self._alive(node):
+            return
+        peers = ",".join(f"{n.name}={n.address}:{self.port}" for n in self.nodes)
+        argv = [sys.executable, "-m", "targets.raftkv.server", "--id", node.name,
+                "--peers", peers, "--data-dir", self.data_dir(node),
+                "--listen", f"{node.address}:{self.port}", *self.flags]
+        for bug in self.bugs:
+            argv += ["--bug", bug]
+        env = {"PYTHONPATH": PROJECT_ROOT, "PYTHONUNBUFFERED": "1"}
+        if self.faketime:
+            env.update({"LD_PRELOAD": self.faketime,
+                        "FAKETIME_TIMESTAMP_FILE": self.clock_offset_file(node),
+                        # Re-read the offset on every clock read, so a change acts at once
+                        # (the cache's granularity is whole seconds: too coarse).
+                        "FAKETIME_NO_CACHE": "1",
+                        "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+        self._pids[node.name] = node.remote.spawn(argv, log=self._log(node),
+                                                  pidfile=self._pidfile(node), env=env,
+                                                  cwd=PROJECT_ROOT)
+
+    def wait_healthy(self, nodes: list, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        problem = "no node answered"
+        while time.monotonic() < deadline:
+            leader = self.leader(nodes)
+            if leader is None:
+                problem = "no leader elected"
+            else:
+                client = self.client(leader)
+                client.open(leader)
+                try:
+                    done = client.invoke({"f": "write", "value": [HEALTH_KEY, 1]}, 2.0)
+                finally:
+                    client.close()
+                if done["type"] == "ok":
+                    return
+                problem = f"a write through leader {leader.name} failed: {done.get('error')}"
+            time.sleep(0.1)
+        raise RuntimeError(f"raftkv not healthy after {timeout:.0f}s: {problem} "
+                           f"(see {', '.join(self._log(n) for n in nodes)})")
+
+    def kill(self, node) -> None:
+        pid = self._pid(node)
+        if pid is None:
+            return
+        node.remote.signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while self._alive(node) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def pause(self, node) -> None:
+        pid = self._pid(node)
+        if pid is not None:
+            node.remote.signal(pid, signal.SIGSTOP)
+
+    def resume(self, node) -> None:
+        pid = self._pid(node)
+        if pid is not None:
+            node.remote.signal(pid, signal.SIGCONT)
+
+    def teardown(self, node) -> None:
+        pid = self._pid(node)
+        if pid is not None:
+            node.remote.signal(pid, signal.SIGCONT)
+            node.remote.signal(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 3.0
+            while self._alive(node) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._alive(node):
+                node.remote.signal(pid, signal.SIGKILL)
+        node.remote.exec(["rm", "-rf", self.data_dir(node), self._pidfile(node)], check=False)
+        self._pids.pop(node.name, None)
+
+    def log_files(self, node) -> list[str]:
+        return [self._log(node)]
+
+    def leader(self, nodes: list):
+        best = None
+        for node in nodes:
+            status = self.status(node)
+            if status and status["state"] == "leader" and (best is None or status["term"] > best[0]):
+                best = (status["term"], node)
+        return best[1] if best else None
+
+    def client(self, node) -> RaftKVClient:
+        return RaftKVClient(self.port)
+
+    def status(self, node, timeout: float = 0.5) -> dict | None:
+        """The node's own view: state, term, leader, commit, applied, time (its clock)."""
+        client = RaftKVClient(self.port, connect_timeout=timeout)
+        client.open(node)
+        try:
+            return client.status(timeout)
+        finally:
+            client.close()
+
+    # ---- clock ---------------------------------------------------------------------------
+
+    def set_clock_offset(self, node, seconds: float, require: bool = True) -> None:
+        """Move this node's clock `seconds` away from the true time (0 puts it back)."""
+        if self.faketime is None:
+            if require:
+                raise RuntimeError("raftkv: clock faults need libfaketime "
+                                   "(apt-get install -y faketime)")
+            return
+        # One fixed-width write over the old text, never truncating: libfaketime re-reads
+        # the file on every clock read and must never see it empty or half written.
+        text = f"{seconds:+.3f}s".ljust(23) + "\n"
+        node.remote.exec(["dd", f"of={self.clock_offset_file(node)}", "conv=notrunc",
+                          "status=none"], input=text)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _pid(self, node) -> int | None:
+        pid = self._pids.get(node.name)
+        if pid is None:
+            res = node.remote.exec(["cat", self._pidfile(node)], check=False)
+            if res.returncode != 0 or not res.stdout.strip().isdigit():
+                return None
+            pid = int(res.stdout.strip())
+        return pid
+
+    def _alive(self, node) -> bool:
+        pid = self._pid(node)
+        if pid is None:
+            return False
+        res = node.remote.exec(["cat", f"/proc/{pid}/stat"], check=False)
+        # A zombie has exited; a reused pid would not be ours to worry about here.
+        return res.returncode == 0 and ") Z " not in res.stdout
+
+
+def _find_faketime() -> str | None:
+    return next((lib for lib in FAKETIME_LIBRARIES if os.path.exists(lib)), None)

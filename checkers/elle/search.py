@@ -208,7 +208,7 @@ class ComponentSearch:
 
     def _tick(self) -> None:
         self._ticks += 1
-        if self._ticks & 255 == 0 and time.monotonic() > self._deadline:
+        if self._ticks & 255 == 1 and time.monotonic() > self._deadline:
             raise SearchTimeout()
 
     def _find(self, spec: CycleSpec) -> Cycle | None:

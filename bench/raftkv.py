@@ -1,0 +1,211 @@
+"""Benchmark: raftkv against etcd, both 5 nodes on loopback, same workload, same run.
+
+  .venv/bin/python bench/raftkv.py [--duration 10] [--skip-etcd]
+
+Four phases per system: linearizable writes and linearizable reads, with 1 and with 10
+clients, each for --duration seconds; clients are spread over the nodes (followers forward
+to the leader, as a Jepsen test's clients would see). Prints ops/s and p50/p99 latency per
+phase, the raftkv/etcd ratio, and one headline line per phase. etcd is Debian's etcd-server
+(/usr/bin/etcd, v3 API through its JSON gateway).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from harness.protocols import HostRemote, Node  # noqa: E402
+from targets.raftkv import make_target  # noqa: E402
+
+NODES = 5
+KEYS = 1000
+PHASES = (("writes", 1), ("writes", 10), ("reads", 1), ("reads", 10))
+
+
+def run_phase(make_op, clients: int, duration: float) -> dict:
+    """make_op(i) -> a callable doing one op (True on success) for client i."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    start_at = time.monotonic() + 0.2
+    stop_at = start_at + duration
+
+    def worker(i):
+        op = make_op(i)
+        while time.monotonic() < start_at:
+            time.sleep(0.005)
+        lat = latencies[i]
+        while True:
+            t0 = time.monotonic()
+            if t0 >= stop_at:
+                break
+            if op():
+                lat.append(time.monotonic() - t0)
+            else:
+                errors[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_lat = sorted(x for lat in latencies for x in lat)
+    if not all_lat:
+        return {"ops": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": sum(errors)}
+    return {"ops": len(all_lat) / duration,
+            "p50": statistics.median(all_lat) * 1000,
+            "p99": all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))] * 1000,
+            "errors": sum(errors)}
+
+
+# ---- raftkv ------------------------------------------------------------------------------
+
+def bench_raftkv(workdir: str, duration: float) -> dict:
+    nodes = [Node(f"n{i + 1}", f"127.0.0.{41 + i}", HostRemote(), os.path.join(workdir, f"raftkv-n{i + 1}"))
+             for i in range(NODES)]
+    target = make_target({"raftkv": {"port": 7600}}, nodes)
+    results = {}
+    try:
+        for node in nodes:
+            target.setup(node)
+        for node in nodes:
+            target.start(node)
+        target.wait_healthy(nodes, 20)
+
+        def make(kind):
+            def make_op(i):
+                node = nodes[i % NODES]
+                client = target.client(node)
+                client.open(node)
+                rng = random.Random(i)
+                counter = [0]
+
+                def op():
+                    key = rng.randrange(KEYS)
+                    if kind == "writes":
+                        counter[0] += 1
+                        done = client.invoke({"f": "write", "value": [key, counter[0]]}, 5.0)
+                    else:
+                        done = client.invoke({"f": "read", "value": [key, None]}, 5.0)
+                    return done["type"] == "ok"
+                return op
+            return make_op
+
+        for kind, clients in PHASES:
+            results[(kind, clients)] = run_phase(make(kind), clients, duration)
+    finally:
+        for node in nodes:
+            target.teardown(node)
+    return results
+
+
+# ---- etcd --------------------------------------------------------------------------------
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class EtcdHTTP:
+    def __init__(self, host: str, port: int):
+        self.conn = http.client.HTTPConnection(host, port, timeout=5.0)
+
+    def post(self, path: str, body: dict) -> bool:
+        try:
+            self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            resp = self.conn.getresponse()
+            resp.read()
+            return resp.status == 200
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            return False
+
+
+def bench_etcd(workdir: str, duration: float) -> dict | None:
+    etcd = shutil.which("etcd") or "/usr/bin/etcd"
+    if not os.path.exists(etcd):
+        print("etcd not found (apt-get install -y etcd-server): skipping the comparison")
+        return None
+    remote = HostRemote()
+    hosts = [f"127.0.0.{51 + i}" for i in range(NODES)]
+    cluster = ",".join(f"e{i + 1}=http://{h}:2380" for i, h in enumerate(hosts))
+    pids = []
+    try:
+        for i, host in enumerate(hosts):
+            data = os.path.join(workdir, f"etcd-e{i + 1}")
+            argv = [etcd, "--name", f"e{i + 1}", "--data-dir", data,
+                    "--listen-client-urls", f"http://{host}:2379",
+                    "--advertise-client-urls", f"http://{host}:2379",
+                    "--listen-peer-urls", f"http://{host}:2380",
+                    "--initial-advertise-peer-urls", f"http://{host}:2380",
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "tectonic-bench", "--log-level", "warn"]
+            pids.append(remote.spawn(argv, log=data + ".log", pidfile=data + ".pid"))
+        deadline = time.monotonic() + 30
+        probe = EtcdHTTP(hosts[0], 2379)
+        while not probe.post("/v3/kv/put", {"key": _b64("health"), "value": _b64("1")}):
+            if time.monotonic() > deadline:
+                raise RuntimeError("etcd did not become healthy within 30s")
+            time.sleep(0.2)
+
+        def make(kind):
+            def make_op(i):
+                client = EtcdHTTP(hosts[i % NODES], 2379)
+                rng = random.Random(i)
+                counter = [0]
+
+                def op():
+                    key = _b64(str(rng.randrange(KEYS)))
+                    if kind == "writes":
+                        counter[0] += 1
+                        return client.post("/v3/kv/put", {"key": key, "value": _b64(str(counter[0]))})
+                    return client.post("/v3/kv/range", {"key": key})  # linearizable by default
+                return op
+            return make_op
+
+        return {(kind, clients): run_phase(make(kind), clients, duration)
+                for kind, clients in PHASES}
+    finally:
+        for pid in pids:
+            remote.signal(pid, signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--skip-etcd", action="store_true")
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="bench-raftkv-")
+    try:
+        ours = bench_raftkv(workdir, args.duration)
+        theirs = None if args.skip_etcd else bench_etcd(workdir, args.duration)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"{'system':8} {'phase':18} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, res in (("raftkv", ours), ("etcd", theirs)):
+        for (kind, clients), r in (res or {}).items():
+            print(f"{name:8} {kind + f', {clients} client' + ('s' if clients > 1 else ''):18} "
+                  f"{r['ops']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
+    for kind, clients in PHASES:
+        mine = ours[(kind, clients)]["ops"]
+        label = f"raftkv-{kind}-{clients}-client{'s' if clients > 1 else ''}"
+        if theirs:
+            etcd_ops = theirs[(kind, clients)]["ops"]
+            ratio = mine / etcd_ops if etcd_ops else float("inf")
+            print(f"{label}: {mine:.0f} ops/s (target >= {etcd_ops:.0f}, etcd's; ratio {ratio:.2f})")
+        else:
+            print(f"{label}: {mine:.0f} ops/s (target >= etcd's, not measured)")
+
+
+if __name__ == "__main__":
+    main()

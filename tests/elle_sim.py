@@ -9,8 +9,9 @@ the way client requests do.
 
 Stores:
 - serializable: each transaction runs atomically at one step between its invocation and
-  completion: strict serializability. `stale_rate` plants stale reads (a read missing the
-  key's last element), `info_rate` crashes some completions (effects kept or not).
+  completion: strict serializability. `stale_rate` plants stale reads (a read that misses
+  the key's last committed write), `info_rate` crashes some completions (effects kept or
+  not).
 - snapshot-isolation: reads from the snapshot taken when the transaction starts; at commit
   the first committer wins (a transaction whose written keys changed since its snapshot
   fails).
@@ -99,6 +100,13 @@ class _Store:
                 return value
         return () if self.append else None
 
+    def before_latest(self, k):
+        """The key as it was before its last committed write: a stale read."""
+        vs = self.versions.get(k, ())
+        if len(vs) < 2:
+            return () if self.append else None
+        return vs[-2][1]
+
     def changed_since(self, k, snapshot: int) -> bool:
         vs = self.versions.get(k)
         return bool(vs) and vs[-1][0] > snapshot
@@ -178,9 +186,10 @@ def simulate(store: str = "serializable", n: int = 1000, *, workload: str = "lis
         """Runs the next micro-op; False when it has to wait for a lock."""
         f, k, v = txn.mops[txn.pc]
         if f == "r":
-            value = read(txn, k)
-            if stale_rate and db.append and value and rng.random() < stale_rate:
-                value = value[:-1]
+            if stale_rate and k not in txn.writes and rng.random() < stale_rate:
+                value = _observe(db.before_latest(k))
+            else:
+                value = read(txn, k)
             txn.results.append([f, k, value])
         else:
             if not write(txn, k, v):

@@ -17,8 +17,12 @@ unprivileged user namespace first (userns.reexec_in_userns_if_needed).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
+import time
+from contextlib import contextmanager
 
 from harness.protocols import HostRemote, Node
 
@@ -101,22 +105,24 @@ class LocalCluster:
 
     def _create(self) -> None:
         names = self.names
-        self.subnet = choose_subnet(names.test_id, taken_networks())
-        prefix_len = self.subnet.prefixlen
-
         sw = names.switch_netns
-        self._add_netns(sw)
+        with _subnet_lock():
+            # Held until the controller's address claims the subnet, so two tests
+            # starting at once cannot pick the same one.
+            self.subnet = choose_subnet(names.test_id, taken_networks())
+            prefix_len = self.subnet.prefixlen
+            self._add_netns(sw)
+            self.controller_address = controller_address(self.subnet)
+            run(["ip", "link", "add", "name", names.controller_link, "type", "veth",
+                 "peer", "name", names.controller_port, "netns", sw])
+            self._controller_link = names.controller_link
+            run(["ip", "addr", "add", f"{self.controller_address}/{prefix_len}",
+                 "dev", names.controller_link])
+
         run(["ip", "-n", sw, "link", "set", "lo", "up"])
         run(["ip", "-n", sw, "link", "add", "name", names.bridge, "type", "bridge"])
         run(["ip", "-n", sw, "link", "set", names.bridge, "up"])
-
-        self.controller_address = controller_address(self.subnet)
-        run(["ip", "link", "add", "name", names.controller_link, "type", "veth",
-             "peer", "name", names.controller_port, "netns", sw])
-        self._controller_link = names.controller_link
         run(["ip", "-n", sw, "link", "set", names.controller_port, "master", names.bridge, "up"])
-        run(["ip", "addr", "add", f"{self.controller_address}/{prefix_len}",
-             "dev", names.controller_link])
         run(["ip", "link", "set", names.controller_link, "up"])
 
         for index, name in enumerate(names.node_names, start=1):
@@ -146,3 +152,24 @@ class LocalCluster:
                                f"behind (`tectonic clean` removes leftovers)")
         run(["ip", "netns", "add", netns])
         self._netns.append(netns)
+
+
+@contextmanager
+def _subnet_lock(timeout: float = 30.0):
+    """Exclusive among the controllers of this network namespace, which is exactly the
+    scope of its routes. An abstract socket name serves as the lock: it leaves no file
+    behind and is released by the kernel even when its holder is SIGKILLed."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                sock.bind(f"\0{PREFIX}-subnet-lock")
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise ClusterError(f"cannot take the subnet lock: {e}") from e
+                time.sleep(0.01)
+        yield
+    finally:
+        sock.close()

@@ -299,6 +299,7 @@ class Server:
     def _install_snapshot(self, r: Ready) -> None:
         self.sm.restore(r.snapshot.data)
         self.applied = r.snapshot.index
+        log.info("installed a snapshot up to %s from the leader", self.applied)
         for index in [i for i in self.pending_writes if i <= self.applied]:
             self.pending_writes.pop(index)[1](info("outcome-unknown: replaced by a snapshot"))
 

@@ -131,6 +131,7 @@ def test_valid_report_leads_with_the_verdict_and_says_how_to_repeat(tmp_path):
     assert (run / "timeline.html").exists() and 'href="timeline.html"' in html
     text = _text(html)
     assert "partition" in text and "never healed" in text  # the pause ran to the end
+    assert re.search(r'href="timeline.html#t=\d+\.\d{3}"', html)  # fault periods link the timeline
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in html  # the report itself needs no script
 
@@ -255,3 +256,7 @@ def test_timeline_of_100000_ops_stays_small_and_renders_in_a_browser(tmp_path):
     assert drawn and 0 < int(drawn.group(1)) < 4000  # only what is in view is drawn
     assert f"{len([op for op in history if op['type'] == 'invoke']):,} ops" in dom
     assert 'class="op t0"' in dom
+    middle = history[len(history) // 2]["time"] / 1e9
+    dom = _chromium_dump_dom(f"{path.as_uri()}#t={middle:.3f}", tmp_path)
+    tops = [float(t) for t in re.findall(r'class="op t\d" data-i="\d+" style="top:([0-9.]+)px', dom)]
+    assert tops and min(tops) > 1000  # it opened in the middle, not at the start

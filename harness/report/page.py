@@ -131,7 +131,8 @@ def _faults(periods) -> str:
     if not periods:
         return "<h2>Faults</h2><p>The nemesis injected no faults.</p>"
     rows = "".join(
-        f"<tr><td>{esc(p.kind)}</td><td class=\"num\">{p.start / 1e9:.2f}</td>"
+        f"<tr><td>{esc(p.kind)}</td><td class=\"num\"><a href=\"timeline.html#t={p.start / 1e9:.3f}\">"
+        f"{p.start / 1e9:.2f}</a></td>"
         f"<td class=\"num\">{p.end / 1e9:.2f}{'' if p.stopped else ' (never healed)'}</td>"
         f"<td class=\"num\">{p.duration / 1e9:.2f}</td><td><code>{esc(compact_json(p.started_with, 300))}</code></td></tr>"
         for p in periods)

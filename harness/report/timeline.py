@@ -163,10 +163,15 @@ body { margin: 0; font: 13px/1.3 system-ui, -apple-system, "Segoe UI", Helvetica
     const top = wrap.scrollTop, h = wrap.clientHeight, left = wrap.scrollLeft;
     const t0 = (top - PAD) / scale - median, t1 = (top + h) / scale + median;
     const c0 = Math.floor(left / COLW) - 1, c1 = Math.ceil((left + wrap.clientWidth) / COLW) + 1;
-    const out = [];
-    for (let i = upper(t1) - 1; i >= 0 && out.length < LIMIT; i--) {
+    const inView = [];
+    for (let i = upper(t1) - 1; i >= 0; i--) {
       if (S[i] < t0 - maxDur) break;
-      if (E[i] < t0 || C[i] < c0 || C[i] > c1) continue;
+      if (E[i] >= t0 && C[i] >= c0 && C[i] <= c1) inView.push(i);
+    }
+    // Zoomed far out, more boxes overlap than a page can hold: draw an even sample.
+    const stride = Math.ceil(inView.length / LIMIT) || 1, out = [];
+    for (let k = 0; k < inView.length; k += stride) {
+      const i = inView[k];
       const y = PAD + S[i] * scale, bh = Math.max((E[i] - S[i]) * scale, C[i] === NEM ? 4 : 2);
       const cls = C[i] === NEM ? "nem" : "t" + D.t[i];
       const label = bh >= 12 ? esc(D.fs[D.f[i]] + " " + show(i in D.r ? D.r[i] : D.v[i])) : "";
@@ -179,7 +184,8 @@ body { margin: 0; font: 13px/1.3 system-ui, -apple-system, "Segoe UI", Helvetica
       ticks.push(`<div style="top:${PAD + t * scale - top - 6}px">${when(t)}</div>`);
     gut.innerHTML = ticks.join("");
     status.textContent = `${(N - nemOps).toLocaleString()} ops` + (nemOps ? ` + ${nemOps} nemesis` : "") +
-      `, ${D.procs.length - (NEM >= 0 ? 1 : 0)} processes, ${when(D.end)}; drawing ${out.length}`;
+      `, ${D.procs.length - (NEM >= 0 ? 1 : 0)} processes, ${when(D.end)}; drawing ${out.length}` +
+      (stride > 1 ? ` of ${inView.length} in view (zoom in to see all)` : "");
     document.body.dataset.rendered = String(out.length);
   }
 
@@ -222,7 +228,20 @@ body { margin: 0; font: 13px/1.3 system-ui, -apple-system, "Segoe UI", Helvetica
   window.addEventListener("resize", schedule);
   document.getElementById("zin").onclick = () => zoom(2);
   document.getElementById("zout").onclick = () => zoom(0.5);
+  // timeline.html#t=12.5 opens at 12.5 s (the report links fault periods this way).
+  function jump() {
+    const m = /[#&]t=([0-9.]+)/.exec(location.hash);
+    if (!m) return;
+    const t = D.unit === "us" ? parseFloat(m[1]) * 1e6 : parseFloat(m[1]);
+    wrap.scrollTop = Math.max(0, t * scale + PAD - 40);
+    // Processes retire (after an info) and new columns start: show one active then.
+    const i = Math.min(upper(t), N - 1), x = C[i] * COLW;
+    if (i >= 0 && (x < wrap.scrollLeft || x + COLW > wrap.scrollLeft + wrap.clientWidth))
+      wrap.scrollLeft = Math.max(0, x - COLW);
+  }
+  window.addEventListener("hashchange", () => { jump(); schedule(); });
   layout();
+  jump();
   render();
 })();
 </script></body></html>

@@ -1,4 +1,5 @@
 """The local backend: nodes as network namespaces on a bridge, and nothing left behind."""
+import ipaddress
 import json
 import os
 import pathlib
@@ -21,8 +22,6 @@ from harness.control.netns import link_names, list_netns
 from harness.control.subnet import POOL, choose_subnet
 from harness.control.userns import userns_problem
 from tests.conftest import ROOT, needs_root
-
-import ipaddress
 
 # ---------------------------------------------------------------- names and addresses
 

@@ -227,7 +227,8 @@ def test_bump_moves_chosen_clocks_within_the_bound_and_stop_resets_all():
 def test_strobe_flips_clocks_until_stopped():
     target = RecordingTarget()
     nem = ClockNemesis(fake_nodes(3), target, random.Random(4), {"clock_strobe_period": 0.01})
-    value = nem.invoke({"f": "start-clock", "value": {"mode": "strobe", "targets": ["n2"]}})["value"]
+    op = {"f": "start-clock", "value": {"mode": "strobe", "targets": ["n2"]}}
+    value = nem.invoke(op)["value"]
     delta = value["deltas"]["n2"]
     time.sleep(0.2)
     nem.heal()
@@ -552,3 +553,31 @@ def test_heal_undoes_every_kind_at_once(cluster, faults):
     names = [n.name for n in local.nodes]
     assert reachability(local.nodes) == {a: set(names) - {a} for a in names}
     assert all(ask(n)["offset"] == 0.0 for n in local.nodes)
+
+
+@needs_root()
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_fault_kind_on_raftkv_and_raftkv_recovers_after_heal(tmp_path):
+    raftkv = pytest.importorskip("targets.raftkv", reason="raftkv is not in this tree yet")
+    from harness.control.local import LocalCluster
+    with LocalCluster(f"nemrk-{secrets.token_hex(3)}", 5, str(tmp_path)) as local:
+        target = raftkv.make_target({"bugs": []}, local.nodes)
+        try:
+            for node in local.nodes:
+                target.setup(node)
+                target.start(node)
+            target.wait_healthy(local.nodes, timeout=30)
+            nem = make_nemesis(list(FAULTS), local.nodes, target, random.Random(3),
+                               {"test_id": local.names.test_id})
+            nem.setup()
+            leader = target.leader(local.nodes).name
+            value = nem.invoke({"f": "start-kill", "value": "leader"})["value"]
+            assert value == {"targets": "leader", "killed": [leader]}
+            for kind in ("partition", "pause", "clock", "loss"):
+                nem.invoke({"f": FAULTS[kind][0], "value": None})
+            nem.heal()
+            target.wait_healthy(local.nodes, timeout=30)
+        finally:
+            for node in local.nodes:
+                target.teardown(node)

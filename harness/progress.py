@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.history import NEMESIS
+from harness.report.faults import ALL_FAULTS, fault_action
 
 _PHASE_STYLE = {"setup": "cyan", "running": "green", "healing": "yellow", "checking": "magenta",
                 "teardown": "cyan"}
@@ -103,15 +104,17 @@ class Progress:
     # ------------------------------------------------------------------- internals
 
     def _nemesis(self, op: dict) -> None:
-        f = op.get("f")
-        if not isinstance(f, str):
+        action = fault_action(op.get("f"))
+        if action is None:
             return
+        what, kind = action
         with self._lock:
-            if f.startswith("start-") or f == "start":
-                kind = f[len("start-"):] or "fault"
+            if what == "start":
                 self._faults[kind] = _short(op.get("value"))
-            elif f.startswith("stop-") or f == "stop":
-                self._faults.pop(f[len("stop-"):] or "fault", None)
+            elif kind == ALL_FAULTS:
+                self._faults.clear()
+            else:
+                self._faults.pop(kind, None)
 
     def snapshot(self) -> dict[str, Any]:
         """The figures shown, as data (also what the plain lines print)."""

@@ -41,6 +41,9 @@ def test_faults_are_active_from_start_to_stop():
     progress.op({"type": "info", "process": "nemesis", "f": "start-kill", "value": ["n2"]})
     progress.op({"type": "info", "process": "nemesis", "f": "stop-partition", "value": "healed"})
     assert progress.snapshot()["faults"] == {"kill": "['n2']"}
+    progress.op({"type": "info", "process": "nemesis", "f": "start-clock", "value": None})
+    progress.op({"type": "info", "process": "nemesis", "f": "heal", "value": "healed every fault"})
+    assert progress.snapshot()["faults"] == {}
     progress.close()
 
 

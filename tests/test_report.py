@@ -201,10 +201,13 @@ def test_fault_periods_pair_start_and_stop_and_run_to_the_end_when_unhealed():
          {"time": 20, "type": "invoke", "process": "nemesis", "f": "stop-partition", "value": None},
          {"time": 30, "type": "info", "process": "nemesis", "f": "stop-partition", "value": "healed"},
          {"time": 40, "type": "info", "process": "nemesis", "f": "start", "value": None},
+         {"time": 50, "type": "info", "process": "nemesis", "f": "start-kill", "value": ["n1"]},
+         {"time": 60, "type": "info", "process": "nemesis", "f": "heal", "value": "healed every fault"},
+         {"time": 70, "type": "info", "process": "nemesis", "f": "start-pause", "value": ["n2"]},
          {"time": 90, "type": "ok", "process": 1, "f": "read", "value": 1}]
     periods = fault_periods(h)
     assert [(p.kind, p.start, p.end, p.stopped) for p in periods] == [
-        ("partition", 10, 30, True), ("fault", 40, 90, False)]
+        ("partition", 10, 30, True), ("fault", 40, 60, True), ("kill", 50, 60, True), ("pause", 70, 90, False)]
 
 
 def test_anomaly_summary_names_what_failed():

@@ -2,8 +2,8 @@
 
 A nemesis reports what it did as `info` ops of process "nemesis" with f `start-<kind>` /
 `stop-<kind>` (Jepsen's classic lone `start` / `stop` count as kind "fault"). A period runs
-from a start to the next stop of the same kind, or to the end of the history when the
-nemesis never stopped it. Nemesis invocations are skipped: the fault is in force from the
+from a start to the next stop of the same kind, or to a `heal` (the runner's final "undo
+everything"), or to the end of the history when the nemesis never stopped it. Nemesis invocations are skipped: the fault is in force from the
 moment the nemesis reports it done, not from when it was asked for.
 """
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.history import NEMESIS
+
+ALL_FAULTS = "*"  # what a heal stops
 
 
 @dataclass
@@ -28,11 +30,13 @@ class FaultPeriod:
 
 
 def fault_action(f: Any) -> tuple[str, str] | None:
-    """('start' | 'stop', kind) for a nemesis f, or None for anything else."""
+    """('start' | 'stop', kind) for a nemesis f (kind ALL_FAULTS for a heal), or None."""
     if not isinstance(f, str):
         return None
     if f in ("start", "stop"):
         return f, "fault"
+    if f == "heal":
+        return "stop", ALL_FAULTS
     for action in ("start", "stop"):
         if f.startswith(action + "-") and len(f) > len(action) + 1:
             return action, f[len(action) + 1:]
@@ -56,7 +60,8 @@ def fault_periods(history: list[dict]) -> list[FaultPeriod]:
             period = FaultPeriod(kind, time, end_of_history, op.get("value"), stopped=False)
             open_periods[kind] = period
             periods.append(period)
-        elif what == "stop" and kind in open_periods:
-            period = open_periods.pop(kind)
-            period.end, period.stopped = time, True
+        elif what == "stop":
+            for ended in list(open_periods) if kind == ALL_FAULTS else [kind] if kind in open_periods else []:
+                period = open_periods.pop(ended)
+                period.end, period.stopped = time, True
     return sorted(periods, key=lambda p: p.start)

@@ -18,6 +18,7 @@ import pytest
 
 from harness.campaign import CampaignError, load_campaign, run_campaign
 from harness.spec import SpecError
+from tests.conftest import needs_root
 
 RUN_NUMBERS = itertools.count(1)
 
@@ -309,3 +310,24 @@ def test_campaign_through_run_test_stores_runs_with_reports(tmp_path):
         assert os.path.exists(os.path.join(record["run_dir"], "timeline.html"))
     suite = junit(store, "e2e").find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "0")
+
+
+@needs_root()
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_tiny_campaign_on_a_real_raftkv_cluster(tmp_path):
+    path = write(tmp_path, """
+        name: tiny
+        base: {target: raftkv, workload: register, node_count: 3, concurrency: 3, time_limit: 4,
+               rate: 50, nemesis_interval: 1.5, recovery_time: 1, seed: 11}
+        entries:
+          - {nemesis: [partition], expect: valid}
+        """, "tiny.yaml")
+    store = tmp_path / "store"
+    assert run_campaign(path, store=str(store)) == 0
+    state = json.loads((store / "campaigns" / "tiny" / "state.json").read_text())
+    (record,) = state["finished"].values()
+    assert record["verdict"] == "valid"
+    html = pathlib.Path(record["run_dir"], "report.html").read_text()
+    assert "Every checker passed." in html and "partition" in html
+    assert junit(store, "tiny").find("testsuite").get("failures") == "0"

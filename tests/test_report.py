@@ -123,6 +123,8 @@ def test_valid_report_leads_with_the_verdict_and_says_how_to_repeat(tmp_path):
     assert html.index("VALID") < html.index("Repeat this run") < html.index("What the checkers found")
     assert "INVALID" not in html and "Every checker passed." in html
     assert f"tectonic test --spec {run}/spec.yaml" in html
+    via_latest = pathlib.Path(write_report(str(tmp_path / "latest"))).read_text()
+    assert f"tectonic test --spec {run}/spec.yaml" in via_latest and "run of 2024-01-02 03:04:05" in via_latest
     assert "The spec holds the seed (42)" in html
     for plot in ("latency.png", "rate.png", "latency-quantiles.png"):
         assert (run / plot).stat().st_size > 5000

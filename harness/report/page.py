@@ -35,6 +35,7 @@ _PLOT_CAPTIONS = {
 def write_report(run_dir: str) -> str:
     """Write run_dir/report.html (and the plots and timeline.html beside it); return the
     report's path. Works on any run directory, also one whose run crashed part way."""
+    run_dir = os.path.realpath(run_dir)  # store/latest names the run by its own directory
     spec = read_spec(run_dir)
     results = read_results(run_dir)
     try:

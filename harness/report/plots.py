@@ -79,7 +79,9 @@ def _latency(ax, done, fs, colours, horizon):
 
 
 def _bins(horizon: float) -> np.ndarray:
-    width = max(horizon / 120, 0.1)
+    # About 40 buckets: narrower ones hold too few ops each at ordinary rates (100/s) and
+    # the lines turn to noise; half a second at least.
+    width = max(horizon / 40, 0.5)
     return np.arange(0, horizon + width, width)
 
 

@@ -131,7 +131,7 @@ def _call(history, inv, end, model, independent, fail_cas, where, prepared):
         inp, out = model.call(f, value, result)
     except ValueError as e:
         raise ValueError(f"{where(inv)}: {e}") from None
-    if out is UNKNOWN and model.skip_if_unknown(inp):
+    if out is UNKNOWN and model.read_only(inp, out):
         prepared.skipped_unknown += 1
         return None
     known = kind in ("ok", "fail")

@@ -14,10 +14,12 @@ operations, it only asks the model:
   ``ValueError`` for an ``f`` or value the model does not know; the checker adds where.
 - ``step(state, inp, out)`` -> ``(ok, new_state)``: may the operation happen in this
   state with this outcome, and what state follows. It must be a pure function.
-- ``skip_if_unknown(inp)`` -> True when an operation whose outcome is unknown may be left
-  out of the search without changing the verdict (a read that returned nothing we know
-  is legal in every state and changes nothing). Leaving such ops out is the cheapest
-  pruning there is.
+- ``read_only(inp, out)`` -> True when the operation never changes the state, in any
+  state where it is legal (a read; a CAS that failed on another value). The search uses
+  it twice: such an op with an unknown outcome is legal everywhere (or, by convention,
+  nowhere) and is left out; and once one is linearized, the search need not also try
+  the orders that put it later (it can only have been harder there). Default: False,
+  always safe, only slower.
 - ``describe(state)`` -> a phrase for explanations ("the register holds 2").
 - ``describe_op(inp, out)`` -> a short phrase for an operation ("cas 1->3").
 
@@ -35,7 +37,7 @@ counter that can only be incremented and read, complete::
         def step(self, state, inp, out):
             if inp[0] == "add": return True, state + inp[1]
             return out is None or out == state, state
-        def skip_if_unknown(self, inp): return inp[0] == "read"
+        def read_only(self, inp, out): return inp[0] == "read"
 
     MODELS["counter"] = lambda initial=None, nil_read="unknown": Counter()
 
@@ -111,7 +113,7 @@ class Model:
     def step(self, state, inp, out) -> tuple[bool, Any]:
         raise NotImplementedError
 
-    def skip_if_unknown(self, inp) -> bool:
+    def read_only(self, inp, out) -> bool:
         return False
 
     def describe(self, state) -> str:
@@ -172,8 +174,8 @@ class Register(Model):
             return out is not FAILED, inp[2]
         return out is not None, state
 
-    def skip_if_unknown(self, inp):
-        return inp[0] == "read"
+    def read_only(self, inp, out):
+        return inp[0] == "read" or out is FAILED
 
     def describe(self, state):
         if state is None and self.absent:
@@ -220,7 +222,7 @@ class StringKV(Model):
             return True, inp[1]
         return True, state + inp[1]
 
-    def skip_if_unknown(self, inp):
+    def read_only(self, inp, out):
         return inp[0] == "get"
 
     def describe(self, state):
@@ -283,7 +285,7 @@ class MultiRegister(Model):
                 regs[k] = v
         return True, tuple(sorted(regs.items(), key=repr))
 
-    def skip_if_unknown(self, inp):
+    def read_only(self, inp, out):
         return all(m[0] == "r" for m in inp[1])
 
     def describe(self, state):
@@ -322,7 +324,7 @@ class SetModel(Model):
             return True, state | {inp[1]}
         return (out is UNKNOWN or out == state), state
 
-    def skip_if_unknown(self, inp):
+    def read_only(self, inp, out):
         return inp[0] == "read"
 
     def describe(self, state):
@@ -404,8 +406,9 @@ class UnorderedQueue(Model):
             return True, _multiset_remove(state, out)
         return False, state
 
-    def skip_if_unknown(self, inp):
-        return inp[0] == "dequeue"
+    def read_only(self, inp, out):
+        # A dequeue of unknown outcome is legal nowhere here, so it changes nothing.
+        return inp[0] == "dequeue" and out is UNKNOWN
 
     def describe(self, state):
         return f"the queue holds {show(state)} (in any order)"
@@ -433,8 +436,8 @@ class FifoQueue(UnorderedQueue):
             return not state, state
         return (bool(state) and state[0] == out), state[1:]
 
-    def skip_if_unknown(self, inp):
-        return False
+    def read_only(self, inp, out):
+        return out is None and inp[0] == "dequeue"
 
     def describe(self, state):
         return f"the queue holds {show(state)} (head first)"

@@ -1,8 +1,9 @@
 """A self-contained HTML page per failing key: what Knossos's linear.svg and Porcupine's
 visualization show their users, without scripts or styles from the network.
 
-One row per process on a time axis (the ops' `time` when every op shown has one, else
-their positions in the history); a box per op from invocation to completion, dashed when
+One row per process on a time axis (ordered by the ops' `time` when every op shown has
+one, else by their positions in the history, equally spaced so that short ops stay
+readable); a box per op from invocation to completion, dashed when
 its outcome is unknown; the ops of the longest partial linearization numbered in order,
 the op that cannot be linearized in red, the point the search could not get past as a
 vertical line. Hovering an op shows it and the model state after it. Long histories are
@@ -16,12 +17,12 @@ import json
 
 from .explain import failure_text, op_ref, op_text
 
-WINDOW_TAIL = 40
+WINDOW_TAIL = 30
 MAX_BOXES = 400
 TABLE_ROWS = 500
-WIDTH = 1200
 LEFT = 70
-ROW = 30
+ROW = 40
+SLOT = 26
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -41,6 +42,8 @@ text-align: left; font-family: monospace; } tr.badrow td { background: #f8d0d0; 
 """
 
 _SCRIPT = """
+var timeline = document.getElementById('timeline');
+timeline.scrollLeft = timeline.scrollWidth;  // the failure is at the right end
 document.querySelectorAll('g.op').forEach(function (g) {
   g.addEventListener('mouseenter', function () {
     document.getElementById('panel').textContent = g.getAttribute('data-info');
@@ -108,42 +111,45 @@ def _timeline(calls, model, shown, order, after, bad_id, outcome) -> str:
                    (calls[i].end is None or isinstance(calls[i].t1, (int, float))) for i in shown)
 
     def span(c):
-        if use_time:
-            return c.t0, c.t1
-        return c.inv, c.end
+        return (c.t0, c.t1) if use_time else (c.inv, c.end)
 
-    starts = [span(calls[i])[0] for i in shown]
-    ends = [span(calls[i])[1] for i in shown if span(calls[i])[1] is not None]
-    t_lo = min(starts)
-    t_hi = max(ends + starts)
-    scale = (WIDTH - LEFT - 20) / max(t_hi - t_lo, 1)
+    # Equal spacing by rank keeps short ops readable next to long ones and closes the
+    # gaps left by ops that are not drawn; the exact times are in the hover text.
+    coords = sorted({t for i in shown for t in span(calls[i]) if t is not None})
+    slot_of = {t: n for n, t in enumerate(coords)}
+    width = SLOT * (len(coords) + 1) + 100
 
     def x(t):
-        return LEFT + (t - t_lo) * scale
+        return 8 + slot_of[t] * SLOT
 
     processes = sorted({calls[i].process for i in shown}, key=lambda p: (not isinstance(p, int), str(p)))
     row_of = {p: n for n, p in enumerate(processes)}
-    height = ROW * len(processes) + 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">']
+    height = ROW * len(processes) + 50
+    # Process names in their own column, so they stay in view while the timeline scrolls.
+    names = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT}" height="{height}">']
     for p, n in row_of.items():
-        y = n * ROW + 20
         label = f"p{p}" if isinstance(p, int) else str(p)
-        parts.append(f'<text x="4" y="{y + 15}">{html.escape(label)}</text>'
-                     f'<line x1="{LEFT}" x2="{WIDTH - 10}" y1="{y + 24}" y2="{y + 24}" stroke="#eee"/>')
+        names.append(f'<text x="4" y="{n * ROW + 50}">{html.escape(label)}</text>')
+    names.append("</svg>")
+    parts = ['<div style="display:flex">', *names,
+             f'<div id="timeline" style="overflow-x:auto"><svg xmlns="http://www.w3.org/2000/svg" '
+             f'width="{width}" height="{height}">']
+    for n in range(len(processes)):
+        y = n * ROW + 65
+        parts.append(f'<line x1="0" x2="{width}" y1="{y}" y2="{y}" stroke="#eee"/>')
     bad = calls[bad_id]
-    stuck_x = x(span(bad)[1])
-    parts.append(f'<line x1="{stuck_x:.1f}" x2="{stuck_x:.1f}" y1="10" y2="{height - 10}" '
+    stuck_x = x(span(bad)[1]) + SLOT - 2
+    parts.append(f'<line x1="{stuck_x}" x2="{stuck_x}" y1="14" y2="{height - 20}" '
                  f'stroke="#b00" stroke-dasharray="6 4"/>'
-                 f'<text x="{stuck_x + 4:.1f}" y="{height - 12}" fill="#b00">furthest point</text>')
+                 f'<text x="{stuck_x + 4}" y="16" fill="#b00">furthest point</text>')
     finals = "; ".join(sorted({model.describe(s) for _, s, _ in outcome.finals}))
     for i in shown:
         c = calls[i]
         t0, t1 = span(c)
-        x0 = x(t0)
-        x1 = x(t1) if t1 is not None else WIDTH - 10
-        if c.ret is None:
-            x1 = WIDTH - 10  # may take effect any time after its invocation
-        y = row_of[c.process] * ROW + 20
+        x0 = x(t0) + 2
+        # An op of unknown outcome may take effect any time after its invocation.
+        x1 = width - 100 if c.ret is None or t1 is None else x(t1) + SLOT - 4
+        y = row_of[c.process] * ROW + 30
         ref = op_ref(c, model)
         if i == bad_id:
             cls, info = "bad", f"CANNOT BE LINEARIZED: {op_text(ref)}\nreachable states before it: {finals}"
@@ -156,16 +162,20 @@ def _timeline(calls, model, shown, order, after, bad_id, outcome) -> str:
             cls, info = "other", f"{op_text(ref)}\ninvoked after the furthest point"
         if c.ret is None:
             cls += " unknown"
-        label = (f"{order[i]}. " if i in order else "") + ref["op"]
-        width = max(x1 - x0, 4)
+        when = f"invoked at {'time ' if use_time else 'position '}{t0}" + (
+            f", completed at {t1}" if t1 is not None else ", never completed")
+        info += "\n" + when
+        number = f"#{order[i]}" if i in order else ("X" if i == bad_id else "")
+        w = max(x1 - x0, 6)
         parts.append(f'<g class="op {cls}" data-info="{html.escape(info)}">'
                      f'<title>{html.escape(info)}</title>'
-                     f'<rect x="{x0:.1f}" y="{y}" width="{width:.1f}" height="22" rx="3"/>'
-                     f'<text x="{x0 + 3:.1f}" y="{y + 15}">{html.escape(_fit(label, width))}</text></g>')
-    unit = "time (ns)" if use_time else "position in the history"
-    parts.append(f'<text x="{LEFT}" y="{height - 12}">{html.escape(unit)}: {json.dumps(t_lo)} '
-                 f'to {json.dumps(t_hi)}</text>')
-    parts.append("</svg>")
+                     f'<rect x="{x0}" y="{y}" width="{w}" height="32" rx="3"/>'
+                     f'<text x="{x0 + 3}" y="{y + 13}">{html.escape(_fit(number, w))}</text>'
+                     f'<text x="{x0 + 3}" y="{y + 27}">{html.escape(_fit(ref["op"], w))}</text></g>')
+    axis = ("ops placed in order of their times (`time`), equally spaced" if use_time
+            else "ops placed in order of their positions in the history, equally spaced")
+    parts.append(f'<text x="8" y="{height - 6}">{html.escape(axis)}</text>')
+    parts.append("</svg></div></div>")
     return "\n".join(parts)
 
 

@@ -100,6 +100,7 @@ def searching(calls: list, model, *, deadline: float | None = None,
     oinp = [calls[cid].inp for cid in oks]
     oout = [calls[cid].out for cid in oks]
     obit = [1 << x for x in range(n_ok)]
+    pure = [model.read_only(calls[cid].inp, calls[cid].out) for cid in oks]
 
     # The list of calls of unknown outcome, in invocation order: head 0, nodes 1..n, tail
     # n+1 whose invocation position is infinite so that every scan stops there.
@@ -206,14 +207,25 @@ def searching(calls: list, model, *, deadline: float | None = None,
                     break
                 f = inxt[f]
                 continue
-            # Nothing left to try here: backtrack.
-            if not stack:
-                return _invalid(count, oks, infos, ent, best_x, best_stack, best_state, finals)
-            top = stack.pop()
-            if len(stack) < low:
-                low = len(stack)
-            state = top[1]
-            if top[0] > 0:
+            # Nothing left to try here: backtrack. Past a read-only call, the other
+            # candidates of its configuration need no trying: each would lead to a
+            # configuration that the read-only call's own branch already covered
+            # with it linearized earlier, which is never harder.
+            while True:
+                if not stack:
+                    return _invalid(count, oks, infos, ent, best_x, best_stack, best_state, finals)
+                top = stack.pop()
+                if len(stack) < low:
+                    low = len(stack)
+                state = top[1]
+                if top[0] < 0:
+                    f = -top[0]
+                    limit = top[2]
+                    p, n = iprv[f], inxt[f]
+                    inxt[p] = f
+                    iprv[n] = f
+                    ib ^= ibit[f]
+                    break
                 e = top[0]
                 x = ent[e]
                 r = ret_entry[x]
@@ -225,15 +237,12 @@ def searching(calls: list, model, *, deadline: float | None = None,
                 prv[n] = e
                 okb ^= obit[x]
                 remaining += 1
+                if not pure[x]:
+                    break
+            if top[0] > 0:
                 e = nxt[e]
                 scan_known = True
                 break
-            f = -top[0]
-            limit = top[2]
-            p, n = iprv[f], inxt[f]
-            inxt[p] = f
-            iprv[n] = f
-            ib ^= ibit[f]
             f = inxt[f]
 
 

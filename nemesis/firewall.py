@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 CHAIN_PREFIX = "tectonic"
 IPTABLES_WAIT = "5"  # seconds to wait for the xtables lock instead of failing at once
@@ -62,6 +63,19 @@ def remove_chain(node, chain: str) -> bool:
     node.remote.exec(["iptables-restore", "-w", IPTABLES_WAIT, "--noflush"],
                      input="\n".join(lines) + "\n")
     return True
+
+
+def on_each_node(nodes: list, action) -> list:
+    """action(node) on all nodes at once (a partition should land everywhere together);
+    the results in node order. Every node is tried; the first error is raised after."""
+    if not nodes:
+        return []
+    with ThreadPoolExecutor(len(nodes), thread_name_prefix="tectonic-firewall") as pool:
+        futures = [pool.submit(action, node) for node in nodes]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures]
 
 
 def _rules(node) -> list[str]:

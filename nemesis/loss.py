@@ -9,7 +9,7 @@ with the controller is untouched.
 from __future__ import annotations
 
 from .choose import allowed_selections, choose_nodes, names
-from .firewall import chain_name, remove_chain, set_drops
+from .firewall import chain_name, on_each_node, remove_chain, set_drops
 
 START, STOP = "start-loss", "stop-loss"
 DEFAULT_PROBABILITY = 0.2
@@ -54,8 +54,8 @@ class LossNemesis:
                 drops[node.name] = names(peers)
         address = {n.name: n.address for n in self.nodes}
         match = ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.4f}"]
-        for node in self.nodes:
-            set_drops(node, self.chain, [address[p] for p in drops.get(node.name, [])], match)
+        on_each_node(self.nodes, lambda node: set_drops(
+            node, self.chain, [address[p] for p in drops.get(node.name, [])], match))
         return {"targets": selection, "nodes": names(chosen), "probability": probability,
                 "drops": drops}
 
@@ -66,7 +66,8 @@ class LossNemesis:
         self.heal()
 
     def _heal(self) -> list[str]:
-        return [node.name for node in self.nodes if remove_chain(node, self.chain)]
+        removed = on_each_node(self.nodes, lambda node: remove_chain(node, self.chain))
+        return [node.name for node, had_rules in zip(self.nodes, removed) if had_rules]
 
 
 def _checked_probability(p) -> float:

@@ -16,7 +16,7 @@ Shapes (after Jepsen's nemesis/combined):
 from __future__ import annotations
 
 from .choose import current_leader
-from .firewall import chain_name, remove_chain, set_drops
+from .firewall import chain_name, on_each_node, remove_chain, set_drops
 
 START, STOP = "start-partition", "stop-partition"
 SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge",
@@ -99,8 +99,8 @@ class PartitionNemesis:
     def start(self, spec) -> dict:
         shape, grudge = self.grudge_for(spec)
         address = {n.name: n.address for n in self.nodes}
-        for node in self.nodes:
-            set_drops(node, self.chain, [address[x] for x in grudge.get(node.name, [])])
+        on_each_node(self.nodes, lambda node: set_drops(
+            node, self.chain, [address[x] for x in grudge.get(node.name, [])]))
         return {"shape": shape, "grudge": grudge}
 
     def grudge_for(self, spec) -> tuple[str, dict[str, list[str]]]:
@@ -137,7 +137,8 @@ class PartitionNemesis:
         self.heal()
 
     def _heal(self) -> list[str]:
-        return [node.name for node in self.nodes if remove_chain(node, self.chain)]
+        removed = on_each_node(self.nodes, lambda node: remove_chain(node, self.chain))
+        return [node.name for node, had_rules in zip(self.nodes, removed) if had_rules]
 
     @staticmethod
     def _checked_grudge(grudge: dict, names: list[str]) -> dict[str, list[str]]:

@@ -52,7 +52,9 @@ def cli():
 @click.option("--bug", "bugs", multiple=True, help="Plant a target bug (raftkv: stale-reads, no-fsync, ...). Repeatable.")
 @click.option("--op-timeout", type=float, help="Seconds before a client op is recorded as info.")
 @click.option("--recovery-time", type=float, help="Seconds to wait after the final heal before final reads.")
-def test(spec_file, bugs, **flags):
+@click.option("--serializable", is_flag=True, default=None,
+              help="etcd: serializable (local, possibly stale) reads instead of linearizable ones.")
+def test(spec_file, bugs, serializable, **flags):
     """Run a test against a fresh local cluster, check it, and store the results."""
     spec: dict = {}
     if spec_file:
@@ -62,6 +64,8 @@ def test(spec_file, bugs, **flags):
             spec[k] = v
     if bugs:
         spec["bugs"] = list(bugs)
+    if serializable:
+        spec["target_opts"] = {**(spec.get("target_opts") or {}), "serializable": True}
     spec = resolve_spec(spec, where=spec_file or "command line")
     _reexec_unprivileged()
     from .run import run_test

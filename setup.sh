@@ -7,6 +7,7 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(
   python3-venv python3-pip   # the project's virtual environment
   iproute2 iptables procps   # network namespaces, partitions, packet loss, process control
+  util-linux mount           # unshare and mounts for the unprivileged (user-namespace) path
   faketime                   # per-node clocks for raftkv (libfaketime)
   etcd-server etcd-client    # the etcd target and its benchmark peer
   graphviz                   # SVG pictures of Elle's cycles

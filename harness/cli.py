@@ -82,11 +82,11 @@ def test(spec_file, bugs, serializable, **flags):
 def _reexec_unprivileged():
     if os.geteuid() == 0:
         return
+    from .control.userns import UserNamespaceError, reexec_in_userns_if_needed
     try:
-        from .control.userns import reexec_in_userns_if_needed
-    except ImportError:
-        raise UserError("tectonic test needs root or the user-namespace backend") from None
-    reexec_in_userns_if_needed([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
+        reexec_in_userns_if_needed([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
+    except UserNamespaceError as e:
+        raise UserError(str(e)) from None
 
 
 def _progress(spec):

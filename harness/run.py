@@ -73,7 +73,7 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             nodes = cluster.create()
             target = (target_factory or _make_target)(spec, nodes)
             _start_target(target, nodes)
-            nemesis, faults = _make_nemesis(spec, nodes, target)
+            nemesis, faults = _make_nemesis(spec, nodes, target, cluster)
             workload = _make_workload(spec)
             phase("running")
             Runner(generator=test_generator(spec, workload, faults), target=target,
@@ -142,13 +142,15 @@ def _start_target(target, nodes: list) -> None:
     log.info("target %s healthy on %s", target.name, ", ".join(n.name for n in nodes))
 
 
-def _make_nemesis(spec: dict, nodes: list, target):
+def _make_nemesis(spec: dict, nodes: list, target, cluster):
     if not spec["nemesis"]:
         return HealingNemesis(NoopNemesis()), {}
     from nemesis.combined import FAULTS, make_nemesis
     try:
         inner = make_nemesis(spec["nemesis"], nodes, target, random.Random(spec["seed"]),
-                             {"interval": spec["nemesis_interval"]})
+                             {"interval": spec["nemesis_interval"],
+                              # names the iptables chains after the test, for `tectonic clean`
+                              "test_id": getattr(getattr(cluster, "names", None), "test_id", None)})
     except ValueError as e:
         raise SetupError(str(e)) from None
     inner.setup()

@@ -224,3 +224,86 @@ def test_no_fsync_loses_acknowledged_writes_in_a_crash(cluster):
 def test_unknown_bug_is_refused():
     with pytest.raises(ValueError, match="unknown bug 'nope'"):
         make_target({"bugs": ["nope"]}, [])
+
+
+def test_appends_stay_consistent_under_faults(cluster):
+    """Clients append unique elements while nodes are killed, paused and clock-skewed.
+    Strict serializability means: every acknowledged append is in the final list, no
+    failed one is, nothing appears twice, and every read is a prefix of the final list."""
+    import random
+    import threading
+
+    c = cluster(5)
+    rng = random.Random(5)
+    keys = ["a", "b", "c"]
+    acked, failed, reads = set(), set(), []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def worker(w):
+        node = c.nodes[w % 5]
+        client = c.target.client(node)
+        client.open(node)
+        wrng = random.Random(w)
+        n = 0
+        try:
+            while not stop.is_set():
+                key = wrng.choice(keys)
+                if wrng.random() < 0.7:
+                    n += 1
+                    element = w * 100_000 + n
+                    done = client.invoke({"f": "add", "value": [key, element]}, 2.0)
+                    with lock:
+                        if done["type"] == "ok":
+                            acked.add((key, element))
+                        elif done["type"] == "fail":
+                            failed.add((key, element))
+                else:
+                    done = client.invoke({"f": "read-list", "value": [key, None]}, 2.0)
+                    if done["type"] == "ok":
+                        with lock:
+                            reads.append(tuple(done["value"]))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            victim = rng.choice(c.nodes)
+            fault = rng.choice(["kill", "pause", "clock"])
+            if fault == "kill":
+                c.target.kill(victim)
+                time.sleep(0.8)
+                c.target.start(victim)
+            elif fault == "pause":
+                victim = c.target.leader(c.nodes) or victim
+                c.target.pause(victim)
+                time.sleep(0.8)
+                c.target.resume(victim)
+            elif c.target.faketime:
+                c.target.set_clock_offset(victim, rng.choice([-3.0, 3.0]))
+                time.sleep(0.8)
+                c.target.set_clock_offset(victim, 0.0)
+            time.sleep(0.4)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    final = {}
+    for key in keys:
+        done = c.until_ok(c.nodes[0], "read-list", [key, None], within=20)
+        assert done["type"] == "ok", done
+        final[key] = done["value"][1]
+    assert sum(1 for k, _ in acked) > 50, "too few appends succeeded to judge anything"
+    for key, elements in final.items():
+        assert len(elements) == len(set(elements)), f"{key}: an element appears twice"
+        present = set(elements)
+        lost = [e for k, e in acked if k == key and e not in present]
+        assert not lost, f"{key}: acknowledged appends lost: {lost[:5]}"
+        ghosts = [e for k, e in failed if k == key and e in present]
+        assert not ghosts, f"{key}: failed appends took effect: {ghosts[:5]}"
+    for key, seen in reads:
+        assert list(seen) == final[key][:len(seen)], f"{key}: read {seen} is not a prefix"

@@ -85,14 +85,14 @@ class PeerLink:
                 self.transport.write(b"".join(self.out))
             self.out.clear()
 
-    def check_stuck(self, now: float) -> None:
-        """A paused or cut-off peer leaves our writes unread; a fresh connection drops
-        the stale backlog (Raft retransmits what matters)."""
+    def check_stuck(self, now: float, last_heard: float) -> None:
+        """A paused or cut-off peer leaves our writes unread and says nothing; a fresh
+        connection drops the stale backlog (Raft retransmits what matters)."""
         if self.transport is None or self.transport.get_write_buffer_size() == 0:
             self._stuck_since = None
-        elif self._stuck_since is None:
+        elif self._stuck_since is None or now < self._stuck_since:
             self._stuck_since = now
-        elif now - self._stuck_since > LINK_STUCK_AFTER or now < self._stuck_since:
+        elif now - self._stuck_since > LINK_STUCK_AFTER and now - last_heard > LINK_STUCK_AFTER:
             log.info("link to %s stuck, reconnecting", self.peer)
             self.transport.abort()
             self._stuck_since = None
@@ -164,6 +164,7 @@ class Server:
                          clock.now())
         self.applied = self.raft.applied
         self.links = {p: PeerLink(self, p, *self.addresses[p]) for p in self.raft.peers}
+        self.last_heard = {p: float("-inf") for p in self.raft.peers}
         self.pending_writes: dict[int, tuple] = {}   # index -> (term, reply, early, expires)
         self.pending_reads: dict[int, tuple] = {}    # read id -> (ops, reply, expires)
         self.reads_after_apply: list = []            # heap of (index, read id, ops, reply)
@@ -200,8 +201,10 @@ class Server:
 
     def on_peer_frame(self, peer: str, frame: list) -> None:
         kind = frame[0]
+        now = clock.now()
+        self.last_heard[peer] = now
         if kind == "r":
-            self.raft.step(peer, frame[1], clock.now())
+            self.raft.step(peer, frame[1], now)
         elif kind == "f":
             fid = frame[1]
             link = self.links[peer]
@@ -237,6 +240,11 @@ class Server:
             else:
                 index, term = raft.propose(ops, now)
                 early = "early-ack" in self.bugs and _blind(ops)
+                older = self.pending_writes.get(index)
+                if older is not None:
+                    # Proposed at this index in an earlier term; that entry is gone from
+                    # our log but may live on elsewhere and still commit.
+                    older[1](info("outcome-unknown: overwritten in the local log"))
                 self.pending_writes[index] = (term, reply, early, expires)
             self.schedule_flush()
             return
@@ -367,7 +375,7 @@ class Server:
 
     def _chores(self, now: float) -> None:
         for link in self.links.values():
-            link.check_stuck(now)
+            link.check_stuck(now, self.last_heard[link.peer])
         if not self.storage.durable and now - self._last_lazy_sync >= self.opts.lazy_sync_interval:
             self._last_lazy_sync = now
             self.storage.sync()

@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from .faults import FaultPeriod
@@ -39,8 +40,10 @@ def write_plots(run_dir: str, ops: list[Interval], periods: list[FaultPeriod],
     horizon = max(end, 1) / NS_PER_S
     paths = {}
     for name, draw in (("latency", _latency), ("rate", _rate), ("latency-quantiles", _quantiles)):
-        fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+        fig = Figure(figsize=(11, 4.2), dpi=100)
         FigureCanvasAgg(fig)
+        # Fixed margins, not a layout engine: it would draw every figure twice.
+        fig.subplots_adjust(left=0.08, right=0.84, top=0.91, bottom=0.12)
         ax = fig.add_subplot()
         draw(ax, done, fs, colours, horizon)
         fault_handles = _shade_faults(ax, periods)
@@ -67,8 +70,7 @@ def _latency(ax, done, fs, colours, horizon):
         y = np.fromiter((max(op.end - op.start, 1) for op in group), float, len(group)) / 1e6
         ax.plot(x, y, marker, ls="none", ms=3 if marker == "o" else 4, alpha=0.6,
                 color=colours[f], mew=0.8, rasterized=True)
-    ax.set_yscale("log")
-    ax.set_ylabel("latency (ms)")
+    _log_ms_axis(ax)
     ax.set_title("Latency of each operation, by invocation time")
     for f in fs:
         ax.plot([], [], "s", color=colours[f], label=f)
@@ -78,10 +80,19 @@ def _latency(ax, done, fs, colours, horizon):
             ax.add_line(Line2D([], [], marker=marker, ls="none", color="#555", label=label))
 
 
+def _log_ms_axis(ax) -> None:
+    """A log latency axis labelled 1, 2, 5, 10, ... ms rather than in powers of ten."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("latency (ms)")
+
+
 def _bins(horizon: float) -> np.ndarray:
     # About 40 buckets: narrower ones hold too few ops each at ordinary rates (100/s) and
-    # the lines turn to noise; half a second at least.
-    width = max(horizon / 40, 0.5)
+    # the lines turn to noise; half a second when the test is long enough for 20 of them.
+    width = max(horizon / 40, min(0.5, horizon / 20))
     return np.arange(0, horizon + width, width)
 
 
@@ -117,8 +128,7 @@ def _quantiles(ax, done, fs, colours, horizon):
         ax.plot([], [], "-", color=colours[f], label=f)
     for _, style, name in _QUANTILES:
         ax.plot([], [], style, color="#555", label=name)
-    ax.set_yscale("log")
-    ax.set_ylabel("latency (ms)")
+    _log_ms_axis(ax)
     ax.set_title(f"Latency quantiles ({width:.2g} s buckets, by invocation time)")
 
 

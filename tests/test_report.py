@@ -5,6 +5,7 @@ nemesis periods, results, checker artefacts); the browser and campaign tests reu
 """
 from __future__ import annotations
 
+import html as html_lib
 import json
 import os
 import pathlib
@@ -18,7 +19,7 @@ import yaml
 
 from harness.report import anomaly_types, describe_failures, write_report, write_timeline
 from harness.report.faults import fault_periods
-from harness.report.timeline import timeline_data
+from harness.report.timeline import render_timeline, timeline_data
 
 CHROMIUM = "/usr/bin/chromium"
 MS = 1_000_000
@@ -265,3 +266,21 @@ def test_timeline_of_100000_ops_stays_small_and_renders_in_a_browser(tmp_path):
     dom = _chromium_dump_dom(f"{path.as_uri()}#t={middle:.3f}", tmp_path)
     tops = [float(t) for t in re.findall(r'class="op t\d" data-i="\d+" style="top:([0-9.]+)px', dom)]
     assert tops and min(tops) > 1000  # it opened in the middle, not at the start
+
+
+@pytest.mark.slow
+def test_hovering_a_timeline_box_shows_the_op_details(tmp_path):
+    history = synthetic_history(60, concurrency=2, faults=False)
+    page = render_timeline(history, "hover")
+    # Hover the first box the page drew, then copy the tooltip where --dump-dom shows it.
+    probe = ('<script>const box = document.querySelector(".op");'
+             'box.dispatchEvent(new MouseEvent("mousemove", {bubbles: true, clientX: 50, clientY: 50}));'
+             'document.body.dataset.tip = document.getElementById("tip").textContent;</script></body>')
+    path = tmp_path / "timeline.html"
+    path.write_text(page.replace("</body>", probe))
+    dom = _chromium_dump_dom(path.as_uri(), tmp_path)
+    tip = re.search(r'data-tip="([^"]*)"', dom)
+    assert tip, "the tooltip stayed empty"
+    text = html_lib.unescape(tip.group(1))
+    assert re.match(r"p\d+  (read|write|cas)  (ok|fail|info)\nvalue:  \[\"k1\",", text), text
+    assert re.search(r"\d\.\d{3} s → \d\.\d{3} s  \(\d+\.\d\d ms\)$", text), text

@@ -134,9 +134,11 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data):
         lines = (self._buf + data).split(b"\n")
         self._buf = lines.pop()
+        # One clock read per batch: under libfaketime each read costs a file read.
+        now = clock.now()
         for line in lines:
             if line:
-                self.server.on_line(self, line)
+                self.server.on_line(self, line, now)
         self.server.schedule_flush()
 
     def send(self, obj: dict) -> None:
@@ -179,14 +181,14 @@ class Server:
 
     # ---- input ---------------------------------------------------------------------------
 
-    def on_line(self, conn: _Connection, line: bytes) -> None:
+    def on_line(self, conn: _Connection, line: bytes, now: float) -> None:
         try:
             msg = json.loads(line)
         except ValueError:
             conn.send({"id": None, **fail("bad-request: not JSON")})
             return
         if conn.peer is not None:
-            self.on_peer_frame(conn.peer, msg)
+            self.on_peer_frame(conn.peer, msg, now)
         elif isinstance(msg, dict) and "peer" in msg:
             if msg["peer"] not in self.links:
                 log.warning("hello from unknown peer %r", msg["peer"])
@@ -197,11 +199,10 @@ class Server:
             conn.send({"id": None, **fail("bad-request: expected a JSON object")})
         else:
             req_id = msg.get("id")
-            self.handle_request(msg, lambda outcome: conn.send({"id": req_id, **outcome}))
+            self.handle_request(msg, lambda outcome: conn.send({"id": req_id, **outcome}), now)
 
-    def on_peer_frame(self, peer: str, frame: list) -> None:
+    def on_peer_frame(self, peer: str, frame: list, now: float) -> None:
         kind = frame[0]
-        now = clock.now()
         self.last_heard[peer] = now
         if kind == "r":
             self.raft.step(peer, frame[1], now)
@@ -209,13 +210,13 @@ class Server:
             fid = frame[1]
             link = self.links[peer]
             self.handle_request(frame[2], lambda outcome: link.queue(
-                _encode(["fr", fid, outcome]).encode() + b"\n"), forwarded=True)
+                _encode(["fr", fid, outcome]).encode() + b"\n"), now, forwarded=True)
         elif kind == "fr":
             entry = self.forwards.pop(frame[1], None)
             if entry is not None:
                 entry[1](frame[2])
 
-    def handle_request(self, req: dict, reply, forwarded: bool = False) -> None:
+    def handle_request(self, req: dict, reply, now: float, forwarded: bool = False) -> None:
         if req.get("status"):
             reply(ok(self.status()))
             return
@@ -230,7 +231,6 @@ class Server:
             reply(ok(self.sm.read(ops)))
             return
         raft = self.raft
-        now = clock.now()
         expires = now + PENDING_TTL
         if raft.state == LEADER:
             if reading:
@@ -406,6 +406,8 @@ class Server:
             loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
         tasks = [asyncio.ensure_future(link.run()) for link in self.links.values()]
         tasks.append(asyncio.ensure_future(self._ticker()))
+        for task in tasks:
+            task.add_done_callback(_task_ended)
         await stop
         for task in tasks:
             task.cancel()
@@ -420,6 +422,12 @@ def _fail_stop(loop, context) -> None:
     log.critical("fatal: %s", context.get("message"), exc_info=context.get("exception"))
     logging.shutdown()
     os._exit(70)
+
+
+def _task_ended(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _fail_stop(task.get_loop(), {"message": f"task {task.get_name()} died",
+                                     "exception": task.exception()})
 
 
 def _address(text: str) -> tuple[str, int]:

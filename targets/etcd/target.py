@@ -1,0 +1,232 @@
+"""etcd as a tectonic Target: one member per node, started, killed, paused through its Remote.
+
+Under each node's directory:
+
+  data/        the member's data dir (WAL and snapshots; a restart recovers from it)
+  etcd.log     the member's output (kept: log_files collects it)
+  etcd.pid     the member's pid
+
+target_opts (all optional):
+  etcd_binary         path on the nodes (default /usr/bin/etcd, Debian's etcd-server)
+  serializable        false: reads answered by the member alone, possibly stale
+  heartbeat_interval  ms (default 100)
+  election_timeout    ms (default 1000)
+  lock_ttl            s, the lease behind a held lock (default 2, etcd's minimum for the
+                      default timeouts: 1.5 election timeouts, rounded up)
+  client_port, peer_port  (default 2379, 2380; change them for clusters on loopback)
+
+Clock faults are not offered (no set_clock_offset): etcd is written in Go, whose runtime
+reads the time through the vDSO without libc, out of libfaketime's reach, and on the local
+backend every node shares one kernel clock. Clock faults on etcd need hosts of their own.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from targets.etcd.client import EtcdClient
+from targets.etcd.gateway import Gateway, GatewayError, number
+
+DEFAULT_BINARY = "/usr/bin/etcd"
+_OPTIONS = {"etcd_binary": str, "serializable": bool, "heartbeat_interval": int,
+            "election_timeout": int, "lock_ttl": int, "client_port": int, "peer_port": int}
+STATUS_TIMEOUT = 0.5
+
+
+class EtcdTarget:
+    name = "etcd"
+
+    def __init__(self, spec: dict, nodes: list):
+        opts = dict(spec.get("target_opts") or {})
+        for key, value in opts.items():
+            want = _OPTIONS.get(key)
+            if want is None:
+                raise ValueError(f"etcd: unknown option {key!r} in spec field target_opts "
+                                 f"(known: {', '.join(_OPTIONS)})")
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ValueError(f"etcd: target_opts.{key} must be {want.__name__}, got {value!r}")
+        self.binary = opts.get("etcd_binary", DEFAULT_BINARY)
+        self.serializable = opts.get("serializable", False)
+        self.heartbeat = opts.get("heartbeat_interval", 100)
+        self.election = opts.get("election_timeout", 1000)
+        self.lock_ttl = opts.get("lock_ttl", 2)
+        self.client_port = opts.get("client_port", 2379)
+        self.peer_port = opts.get("peer_port", 2380)
+        if self.election < 5 * self.heartbeat:
+            raise ValueError(f"etcd: target_opts.election_timeout ({self.election} ms) must be at "
+                             f"least 5 heartbeat intervals ({5 * self.heartbeat} ms)")
+        self.nodes = list(nodes)
+        members = ",".join(f"{n.name}={self._peer_url(n)}" for n in self.nodes)
+        self.initial_cluster = members
+        # A token of its own per cluster, so members of another test never join this one.
+        self.token = "tectonic-" + hashlib.sha256(members.encode()).hexdigest()[:12]
+        self._pids: dict[str, int] = {}
+
+    # ---- paths and flags ------------------------------------------------------------------
+
+    def data_dir(self, node) -> str:
+        return os.path.join(node.dir, "data")
+
+    def _log(self, node) -> str:
+        return os.path.join(node.dir, "etcd.log")
+
+    def _pidfile(self, node) -> str:
+        return os.path.join(node.dir, "etcd.pid")
+
+    def _peer_url(self, node) -> str:
+        return f"http://{node.address}:{self.peer_port}"
+
+    def _client_url(self, node) -> str:
+        return f"http://{node.address}:{self.client_port}"
+
+    def argv(self, node) -> list[str]:
+        return [self.binary, "--name", node.name, "--data-dir", self.data_dir(node),
+                "--listen-client-urls", self._client_url(node),
+                "--advertise-client-urls", self._client_url(node),
+                "--listen-peer-urls", self._peer_url(node),
+                "--initial-advertise-peer-urls", self._peer_url(node),
+                "--initial-cluster", self.initial_cluster,
+                # Ignored once the data dir holds a member: a restart rejoins as itself.
+                "--initial-cluster-state", "new", "--initial-cluster-token", self.token,
+                "--heartbeat-interval", str(self.heartbeat),
+                "--election-timeout", str(self.election),
+                # A node cut off and back must not depose a healthy leader with its raised term.
+                "--pre-vote",
+                "--logger", "zap", "--log-outputs", "stderr"]
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def setup(self, node) -> None:
+        found = node.remote.exec(["test", "-x", self.binary], check=False)
+        if found.returncode != 0:
+            raise RuntimeError(f"etcd: no executable {self.binary} on {node.name} "
+                               f"(apt-get install -y etcd-server, or set target_opts.etcd_binary)")
+        node.remote.exec(["mkdir", "-p", node.dir])
+
+    def start(self, node) -> None:
+        if self._alive(node):
+            return
+        self._pids[node.name] = node.remote.spawn(self.argv(node), log=self._log(node),
+                                                  pidfile=self._pidfile(node))
+
+    def wait_healthy(self, nodes: list, timeout: float) -> None:
+        """Every member answers and names the same leader, and a write through it commits."""
+        deadline = time.monotonic() + timeout
+        problem = "no member answered"
+        while time.monotonic() < deadline:
+            statuses = self.statuses(nodes)
+            silent = [n.name for n, s in statuses if s is None]
+            leaders = {s["leader"] for _, s in statuses if s is not None}
+            if silent:
+                problem = f"no status from {', '.join(silent)}"
+            elif len(leaders) != 1 or 0 in leaders:
+                problem = "the members do not agree on a leader yet"
+            else:
+                leader = _leader_of(statuses)
+                done = self._probe_write(leader) if leader is not None else None
+                if done is not None and done["type"] == "ok":
+                    return
+                problem = "no leader" if leader is None else \
+                    f"a write through leader {leader.name} failed: {done.get('error')}"
+            time.sleep(0.1)
+        raise RuntimeError(f"etcd not healthy after {timeout:.0f}s: {problem} "
+                           f"(see {', '.join(self._log(n) for n in nodes)})")
+
+    def kill(self, node) -> None:
+        pid = self._pid(node)
+        if pid is None:
+            return
+        node.remote.signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while self._alive(node) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def pause(self, node) -> None:
+        pid = self._pid(node)
+        if pid is not None:
+            node.remote.signal(pid, signal.SIGSTOP)
+
+    def resume(self, node) -> None:
+        pid = self._pid(node)
+        if pid is not None:
+            node.remote.signal(pid, signal.SIGCONT)
+
+    def teardown(self, node) -> None:
+        pid = self._pid(node)
+        if pid is not None:
+            node.remote.signal(pid, signal.SIGCONT)
+            node.remote.signal(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 3.0
+            while self._alive(node) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._alive(node):
+                node.remote.signal(pid, signal.SIGKILL)
+        node.remote.exec(["rm", "-rf", self.data_dir(node), self._pidfile(node)], check=False)
+        self._pids.pop(node.name, None)
+
+    def log_files(self, node) -> list[str]:
+        return [self._log(node)]
+
+    def leader(self, nodes: list):
+        """The member that says it leads, in the highest term any member reports."""
+        return _leader_of(self.statuses(nodes))
+
+    def client(self, node) -> EtcdClient:
+        return EtcdClient(self.client_port, serializable=self.serializable, lock_ttl=self.lock_ttl)
+
+    def status(self, node, timeout: float = STATUS_TIMEOUT) -> dict | None:
+        """The member's own view (POST /v3/maintenance/status): its id, the leader's id
+        (0 for none) and its raft term; None when it does not answer in time."""
+        gateway = Gateway(node.address, self.client_port, connect_timeout=timeout)
+        try:
+            answer = gateway.post("/v3/maintenance/status", {}, timeout)
+        except GatewayError:
+            return None
+        finally:
+            gateway.close()
+        return {"member": number((answer.get("header") or {}).get("member_id")),
+                "leader": number(answer.get("leader")), "term": number(answer.get("raftTerm"))}
+
+    def statuses(self, nodes: list) -> list[tuple]:
+        """[(node, status)], asked of all at once: a paused member costs one timeout, not
+        one per member."""
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            return list(zip(nodes, pool.map(self.status, nodes)))
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _probe_write(self, node) -> dict:
+        client = self.client(node)
+        client.open(node)
+        try:
+            return client.invoke({"f": "write", "value": ["tectonic-health", 1]}, 2.0)
+        finally:
+            client.close()
+
+    def _pid(self, node) -> int | None:
+        pid = self._pids.get(node.name)
+        if pid is None:
+            res = node.remote.exec(["cat", self._pidfile(node)], check=False)
+            if res.returncode != 0 or not res.stdout.strip().isdigit():
+                return None
+            pid = int(res.stdout.strip())
+        return pid
+
+    def _alive(self, node) -> bool:
+        pid = self._pid(node)
+        if pid is None:
+            return False
+        res = node.remote.exec(["cat", f"/proc/{pid}/stat"], check=False)
+        return res.returncode == 0 and ") Z " not in res.stdout
+
+
+def _leader_of(statuses: list[tuple]):
+    best = None
+    for node, status in statuses:
+        if status and status["member"] == status["leader"] != 0 and \
+                (best is None or status["term"] > best[0]):
+            best = (status["term"], node)
+    return best[1] if best else None

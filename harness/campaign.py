@@ -267,7 +267,7 @@ def run_campaign(path: str, *, store: str | None = None,
     campaign = load_campaign(path, store)
     console = Console(file=stream or sys.stdout, highlight=False)
     if not console.is_terminal:
-        console.width = 160  # a log file has no width; keep the summary's paths on one line
+        console.width = 200  # a log file has no width; keep the summary's paths on one line
     stop = threading.Event()
     run = runner or _run_with_progress(stop)
     os.makedirs(campaign.dir, exist_ok=True)

@@ -124,11 +124,11 @@ class Progress:
             faults = dict(self._faults)
             phase, running_since = self._phase, self._running_since
         total = ok + fail + info
+        # Throughput since the newest sample at least a second old (or the oldest there
+        # is), not since the start: it should show a partition's stall while it happens.
+        t0, n0 = next((s for s in reversed(self._samples) if now - s[0] >= 1.0),
+                      self._samples[0] if self._samples else (now, total))
         self._samples.append((now, total))
-        # Throughput over the last few seconds of samples, not since the start: it should
-        # show a partition's stall while it happens.
-        recent = [s for s in self._samples if now - s[0] <= 3.0] or [self._samples[-1]]
-        t0, n0 = recent[0]
         rate = (total - n0) / (now - t0) if now > t0 else 0.0
         remaining = None
         if self.time_limit and running_since is not None:

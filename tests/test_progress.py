@@ -83,3 +83,13 @@ def test_live_display_on_a_terminal():
     assert "etcd-set" in text and "running" in text
     assert "info 3" in text and "faults: pause ['n3']" in text
     assert "done in" in text
+
+
+def test_throughput_counts_ops_since_the_previous_look():
+    progress = Progress({"name": "t"}, stream=io.StringIO(), log_interval=60)
+    assert progress.snapshot()["ops_per_s"] == 0
+    for _ in range(500):
+        progress.op({"type": "ok", "process": 0})
+    time.sleep(0.05)
+    assert progress.snapshot()["ops_per_s"] > 0
+    progress.close()

@@ -224,6 +224,12 @@ def test_anomaly_summary_names_what_failed():
     assert "workload.elle: invalid (G0, G1c): T1 and T2 overwrote" in text
     assert "workload.linearizable: invalid on key(s) k3: no linearization" in text
     assert anomaly_types({"valid": True, "checkers": {"stats": {"valid": True}}}) == []
+    long = {"valid": False, "checkers": {"linearizable": {
+        "valid": False, "failures": {str(k): {} for k in range(7)},
+        "explanation": "\n".join(f"line {i}" for i in range(12))}}}
+    assert describe_failures(long).splitlines() == [
+        "linearizable: invalid on key(s) 0, 1, 2, 3, 4 (+2 more):",
+        *[f"  line {i}" for i in range(8)], "  … (4 more lines in the report)"]
 
 
 def test_timeline_data_is_compact_and_pairs_ops_per_process():

@@ -127,8 +127,9 @@ def _linearizable(result: dict, run_dir: str) -> str:
     for key, failure in failures.items():
         link = (f'<a href="linear/{esc(quote(str(key)))}.html">counterexample for {esc(key)}</a>'
                 if str(key) in pages else "")
-        rows.append(f"<tr><td><code>{esc(key)}</code></td><td>{link}</td>"
-                    f"<td><code>{esc(compact_json(failure, 400))}</code></td></tr>")
+        rows.append(f"<tr><td><code>{esc(key)}</code></td><td>{link}</td><td><details><summary>"
+                    f"{esc(_failing_op(failure))}</summary><pre>{esc(pretty_json(failure, 4000))}</pre>"
+                    "</details></td></tr>")
     if rows:
         parts.append("<table><tr><th>key</th><th>view</th><th>failure</th></tr>" + "".join(rows) + "</table>")
     extra = [k for k in pages if k not in {str(k2) for k2 in failures}]
@@ -136,6 +137,16 @@ def _linearizable(result: dict, run_dir: str) -> str:
         parts.append("<p>Other counterexample views: " +
                      ", ".join(f'<a href="linear/{esc(quote(k))}.html">{esc(k)}</a>' for k in extra) + "</p>")
     return "\n".join(parts)
+
+
+def _failing_op(failure) -> str:
+    """The op a key's linearization got stuck on, in a few words when the checker says."""
+    op = failure.get("op") if isinstance(failure, dict) else None
+    if isinstance(op, dict) and isinstance(op.get("op"), str):
+        who = f" by p{op['process']}" if "process" in op else ""
+        at = f" [index {op['index']}]" if "index" in op else ""
+        return f"{op['op']}{who}{at}"
+    return compact_json(failure, 100)
 
 
 def _stats(result: dict) -> str:

@@ -52,29 +52,43 @@ def anomaly_types(results: dict | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def describe_failures(results: dict | None, limit: int = 600) -> str:
-    """A few lines saying which checkers did not pass and why, each cut to `limit` chars."""
+def describe_failures(results: dict | None, max_lines: int = 8, width: int = 300) -> str:
+    """Which checkers did not pass and why: a line per checker, then the first
+    `max_lines` lines of its explanation (indented, each cut to `width` characters)."""
     if results is None:
         return "no results.json: the run did not reach its checkers"
     lines = []
     for name, result in failing_checkers(results):
-        verdict = verdict_word(result.get("valid"))
+        head = f"{name}: {verdict_word(result.get('valid'))}"
         found = result.get("anomaly-types") or []
-        why = _first_explanation(result)
-        head = f"{name}: {verdict}"
         if found:
             head += f" ({', '.join(map(str, found))})"
-        if isinstance(result.get("failures"), dict) and result["failures"]:
-            head += f" on key(s) {', '.join(map(str, list(result['failures'])[:5]))}"
-        if why:
-            head += f": {why}"
-        lines.append(head if len(head) <= limit else head[:limit - 1] + "…")
+        failures = result.get("failures")
+        if isinstance(failures, dict) and failures:
+            keys = list(failures)
+            head += f" on key(s) {', '.join(map(str, keys[:5]))}" + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
+        why = _explanation(result)
+        if not why:
+            lines.append(head)
+            continue
+        text = why.strip().splitlines()
+        if len(text) == 1:
+            lines.append(_cut(f"{head}: {text[0]}", width))
+            continue
+        lines.append(head + ":")
+        lines.extend(_cut("  " + line, width) for line in text[:max_lines])
+        if len(text) > max_lines:
+            lines.append(f"  … ({len(text) - max_lines} more lines in the report)")
     if not lines and results.get("valid") is not True:
         lines.append(str(results.get("error") or "the verdict is unknown"))
     return "\n".join(lines) or "every checker passed"
 
 
-def _first_explanation(result: dict) -> str:
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+def _explanation(result: dict) -> str:
     for field in ("explanation", "explanations", "error", "message"):
         text = result.get(field)
         if isinstance(text, dict):
@@ -82,7 +96,7 @@ def _first_explanation(result: dict) -> str:
         if isinstance(text, list):
             text = text[0] if text else None
         if isinstance(text, str) and text.strip():
-            return " ".join(text.split())
+            return text
     return _notable_fields(result)
 
 

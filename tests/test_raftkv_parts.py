@@ -31,16 +31,15 @@ def test_storage_cuts_off_a_torn_tail(tmp_path):
     s.load()
     _save(s, hard_state=(1, None), entries=[(1, 1, "a")])
     s.close()
-    with open(os.path.join(tmp_path, "wal"), "ab") as f:
-        f.write(b"\x00\x00\x00\x30\x12\x34")  # a record header whose body never made it
-    state = Storage(str(tmp_path)).load()
-    assert state.entries == [(1, "a")]
-    size = os.path.getsize(os.path.join(tmp_path, "wal"))
+    wal = os.path.join(tmp_path, "wal")
+    with open(wal, "r+b") as f:
+        end = len(f.read().rstrip(b"\0"))
+        f.seek(end)
+        f.write(b"\x00\x00\x00\x30\x12\x34\x56")  # a header whose body never made it
     again = Storage(str(tmp_path))
-    again.load()
-    _save(again, entries=[(2, 1, "b")])  # appends after the cut, not after the garbage
+    assert again.load().entries == [(1, "a")]
+    _save(again, entries=[(2, 1, "b")])  # goes where the torn record was
     again.close()
-    assert os.path.getsize(os.path.join(tmp_path, "wal")) > size
     assert Storage(str(tmp_path)).load().entries == [(1, "a"), (1, "b")]
 
 

@@ -6,6 +6,9 @@
                {"x": index}                   entries from index on dropped
   snapshot   JSON {"index", "term", "data"}, replaced atomically (write, fsync, rename)
 
+The log file is preallocated with zeros ahead of the writes (etcd does the same): an fsync
+that need not also record a new file size costs a quarter less. A zero length ends the log.
+
 `save` makes a Ready durable: it writes and fsyncs before returning, so the driver may then
 send the acknowledgements that promise it. Compaction writes a new snapshot and rewrites
 the log without the entries it covers. On recovery a torn or corrupt tail record (a crash in
@@ -24,6 +27,7 @@ import zlib
 from targets.raftkv.raft import Persistent, Ready, Snapshot
 
 _HEADER = struct.Struct(">II")
+PREALLOCATE = 8 << 20  # bytes of zeros added to the log file at a time
 
 
 class StorageError(Exception):
@@ -38,6 +42,8 @@ class Storage:
         self.snapshot_path = os.path.join(data_dir, "snapshot")
         self._buffer = bytearray()
         self._fd: int | None = None
+        self._offset = 0  # where the next record goes
+        self._size = 0    # the file's size, zeros past _offset
         self._hard_state: tuple = (0, None)
 
     # ---- recovery ------------------------------------------------------------------------
@@ -60,7 +66,7 @@ class Storage:
         while pos + _HEADER.size <= len(data):
             length, crc = _HEADER.unpack_from(data, pos)
             payload = data[pos + _HEADER.size:pos + _HEADER.size + length]
-            if len(payload) < length or zlib.crc32(payload) != crc:
+            if length == 0 or len(payload) < length or zlib.crc32(payload) != crc:
                 break
             record = json.loads(payload)
             if "h" in record:
@@ -81,9 +87,12 @@ class Storage:
             good_end = pos
         state.entries = entries
         self._hard_state = (state.term, state.vote)
-        self._fd = os.open(self.wal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if good_end < len(data):
-            os.ftruncate(self._fd, good_end)
+        self._fd = os.open(self.wal_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self._offset, self._size = good_end, len(data)
+        torn = len(data[good_end:].rstrip(b"\0"))
+        if torn:
+            # Zero the torn record, so no stale bytes past the end can ever parse.
+            os.pwrite(self._fd, bytes(torn), good_end)
         os.fsync(self._fd)
         _fsync_dir(self.dir)
         return state
@@ -115,7 +124,8 @@ class Storage:
             records += _frame({"e": entries})
         os.close(self._fd)
         _atomic_write(self.wal_path, bytes(records))
-        self._fd = os.open(self.wal_path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(self.wal_path, os.O_WRONLY)
+        self._offset = self._size = len(records)
 
     def sync(self) -> None:
         """Write out and fsync anything buffered (the no-fsync bug's lazy flush)."""
@@ -136,8 +146,16 @@ class Storage:
     def _write_out(self) -> None:
         data = bytes(self._buffer)
         self._buffer.clear()
+        end = self._offset + len(data)
+        if end > self._size:
+            grow = max(PREALLOCATE, end - self._size)
+            os.pwrite(self._fd, bytes(grow), self._size)
+            self._size += grow
+            os.fsync(self._fd)  # the new size, once per PREALLOCATE bytes
         while data:
-            data = data[os.write(self._fd, data):]
+            written = os.pwrite(self._fd, data, self._offset)
+            self._offset += written
+            data = data[written:]
         os.fdatasync(self._fd)
 
 

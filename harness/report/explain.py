@@ -83,31 +83,58 @@ def _elle(result: dict, run_dir: str) -> str:
         count = anomalies.get(anomaly)
         n = f" ({len(count)} found)" if isinstance(count, list) else ""
         parts.append(f"<h4>{esc(anomaly)}{n}</h4>")
-        if isinstance(explanations, dict) and anomaly in explanations:
-            parts.append(_text_block(explanations[anomaly]))
-        parts.append(_elle_artefacts(anomaly, run_dir))
+        told = explanations.get(anomaly) if isinstance(explanations, dict) else None
+        parts.append(_elle_artefacts(anomaly, run_dir, told))
     if explanations and not isinstance(explanations, dict):
         parts.append(_text_block(explanations))
     return "\n".join(parts)
 
 
-def _elle_artefacts(anomaly: str, run_dir: str) -> str:
-    """The cycle in words (.txt) and as a picture (.svg inlined; .dot source otherwise)."""
-    base = os.path.join(run_dir, "elle", anomaly)
+_PICTURES_PER_ANOMALY = 5
+
+
+def _elle_artefacts(anomaly: str, run_dir: str, told) -> str:
+    """The cycles in words (the result's explanations, else elle/<anomaly>.txt) and as
+    pictures: elle/<anomaly>.svg and elle/<anomaly>/<n>.svg inlined, the DOT source for a
+    cycle Graphviz did not draw."""
+    elle = os.path.join(run_dir, "elle")
     parts = []
-    text = _read(base + ".txt")
-    if text:
-        parts.append(_text_block(text))
-    if os.path.isfile(base + ".svg"):
-        with open(base + ".svg", "rb") as f:
-            svg = base64.b64encode(f.read()).decode("ascii")
-        # As an <img>, an SVG runs no scripts: safe to show whatever the checker drew.
-        parts.append(f'<p><img class="plot" alt="{esc(anomaly)} cycle" '
-                     f'src="data:image/svg+xml;base64,{svg}"></p>')
-    dot = _read(base + ".dot")
-    if dot:
-        parts.append(f'<details><summary>Graphviz source (<a href="elle/{esc(quote(anomaly))}.dot">'
-                     f'elle/{esc(anomaly)}.dot</a>)</summary>{_text_block(dot)}</details>')
+    text_file = os.path.join(elle, anomaly + ".txt")
+    if told:
+        if isinstance(told, list) and all(isinstance(t, str) for t in told):
+            told = "\n\n".join(told)
+        parts.append(_text_block(told))
+    elif os.path.isfile(text_file):
+        parts.append(_text_block(_read(text_file) or ""))
+    if os.path.isfile(text_file):
+        parts.append(f'<p class="muted">All of them in words: <a href="elle/{esc(quote(anomaly))}.txt">'
+                     f"elle/{esc(anomaly)}.txt</a></p>")
+    drawings = [os.path.join(elle, anomaly + ext) for ext in (".svg", ".dot")]
+    folder = os.path.join(elle, anomaly)
+    if os.path.isdir(folder):
+        numbered = sorted(os.listdir(folder), key=lambda f: (len(f), f))
+        drawings += [os.path.join(folder, f) for f in numbered if f.endswith((".svg", ".dot"))]
+    shown = 0
+    for path in drawings:
+        stem, ext = os.path.splitext(path)
+        if not os.path.isfile(path) or (ext == ".dot" and os.path.isfile(stem + ".svg")):
+            continue
+        if shown == _PICTURES_PER_ANOMALY:
+            parts.append(f'<p class="muted">More drawings in <a href="elle/{esc(quote(anomaly))}/">'
+                         f"elle/{esc(anomaly)}/</a>.</p>")
+            break
+        shown += 1
+        rel = os.path.relpath(path, run_dir)
+        if ext == ".svg":
+            with open(path, "rb") as f:
+                svg = base64.b64encode(f.read()).decode("ascii")
+            # As an <img>, an SVG runs no scripts: safe to show whatever the checker drew.
+            parts.append(f'<p><img class="plot" alt="{esc(anomaly)} cycle" '
+                         f'src="data:image/svg+xml;base64,{svg}"><br><a class="muted" href="{esc(quote(rel))}">'
+                         f"{esc(rel)}</a></p>")
+        else:
+            parts.append(f'<details><summary>Graphviz source of a cycle (<a href="{esc(quote(rel))}">{esc(rel)}</a>; '
+                         f"install graphviz for a drawing)</summary>{_text_block(_read(path) or '')}</details>")
     return "\n".join(parts)
 
 

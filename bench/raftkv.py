@@ -3,8 +3,10 @@
   .venv/bin/python bench/raftkv.py [--duration 10] [--skip-etcd]
 
 Four phases per system: linearizable writes and linearizable reads, with 1 and with 10
-clients, each for --duration seconds; clients are spread over the nodes (followers forward
-to the leader, as a Jepsen test's clients would see). Prints ops/s and p50/p99 latency per
+clients, each for --duration seconds, run in halves A B B A so both systems see the same
+background load. Clients are spread over the nodes starting at a follower (followers
+forward to the leader, as a Jepsen test's clients would see), so the single client takes
+the same path, through a follower, in both systems. Prints ops/s and p50/p99 latency per
 phase, the raftkv/etcd ratio, and one headline line per phase. etcd is Debian's etcd-server
 (/usr/bin/etcd, v3 API through its JSON gateway).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -60,32 +63,41 @@ def run_phase(make_op, clients: int, duration: float) -> dict:
         t.start()
     for t in threads:
         t.join()
-    all_lat = sorted(x for lat in latencies for x in lat)
-    if not all_lat:
-        return {"ops": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": sum(errors)}
-    return {"ops": len(all_lat) / duration,
-            "p50": statistics.median(all_lat) * 1000,
-            "p99": all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))] * 1000,
-            "errors": sum(errors)}
+    return {"latencies": [x for lat in latencies for x in lat], "errors": sum(errors),
+            "duration": duration}
+
+
+def summarize(*runs: dict) -> dict:
+    """ops/s, p50 and p99 (ms) over one or more runs of the same phase."""
+    lat = sorted(x for run in runs for x in run["latencies"])
+    errors = sum(run["errors"] for run in runs)
+    if not lat:
+        return {"ops": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": errors}
+    return {"ops": len(lat) / sum(run["duration"] for run in runs),
+            "p50": statistics.median(lat) * 1000,
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+            "errors": errors}
 
 
 # ---- raftkv ------------------------------------------------------------------------------
 
-def bench_raftkv(workdir: str, duration: float) -> dict:
-    nodes = [Node(f"n{i + 1}", f"127.0.0.{41 + i}", HostRemote(), os.path.join(workdir, f"raftkv-n{i + 1}"))
-             for i in range(NODES)]
+@contextlib.contextmanager
+def raftkv_cluster(workdir: str):
+    """Yields ops(kind) -> make_op for a running 5-node raftkv cluster."""
+    nodes = [Node(f"n{i + 1}", f"127.0.0.{41 + i}", HostRemote(),
+                  os.path.join(workdir, f"raftkv-n{i + 1}")) for i in range(NODES)]
     target = make_target({"raftkv": {"port": 7600}}, nodes)
-    results = {}
     try:
         for node in nodes:
             target.setup(node)
         for node in nodes:
             target.start(node)
         target.wait_healthy(nodes, 20)
+        first = nodes.index(target.leader(nodes)) + 1
 
-        def make(kind):
+        def ops(kind):
             def make_op(i):
-                node = nodes[i % NODES]
+                node = nodes[(first + i) % NODES]
                 client = target.client(node)
                 client.open(node)
                 rng = random.Random(i)
@@ -101,19 +113,28 @@ def bench_raftkv(workdir: str, duration: float) -> dict:
                     return done["type"] == "ok"
                 return op
             return make_op
-
-        for kind, clients in PHASES:
-            results[(kind, clients)] = run_phase(make(kind), clients, duration)
+        yield ops
     finally:
         for node in nodes:
             target.teardown(node)
-    return results
 
 
 # ---- etcd --------------------------------------------------------------------------------
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def etcd_leader(hosts: list[str]) -> int:
+    """The index of the etcd member that leads, from each member's status."""
+    for i, host in enumerate(hosts):
+        conn = http.client.HTTPConnection(host, 2379, timeout=5.0)
+        conn.request("POST", "/v3/maintenance/status", "{}")
+        status = json.loads(conn.getresponse().read())
+        conn.close()
+        if status["header"]["member_id"] == status["leader"]:
+            return i
+    raise RuntimeError("no etcd member says it leads")
 
 
 class EtcdHTTP:
@@ -131,11 +152,13 @@ class EtcdHTTP:
             return False
 
 
-def bench_etcd(workdir: str, duration: float) -> dict | None:
+@contextlib.contextmanager
+def etcd_cluster(workdir: str):
+    """Yields ops(kind) -> make_op for a running 5-node etcd cluster."""
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
     if not os.path.exists(etcd):
-        print("etcd not found (apt-get install -y etcd-server): skipping the comparison")
-        return None
+        raise RuntimeError("etcd not found (apt-get install -y etcd-server); "
+                           "or run with --skip-etcd")
     remote = HostRemote()
     hosts = [f"127.0.0.{51 + i}" for i in range(NODES)]
     cluster = ",".join(f"e{i + 1}=http://{h}:2380" for i, h in enumerate(hosts))
@@ -158,9 +181,11 @@ def bench_etcd(workdir: str, duration: float) -> dict | None:
                 raise RuntimeError("etcd did not become healthy within 30s")
             time.sleep(0.2)
 
-        def make(kind):
+        first = etcd_leader(hosts) + 1
+
+        def ops(kind):
             def make_op(i):
-                client = EtcdHTTP(hosts[i % NODES], 2379)
+                client = EtcdHTTP(hosts[(first + i) % NODES], 2379)
                 rng = random.Random(i)
                 counter = [0]
 
@@ -172,9 +197,7 @@ def bench_etcd(workdir: str, duration: float) -> dict | None:
                     return client.post("/v3/kv/range", {"key": key})  # linearizable by default
                 return op
             return make_op
-
-        return {(kind, clients): run_phase(make(kind), clients, duration)
-                for kind, clients in PHASES}
+        yield ops
     finally:
         for pid in pids:
             remote.signal(pid, signal.SIGKILL)
@@ -186,9 +209,25 @@ def main() -> None:
     parser.add_argument("--skip-etcd", action="store_true")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench-raftkv-")
+    ours, theirs = {}, None
+    half = args.duration / 2
     try:
-        ours = bench_raftkv(workdir, args.duration)
-        theirs = None if args.skip_etcd else bench_etcd(workdir, args.duration)
+        with contextlib.ExitStack() as stack:
+            raftkv = stack.enter_context(raftkv_cluster(workdir))
+            etcd = None if args.skip_etcd else stack.enter_context(etcd_cluster(workdir))
+            theirs = None if etcd is None else {}
+            for kind, clients in PHASES:
+                if etcd is None:
+                    ours[(kind, clients)] = summarize(run_phase(raftkv(kind), clients, args.duration))
+                    continue
+                # A B B A: the machine's load drifts (other work shares its 2 cores), and
+                # alternating halves gives both systems the same share of it.
+                a1 = run_phase(raftkv(kind), clients, half)
+                b1 = run_phase(etcd(kind), clients, half)
+                b2 = run_phase(etcd(kind), clients, half)
+                a2 = run_phase(raftkv(kind), clients, half)
+                ours[(kind, clients)] = summarize(a1, a2)
+                theirs[(kind, clients)] = summarize(b1, b2)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"{'system':8} {'phase':18} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")

@@ -122,9 +122,9 @@ def _call(history, inv, end, model, independent, fail_cas, where, prepared):
     if key_field is not None and key_field in invoke:
         key = key_name(invoke[key_field])
     elif independent:
-        key, value = _split(value, where(inv))
+        key, value = _split(value, inv, where)
         if kind in ("ok", "fail"):
-            result = _split(result, where(end))[1]
+            result = _split(result, end, where)[1]
     if kind == "fail":
         result = FAILED
     try:
@@ -144,7 +144,7 @@ def _call(history, inv, end, model, independent, fail_cas, where, prepared):
         t1=done.get("time") if done is not None else None)
 
 
-def _split(value, at: str):
+def _split(value, pos: int, where):
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{at}: with independent keys a value must be [key, value], got {value!r}")
+        raise ValueError(f"{where(pos)}: with independent keys a value must be [key, value], got {value!r}")
     return key_name(value[0]), value[1]

@@ -20,6 +20,9 @@ operations, it only asks the model:
   nowhere) and is left out; and once one is linearized, the search need not also try
   the orders that put it later (it can only have been harder there). Default: False,
   always safe, only slower.
+- optionally ``observed_state(inp, out)``: for a read-only op legal in exactly one state
+  (a read that returned a value), that state, so the search can compare instead of
+  calling ``step``; ``NOT_EXACT`` otherwise (the default).
 - ``describe(state)`` -> a phrase for explanations ("the register holds 2").
 - ``describe_op(inp, out)`` -> a short phrase for an operation ("cas 1->3").
 
@@ -68,6 +71,7 @@ class _Outcome:
 
 UNKNOWN = _Outcome("UNKNOWN")  # the op may or may not have happened; its result is unknown
 FAILED = _Outcome("FAILED")    # a fail kept as an observation (a CAS that saw another value)
+NOT_EXACT = _Outcome("NOT_EXACT")  # see Model.observed_state
 
 NIL_READS = ("unknown", "absent")
 
@@ -115,6 +119,9 @@ class Model:
 
     def read_only(self, inp, out) -> bool:
         return False
+
+    def observed_state(self, inp, out) -> Any:
+        return NOT_EXACT
 
     def describe(self, state) -> str:
         return f"the state is {show(state)}"
@@ -177,6 +184,9 @@ class Register(Model):
     def read_only(self, inp, out):
         return inp[0] == "read" or out is FAILED
 
+    def observed_state(self, inp, out):
+        return out if inp[0] == "read" and out is not UNKNOWN else NOT_EXACT
+
     def describe(self, state):
         if state is None and self.absent:
             return "the register is absent (never written)"
@@ -224,6 +234,9 @@ class StringKV(Model):
 
     def read_only(self, inp, out):
         return inp[0] == "get"
+
+    def observed_state(self, inp, out):
+        return out if inp[0] == "get" and out is not UNKNOWN else NOT_EXACT
 
     def describe(self, state):
         return f"the key holds {state!r}"
@@ -326,6 +339,9 @@ class SetModel(Model):
 
     def read_only(self, inp, out):
         return inp[0] == "read"
+
+    def observed_state(self, inp, out):
+        return out if inp[0] == "read" and out is not UNKNOWN else NOT_EXACT
 
     def describe(self, state):
         return f"the set is {show(state)}"

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import UNKNOWN
+from .models import NOT_EXACT, UNKNOWN
 
 MAX_FINALS = 32       # configurations kept at the furthest point, for the explanation
 CHECK_EVERY = 4096    # new configurations between looks at the clock
@@ -71,53 +71,49 @@ def searching(calls: list, model, *, deadline: float | None = None,
     """The search as a generator: it yields the number of configurations made every
     CHECK_EVERY new ones, so that a driver can interleave keys or stop one, and returns
     the Outcome (see `search`)."""
-    oks = [i for i, c in enumerate(calls) if c.ret is not None]
+    # Known calls are numbered in completion order, x = 0, 1, ...: the linearized ones
+    # are then all x < base plus the few in the bitset `rel` (bit i: x = base + i), and
+    # (base, rel) is small however long the history (Knossos numbers them the same way).
+    oks = sorted((i for i, c in enumerate(calls) if c.ret is not None), key=lambda i: calls[i].ret)
     infos = [i for i, c in enumerate(calls) if c.ret is None]
     n_ok, n_info = len(oks), len(infos)
     if n_ok == 0:
         return Outcome(True)
     step = model.step
-
-    # The list of known calls: entry 0 is the head, entries 1..E the events in history
-    # order, E+1 a tail. ent[e] is x for the invocation of known call x, ~x for its
-    # completion; lifting relinks around an entry and keeps its own links for unlifting.
-    events = []
-    for x, cid in enumerate(oks):
-        c = calls[cid]
-        events.append((c.inv, x))
-        events.append((c.ret, ~x))
-    events.sort()
-    n_ev = len(events)
-    ent: list[Any] = [None] * (n_ev + 2)
-    ret_entry = [0] * n_ok
-    for k, (_, x) in enumerate(events, 1):
-        ent[k] = x
-        if x < 0:
-            ret_entry[~x] = k
-    nxt = list(range(1, n_ev + 3))
-    prv = list(range(-1, n_ev + 1))
     rpos = [calls[cid].ret for cid in oks]
     oinp = [calls[cid].inp for cid in oks]
     oout = [calls[cid].out for cid in oks]
-    obit = [1 << x for x in range(n_ok)]
     pure = [model.read_only(calls[cid].inp, calls[cid].out) for cid in oks]
+    # Most read-only calls are reads legal in one state only: compare, don't call step.
+    exact = [model.observed_state(calls[cid].inp, calls[cid].out) if pure[x] else NOT_EXACT
+             for x, cid in enumerate(oks)]
 
-    # The list of calls of unknown outcome, in invocation order: head 0, nodes 1..n, tail
-    # n+1 whose invocation position is infinite so that every scan stops there.
-    inxt = list(range(1, n_info + 3))
-    iprv = list(range(-1, n_info + 1))
-    iinv = [-1] + [calls[cid].inv for cid in infos] + [float("inf")]
+    # Four doubly-linked lists of nodes 1..n between a head 0 and a tail n+1; lifting
+    # relinks around a node and keeps the node's own links for unlifting (dancing
+    # links). The pending completions of known calls, in history order (node x + 1 is
+    # call x): the first is the limit. The invocations of known read-only calls, of
+    # known state-changing calls and of calls of unknown outcome, each in invocation
+    # order; a tail's invocation position is infinite, so "while inv < limit" stops.
+    rnxt, rprv = _links(n_ok)
+    px = [-1] + sorted((x for x in range(n_ok) if pure[x]), key=lambda x: calls[oks[x]].inv)
+    kx = [-1] + sorted((x for x in range(n_ok) if not pure[x]), key=lambda x: calls[oks[x]].inv)
+    pinv = [-1] + [calls[oks[x]].inv for x in px[1:]] + [INF]
+    kinv = [-1] + [calls[oks[x]].inv for x in kx[1:]] + [INF]
+    pnxt, pprv = _links(len(px) - 1)
+    knxt, kprv = _links(len(kx) - 1)
+    iinv = [-1] + [calls[cid].inv for cid in infos] + [INF]
     iinp = [None] + [calls[cid].inp for cid in infos]
     ibit = [0] + [1 << j for j in range(n_info)]
+    inxt, iprv = _links(n_info)
 
     cache: dict = {}
     count = 0
     clock = time.monotonic
 
     state = model.init()
-    okb = ib = 0
+    base = rel = ib = 0
     remaining = n_ok
-    stack: list[tuple] = []   # (entry, state before) for known calls, (-node, state before, limit) for unknown
+    stack: list[tuple] = []   # (phase, node, state, limit, base, rel) before each linearized call
     best = -1                 # furthest completion position reached
     best_x = -1
     best_stack: list[tuple] = []
@@ -125,23 +121,46 @@ def searching(calls: list, model, *, deadline: float | None = None,
     low = 0
     finals: list[tuple] = []
 
-    e = nxt[0]
-    scan_known = True
+    phase = ENTER
     while True:
-        if scan_known:
-            while True:
-                x = ent[e]
-                if x < 0:
-                    break
-                ok, s2 = step(state, oinp[x], oout[x])
+        if phase == ENTER:
+            # A new configuration: its candidates are the calls invoked before the
+            # first pending completion.
+            x = rnxt[0] - 1
+            limit = rpos[x]
+            if limit > best:
+                best, best_x = limit, x
+                del best_stack[low:]
+                best_stack.extend(stack[low:])
+                low = len(stack)
+                best_state = state
+                finals = [(base, rel, ib, state, stack[-1] if stack else None)]
+            elif limit == best and len(finals) < MAX_FINALS:
+                finals.append((base, rel, ib, state, stack[-1] if stack else None))
+
+            # Read-only candidates first: if one is legal here, linearizing it now is
+            # never worse than later, so its branch is the only one worth taking.
+            node = pnxt[0]
+            while pinv[node] < limit:
+                x = px[node]
+                s2 = exact[x]
+                if s2 is NOT_EXACT:
+                    ok, s2 = step(state, oinp[x], oout[x])
+                else:
+                    ok = s2 == state
                 if ok:
-                    nb = okb | obit[x]
-                    key = (nb, s2)
+                    nrel = rel | 1 << (x - base)
+                    nbase = base
+                    if nrel & 1:
+                        shift = (~nrel & (nrel + 1)).bit_length() - 1
+                        nbase += shift
+                        nrel >>= shift
+                    key = (nbase, nrel, s2)
                     seen = cache.get(key)
                     if seen is None:
                         cache[key] = ib
                     elif not _remember(cache, key, seen, ib):
-                        e = nxt[e]
+                        node = pnxt[node]
                         continue
                     count += 1
                     if not count & (CHECK_EVERY - 1):
@@ -149,46 +168,45 @@ def searching(calls: list, model, *, deadline: float | None = None,
                         if why:
                             return Outcome("unknown", count, why)
                         yield count
-                    stack.append((e, state))
-                    r = ret_entry[x]
-                    p, n = prv[e], nxt[e]
-                    nxt[p] = n
-                    prv[n] = p
-                    p, n = prv[r], nxt[r]
-                    nxt[p] = n
-                    prv[n] = p
-                    okb = nb
+                    stack.append((PURE, node, state, limit, base, rel))
+                    p, n = pprv[node], pnxt[node]
+                    pnxt[p] = n
+                    pprv[n] = p
+                    r = x + 1
+                    p, n = rprv[r], rnxt[r]
+                    rnxt[p] = n
+                    rprv[n] = p
+                    base = nbase
+                    rel = nrel
                     state = s2
                     remaining -= 1
                     if not remaining:
                         return Outcome(True, count)
-                    e = nxt[0]
-                    continue
-                e = nxt[e]
-            # Met the completion of known call ~x: the candidates left are the unknown
-            # calls invoked before it.
-            limit = rpos[~x]
-            if limit > best:
-                best, best_x = limit, ~x
-                best_stack = best_stack[:low] + stack[low:]
-                low = len(stack)
-                best_state = state
-                finals = [(okb, ib, state, stack[-1] if stack else None)]
-            elif limit == best and len(finals) < MAX_FINALS:
-                finals.append((okb, ib, state, stack[-1] if stack else None))
-            f = inxt[0]
+                    break
+                node = pnxt[node]
+            else:
+                phase = KNOWN
+                node = knxt[0]
+            if phase == ENTER:
+                continue
 
-        while True:
-            if iinv[f] < limit:
-                ok, s2 = step(state, iinp[f], UNKNOWN)
+        if phase == KNOWN:
+            while kinv[node] < limit:
+                x = kx[node]
+                ok, s2 = step(state, oinp[x], oout[x])
                 if ok:
-                    nib = ib | ibit[f]
-                    key = (okb, s2)
+                    nrel = rel | 1 << (x - base)
+                    nbase = base
+                    if nrel & 1:
+                        shift = (~nrel & (nrel + 1)).bit_length() - 1
+                        nbase += shift
+                        nrel >>= shift
+                    key = (nbase, nrel, s2)
                     seen = cache.get(key)
                     if seen is None:
-                        cache[key] = nib
-                    elif not _remember(cache, key, seen, nib):
-                        f = inxt[f]
+                        cache[key] = ib
+                    elif not _remember(cache, key, seen, ib):
+                        node = knxt[node]
                         continue
                     count += 1
                     if not count & (CHECK_EVERY - 1):
@@ -196,54 +214,100 @@ def searching(calls: list, model, *, deadline: float | None = None,
                         if why:
                             return Outcome("unknown", count, why)
                         yield count
-                    stack.append((-f, state, limit))
-                    p, n = iprv[f], inxt[f]
-                    inxt[p] = n
-                    iprv[n] = p
-                    ib = nib
+                    stack.append((KNOWN, node, state, limit, base, rel))
+                    p, n = kprv[node], knxt[node]
+                    knxt[p] = n
+                    kprv[n] = p
+                    r = x + 1
+                    p, n = rprv[r], rnxt[r]
+                    rnxt[p] = n
+                    rprv[n] = p
+                    base = nbase
+                    rel = nrel
                     state = s2
-                    e = nxt[0]
-                    scan_known = True
+                    remaining -= 1
+                    if not remaining:
+                        return Outcome(True, count)
+                    phase = ENTER
                     break
-                f = inxt[f]
+                node = knxt[node]
+            if phase == ENTER:
                 continue
-            # Nothing left to try here: backtrack. Past a read-only call, the other
-            # candidates of its configuration need no trying: each would lead to a
-            # configuration that the read-only call's own branch already covered
-            # with it linearized earlier, which is never harder.
-            while True:
-                if not stack:
-                    return _invalid(count, oks, infos, ent, best_x, best_stack, best_state, finals)
-                top = stack.pop()
-                if len(stack) < low:
-                    low = len(stack)
-                state = top[1]
-                if top[0] < 0:
-                    f = -top[0]
-                    limit = top[2]
-                    p, n = iprv[f], inxt[f]
-                    inxt[p] = f
-                    iprv[n] = f
-                    ib ^= ibit[f]
-                    break
-                e = top[0]
-                x = ent[e]
-                r = ret_entry[x]
-                p, n = prv[r], nxt[r]
-                nxt[p] = r
-                prv[n] = r
-                p, n = prv[e], nxt[e]
-                nxt[p] = e
-                prv[n] = e
-                okb ^= obit[x]
-                remaining += 1
-                if not pure[x]:
-                    break
-            if top[0] > 0:
-                e = nxt[e]
-                scan_known = True
+            phase = INFO
+            node = inxt[0]
+
+        # phase INFO: calls of unknown outcome, last (a valid history rarely needs them).
+        while iinv[node] < limit:
+            ok, s2 = step(state, iinp[node], UNKNOWN)
+            if ok:
+                nib = ib | ibit[node]
+                key = (base, rel, s2)
+                seen = cache.get(key)
+                if seen is None:
+                    cache[key] = nib
+                elif not _remember(cache, key, seen, nib):
+                    node = inxt[node]
+                    continue
+                count += 1
+                if not count & (CHECK_EVERY - 1):
+                    why = _over_budget(count, max_entries, deadline, clock)
+                    if why:
+                        return Outcome("unknown", count, why)
+                    yield count
+                stack.append((INFO, node, state, limit, base, rel))
+                p, n = iprv[node], inxt[node]
+                inxt[p] = n
+                iprv[n] = p
+                ib = nib
+                state = s2
+                phase = ENTER
                 break
-            f = inxt[f]
+            node = inxt[node]
+        if phase == ENTER:
+            continue
+
+        # Nothing left to try here: backtrack. Past a read-only call, the other
+        # candidates of its configuration need no trying (they come after it).
+        while True:
+            if not stack:
+                return _invalid(count, oks, infos, px, kx, best_x, best_stack, best_state, finals)
+            phase, node, state, limit, base, rel = stack.pop()
+            if len(stack) < low:
+                low = len(stack)
+            if phase == INFO:
+                p, n = iprv[node], inxt[node]
+                inxt[p] = node
+                iprv[n] = node
+                ib ^= ibit[node]
+                node = inxt[node]
+                break
+            if phase == PURE:
+                x = px[node]
+                p, n = pprv[node], pnxt[node]
+                pnxt[p] = node
+                pprv[n] = node
+            else:
+                x = kx[node]
+                p, n = kprv[node], knxt[node]
+                knxt[p] = node
+                kprv[n] = node
+            r = x + 1
+            p, n = rprv[r], rnxt[r]
+            rnxt[p] = r
+            rprv[n] = r
+            remaining += 1
+            if phase == KNOWN:
+                node = knxt[node]
+                break
+
+
+ENTER, PURE, KNOWN, INFO = range(4)  # the phases of a configuration's visit
+INF = float("inf")
+
+
+def _links(n: int) -> tuple[list[int], list[int]]:
+    """next and previous links of a list of nodes 1..n between head 0 and tail n+1."""
+    return list(range(1, n + 3)), list(range(-1, n + 1))
 
 
 def _remember(cache: dict, key, seen, ib: int) -> bool:
@@ -270,17 +334,20 @@ def _over_budget(count, max_entries, deadline, clock) -> str | None:
     return None
 
 
-def _invalid(count, oks, infos, ent, best_x, best_stack, best_state, finals) -> Outcome:
-    # Stack items name entries of the search's own lists; turn them into call ids and
+def _invalid(count, oks, infos, px, kx, best_x, best_stack, best_state, finals) -> Outcome:
+    # Stack items name nodes of the search's own lists; turn them into call ids and
     # attach the state each one left behind.
     def call_of(item):
-        return oks[ent[item[0]]] if item[0] > 0 else infos[-item[0] - 1]
+        phase, node = item[0], item[1]
+        if phase == INFO:
+            return infos[node - 1]
+        return oks[(px if phase == PURE else kx)[node]]
 
     order = [call_of(item) for item in best_stack]
-    states = [item[1] for item in best_stack[1:]] + [best_state]
+    states = [item[2] for item in best_stack[1:]] + [best_state]
     configs = []
-    for okb, ib, state, last in finals:
-        done = frozenset(_members(okb, oks) + _members(ib, infos))
+    for base, rel, ib, state, last in finals:
+        done = frozenset(oks[:base] + _members(rel, oks[base:]) + _members(ib, infos))
         configs.append((done, state, call_of(last) if last is not None else None))
     return Outcome(False, count, stuck_at=oks[best_x], path=list(zip(order, states)), finals=configs)
 

@@ -48,7 +48,7 @@ class CycleWriter:
         txns, out = self.txns, []
         for a, b, label in zip(cycle.nodes, cycle.nodes[1:], cycle.labels):
             if label == REALTIME:
-                out.append({"type": "realtime", "a'": txns.index[a], "b": txns.invoke_index[b]})
+                out.append({"type": "realtime", "a'": txns.index[a], "b": txns.invoke_index(b)})
             elif label == PROCESS:
                 out.append({"type": "process", "process": txns.process[a]})
             else:
@@ -75,7 +75,7 @@ class CycleWriter:
         if step["type"] == "realtime":
             completed = step["a'"]
             text = f"{na} completed (op {completed}) before {nb} was invoked (op {step['b']})"
-            ta, tb = self.txns.ops[a].get("time"), self.txns.invoke_time[b]
+            ta, tb = self.txns.ops[a].get("time"), self.txns.invoke_time(b)
             if isinstance(ta, (int, float)) and isinstance(tb, (int, float)) and tb > ta:
                 text += f", {(tb - ta) / 1e9:.3f} s earlier"
             return text + f", so a real-time order puts {na} first"

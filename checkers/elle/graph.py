@@ -2,9 +2,11 @@
 
 Inference appends edges to compact arrays (4 bytes per endpoint), because a million
 transactions carry tens of millions of dependencies and a dict per edge would not fit.
-Strongly connected components of the whole graph come from scipy's C implementation;
-only the components that have cycles are lifted into networkx graphs for the typed cycle
-search, where they are small.
+Strongly connected components come from scipy's C implementation, for the whole graph
+and again inside each cyclic component; the typed cycle search then walks adjacency
+lists of that component only. (networkx held the components at first: building its
+graphs took longer than the whole search on histories with many anomalies, so the
+components are kept as arrays; see search.py.)
 
 Real-time order is an interval order; for the whole-graph pass it is encoded through
 "point" nodes instead of Elle's transitive reduction: each completion links to the next
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 from array import array
 
-import networkx as nx
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -115,71 +116,123 @@ class Components:
         src = np.frombuffer(graph.src, dtype=np.int32)
         dst = np.frombuffer(graph.dst, dtype=np.int32)
         self.has_edges = len(src) > 0
-        total = n
+        self.members: list[np.ndarray] = []
+        self.component_of = np.full(n, -1, dtype=np.int32)
+        self._src, self._dst = src, dst
+        self._rel = np.frombuffer(graph.rel, dtype=np.uint8)
+        self._events = events
         if events is not None:
             rs, rd, points, any_rt = _realtime_point_edges(events, n)
             self.has_edges = self.has_edges or any_rt
-            total += points
-            all_src, all_dst = np.concatenate([src, rs]), np.concatenate([dst, rd])
+            if not self.has_edges:
+                return
+            # Temporaries die inside the call: peak memory counts at a million txns.
+            matrix = _matrix(n + points, np.concatenate([src, rs]), np.concatenate([dst, rd]))
+            del rs, rd
+        elif self.has_edges:
+            matrix = _matrix(n, src, dst)
         else:
-            all_src, all_dst = src, dst
-        self.members: list[list[int]] = []
-        self.component_of = np.full(n, -1, dtype=np.int64)
-        if len(all_src) == 0 or n == 0:
             return
-        matrix = csr_matrix((np.ones(len(all_src), dtype=np.int8), (all_src, all_dst)),
-                            shape=(total, total))
-        _, labels = connected_components(matrix, directed=True, connection="strong")
+        labels = connected_components(matrix, directed=True, connection="strong")[1][:n]
         del matrix
-        labels = labels[:n]
         sizes = np.bincount(labels)
         big = np.flatnonzero(sizes[labels] > 1)
         if len(big) == 0:
             return
-        # Renumber the cyclic components 0..k-1 in order of their first node.
+        # Number the cyclic components 0..k-1 in order of their first transaction.
         order, first = np.unique(labels[big], return_index=True)
-        rank = np.argsort(np.argsort(big[first]))
-        remap = dict(zip(order.tolist(), rank.tolist()))
-        self.members = [[] for _ in order]
-        for node, lab in zip(big.tolist(), labels[big].tolist()):
-            c = remap[lab]
-            self.members[c].append(node)
-            self.component_of[node] = c
-        self._src, self._dst = src, dst
-        self._rel = np.frombuffer(graph.rel, dtype=np.uint8)
-        self._events = events
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[np.argsort(big[first], kind="stable")] = np.arange(len(order))
+        lookup = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
+        lookup[order] = rank
+        comp = lookup[labels[big]]
+        self.component_of[big] = comp
+        by_comp = np.argsort(comp, kind="stable")
+        bounds = np.searchsorted(comp[by_comp], np.arange(len(order) + 1))
+        self.members = [big[by_comp[bounds[c]:bounds[c + 1]]] for c in range(len(order))]
 
     def __len__(self) -> int:
         return len(self.members)
 
-    def graphs(self) -> list[nx.DiGraph]:
-        """One networkx DiGraph per component; edge attribute `m` is the relation bitmask."""
-        graphs = [nx.DiGraph() for _ in self.members]
-        if not self.members:
-            return graphs
-        for g, members in zip(graphs, self.members):
-            g.add_nodes_from(members)
+    def cyclic(self) -> "CyclicGraphs":
+        """The cyclic components as one CyclicGraphs, with the direct real-time edges among
+        each component's members (Elle's reduction restricted to them) when order is
+        real-time."""
         comp = self.component_of
+        nodes = np.concatenate(self.members) if self.members else np.zeros(0, dtype=np.int64)
+        position = np.full(len(comp), -1, dtype=np.int64)
+        position[nodes] = np.arange(len(nodes))
         cs, cd = comp[self._src], comp[self._dst]
         keep = np.flatnonzero((cs >= 0) & (cs == cd))
-        for a, b, r, c in zip(self._src[keep].tolist(), self._dst[keep].tolist(),
-                              self._rel[keep].tolist(), cs[keep].tolist()):
-            _add(graphs[c], a, b, r)
-        if self._events is not None:
+        a, b, m = position[self._src[keep]], position[self._dst[keep]], self._rel[keep]
+        if self._events is not None and self.members:
             per_component: list[list[int]] = [[] for _ in self.members]
             for e in self._events:
                 c = comp[e if e >= 0 else ~e]
                 if c >= 0:
                     per_component[c].append(e)
-            for g, events in zip(graphs, per_component):
-                for a, b in realtime_reduction(events):
-                    _add(g, a, b, REALTIME)
-        return graphs
+            rt = [edge for events in per_component for edge in realtime_reduction(events)]
+            if rt:
+                rt_arr = position[np.array(rt, dtype=np.int64)]
+                a = np.concatenate([a, rt_arr[:, 0]])
+                b = np.concatenate([b, rt_arr[:, 1]])
+                m = np.concatenate([m, np.full(len(rt), REALTIME, dtype=np.uint8)])
+        return CyclicGraphs(nodes, np.cumsum([0] + [len(x) for x in self.members]), a, b, m)
 
 
-def _add(g: nx.DiGraph, a: int, b: int, rel: int) -> None:
-    attrs = g._succ[a].get(b)
-    if attrs is None:
-        g.add_edge(a, b, m=rel)
-    else:
-        attrs["m"] |= rel
+class CyclicGraphs:
+    """All cyclic components as one graph over positions 0..N-1, so that whole-graph
+    operations (SCCs of a subgraph, say) run once in C for all components. Component c
+    holds positions bounds[c]..bounds[c+1]-1 (its transactions `nodes`, ascending) and
+    the edges ebounds[c]..ebounds[c+1]-1, one per ordered pair, sorted by source then
+    target, `mask` the relations each carries."""
+
+    def __init__(self, nodes: np.ndarray, bounds, a: np.ndarray, b: np.ndarray, m: np.ndarray):
+        self.nodes = nodes
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        total = len(nodes)
+        key = a.astype(np.int64) * max(total, 1) + b
+        order = np.argsort(key, kind="stable")
+        key, m = key[order], m[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+        self.mask = (np.bitwise_or.reduceat(m, starts) if len(m) else m).astype(np.uint8)
+        key = key[starts]
+        self.src = (key // max(total, 1)).astype(np.int64)
+        self.dst = (key % max(total, 1)).astype(np.int64)
+        self.ebounds = np.searchsorted(self.src, self.bounds)
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def parts(self, src: np.ndarray, dst: np.ndarray, loops=()) -> dict[int, list[list[int]]]:
+        """The nontrivial strongly connected components of the subgraph with these edges
+        (positions), by component, as lists of local ids (ascending) in order of their
+        first one. Positions in `loops` (self-edges) count as components of their own."""
+        found: dict[int, list[list[int]]] = {}
+        if len(src):
+            labels = scc_labels(len(self.nodes), src, dst)
+            sizes = np.bincount(labels)
+            idx = np.flatnonzero(sizes[labels] > 1)
+            idx = idx[np.argsort(labels[idx], kind="stable")]
+            cuts = np.flatnonzero(np.diff(labels[idx])) + 1
+            for group in np.split(idx, cuts) if len(idx) else ():
+                c = int(np.searchsorted(self.bounds, group[0], side="right")) - 1
+                found.setdefault(c, []).append((group - self.bounds[c]).tolist())
+        for v in loops:
+            c = int(np.searchsorted(self.bounds, v, side="right")) - 1
+            local = int(v - self.bounds[c])
+            if not any(local in part for part in found.get(c, ())):
+                found.setdefault(c, []).append([local])
+        for groups in found.values():
+            groups.sort(key=lambda g: g[0])
+        return found
+
+
+def _matrix(n: int, src: np.ndarray, dst: np.ndarray) -> csr_matrix:
+    # float64 data: scipy's csgraph would convert to it anyway, copying the matrix.
+    return csr_matrix((np.ones(len(src), dtype=np.float64), (src, dst)), shape=(n, n))
+
+
+def scc_labels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Strongly connected component label per node 0..n-1 (scipy's C implementation)."""
+    return connected_components(_matrix(n, src, dst), directed=True, connection="strong")[1]

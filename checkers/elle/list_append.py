@@ -121,14 +121,19 @@ class ListAppend:
                             broken.add(k)
                     else:
                         last = INIT
+                    # One reader of a state is the common case: a bare node id, and a
+                    # list only from the second reader on (memory: a million txns).
                     rk = read_index.get(k)
                     if rk is None:
-                        read_index[k] = {last: [n]}
+                        read_index[k] = {last: n}
                     else:
                         readers = rk.get(last)
                         if readers is None:
-                            rk[last] = [n]
-                        else:
+                            rk[last] = n
+                        elif type(readers) is int:
+                            if readers != n:
+                                rk[last] = [readers, n]
+                        elif readers[-1] != n:
                             readers.append(n)
                 else:
                     raise ValueError(f"op {txns.index[n]}: list-append micro-ops are append and r, "
@@ -179,22 +184,23 @@ class ListAppend:
     # -- version orders ------------------------------------------------------------------
 
     def _orders(self) -> None:
-        """Each key's version order: its longest read, or its single append when unread."""
+        """Each key's version order: its longest read, or its single append when unread.
+        Orders longer than SHORT_ORDER also get a position index; short ones are scanned,
+        which saves a dict per key (memory: a million transactions)."""
         slow = set(self._broken)
-        order: dict[Any, tuple[list, dict]] = {}
+        order: dict[Any, list] = {}
+        self._positions: dict[Any, dict] = {}
         duplicates: list[dict] = []
         for k, top in self._longest.items():
             if k in self._broken:
                 continue
-            index = {}
-            for i, e in enumerate(top):
-                index.setdefault(e, i)
-            if len(index) != len(top):
+            distinct = top if len(set(top)) == len(top) else list(dict.fromkeys(top))
+            if len(distinct) != len(top):
                 slow.add(k)
             failed = self._failed.get(k)
-            if failed and any(e in failed for e in index):
+            if failed and any(e in failed for e in distinct):
                 slow.add(k)
-            order[k] = (top if len(index) == len(top) else list(index), index)
+            self._set_order(order, k, distinct)
         if slow:
             duplicates, incompatible = self._slow_keys(slow, order)
             if incompatible:
@@ -203,9 +209,13 @@ class ListAppend:
             self.anomalies["duplicate-elements"] = duplicates
         for k, count in self._append_counts.items():
             if count == 1 and k not in order:
-                (v,) = self._write_index[k]
-                order[k] = ([v], {v: 0})
+                order[k] = list(self._write_index[k])
         self._order = order
+
+    def _set_order(self, order: dict, k, values: list) -> None:
+        order[k] = values
+        if len(values) > SHORT_ORDER:
+            self._positions[k] = {e: i for i, e in enumerate(values)}
 
     def _slow_keys(self, keys: set, order: dict) -> tuple[list, list]:
         """Exact treatment of suspicious keys: every read of them is looked at."""
@@ -238,11 +248,7 @@ class ListAppend:
                     if b[:len(a)] != a:
                         incompatible.append({"key": k, "values": [a, b]})
                         break
-                top = values[-1]
-                index: dict = {}
-                for i, e in enumerate(top):
-                    index.setdefault(e, i)
-                order[k] = (list(index), index)
+                self._set_order(order, k, list(dict.fromkeys(values[-1])))
         if g1a:
             g1a.sort(key=lambda c: (c["op"] if isinstance(c["op"], int) else 0))
             self.anomalies["G1a"] = g1a
@@ -252,7 +258,7 @@ class ListAppend:
     # -- pass 2: dependency edges --------------------------------------------------------
 
     def _edges(self) -> None:
-        txns, order = self.txns, self._order
+        txns, order, positions = self.txns, self._order, self._positions
         write_index, read_index = self._write_index, self._read_index
         intermediate = self._intermediate
         src, dst, rel = self.graph.src.append, self.graph.dst.append, self.graph.rel.append
@@ -271,29 +277,26 @@ class ListAppend:
                                 g1b.append({"op": txns.index[n], "mop": ["r", k, v],
                                             "writer": writer, "element": v[-1]})
                     continue
-                known = order.get(k)
-                if known is None:
-                    prev = INIT
-                else:
-                    values, index = known
-                    i = index.get(v)
-                    prev = values[-1] if i is None else (values[i - 1] if i else INIT)
+                values = order.get(k)
+                prev = INIT if values is None else _previous(values, positions.get(k), v)
                 if prev is not INIT:
                     w = write_index.get(k, no_readers).get(prev)
                     if w is not None and w != n:
                         src(w), dst(n), rel(WW)
-                for r in read_index.get(k, no_readers).get(prev, ()):
-                    if r != n:
-                        src(r), dst(n), rel(RW)
+                readers = read_index.get(k, no_readers).get(prev)
+                if readers is not None:
+                    if type(readers) is int:
+                        if readers != n:
+                            src(readers), dst(n), rel(RW)
+                    else:
+                        for r in readers:
+                            if r != n:
+                                src(r), dst(n), rel(RW)
         self._g1b = g1b
 
     def _previous(self, k, v):
-        known = self._order.get(k)
-        if known is None:
-            return INIT
-        values, index = known
-        i = index.get(v)
-        return values[-1] if i is None else (values[i - 1] if i else INIT)
+        values = self._order.get(k)
+        return INIT if values is None else _previous(values, self._positions.get(k), v)
 
     # -- dirty updates -------------------------------------------------------------------
 
@@ -303,11 +306,11 @@ class ListAppend:
         cases = []
         txns = self.txns
         for k, failed in self._failed.items():
-            known = self._order.get(k)
-            if known is None or not any(e in failed for e in known[0]):
+            values = self._order.get(k)
+            if values is None or not any(e in failed for e in values):
                 continue
             last_type, last_index, span = "ok", None, []
-            for e in known[0]:
+            for e in values:
                 span.append(e)
                 if e in failed:
                     typ, idx = "fail", failed[e]
@@ -345,10 +348,14 @@ class ListAppend:
             for f, k, v in b_value:
                 if f == "append":
                     prev = self._previous(k, v)
-                    if a in self._read_index.get(k, {}).get(prev, ()):
+                    if a in self._readers(k, prev):
                         return {"type": "rw", "key": k, "value": jsonable(prev), "value'": v,
                                 "mop": self._read_of(a, k, prev)}
         raise AssertionError(f"no {rel} dependency from node {a} to node {b}")
+
+    def _readers(self, k, state) -> list[int]:
+        readers = self._read_index.get(k, {}).get(state, ())
+        return [readers] if type(readers) is int else list(readers)
 
     def _read_of(self, a: int, k, prev) -> list | None:
         for f, key, v in self.txns.value(a):
@@ -371,6 +378,21 @@ class ListAppend:
                     f"element of {k}: {a} did not see {b}'s append")
         return (f"{read}, which does not include {b}'s append of {after} (the element after "
                 f"{step['value']}): {a} did not see {b}'s append")
+
+
+SHORT_ORDER = 32
+
+
+def _previous(values: list, positions: dict | None, v):
+    """The element appended just before v: from the key's order, or, for an append no
+    read observed, the last observed element (it came after all of them)."""
+    if positions is not None:
+        i = positions.get(v)
+    else:
+        i = values.index(v) if v in values else None
+    if i is None:
+        return values[-1] if values else INIT
+    return values[i - 1] if i else INIT
 
 
 def _list(v) -> str:

@@ -25,10 +25,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-import networkx as nx
+import numpy as np
+from scipy.sparse import csr_matrix
 
 from . import models
-from .graph import PROCESS, REALTIME, RW, WR, WW
+from .graph import PROCESS, REALTIME, RW, WR, WW, scc_labels
 
 DATA = (WW, WR, RW)
 ALL_RELS = WW | WR | RW | PROCESS | REALTIME
@@ -120,62 +121,81 @@ class ComponentResult:
     timeout: dict | None = None
 
 
-class ComponentSearch:
-    """Cycle search over one component (a networkx DiGraph with bitmask attribute `m`)."""
+def edge_labels(mask: np.ndarray, explain_order: tuple[int, ...]) -> np.ndarray:
+    """The one relation each edge is explained by: the first in the explainers' order."""
+    label = np.zeros_like(mask)
+    for r in reversed(explain_order + (PROCESS, REALTIME)):
+        label = np.where((mask & r) != 0, r, label).astype(np.uint8)
+    return label
 
-    def __init__(self, g: nx.DiGraph, explain_order: tuple[int, ...], index: list,
-                 order=None):
+
+class Shared:
+    """What every component's search needs from the whole set of cyclic components,
+    computed once for all of them: edge labels, the cyclic parts of each cycle-exists
+    subgraph, and of each subgraph a kind of cycle may use."""
+
+    def __init__(self, cg, explain_order: tuple[int, ...]):
+        self.label = edge_labels(cg.mask, explain_order)
+        self.exists = [self._exists(cg, spec) for _, _, spec in CYCLE_EXISTS_SPECS]
+        self.within = {}
+        for allowed in {s.allowed for s in CYCLE_SPECS}:
+            sel = (self.label & allowed) != 0
+            self.within[allowed] = cg.parts(cg.src[sel], cg.dst[sel])
+
+    @staticmethod
+    def _exists(cg, spec) -> dict[int, list[list[int]]]:
+        if spec[0] == "union":
+            sel = (cg.mask & spec[1]) != 0
+            return cg.parts(cg.src[sel], cg.dst[sel])
+        _, first, then = spec
+        n = len(cg.nodes)
+        a = (cg.mask & first) != 0
+        b = (cg.mask & then) != 0
+        ma = csr_matrix((np.ones(int(a.sum()), dtype=np.int32), (cg.src[a], cg.dst[a])), shape=(n, n))
+        mb = csr_matrix((np.ones(int(b.sum()), dtype=np.int32), (cg.src[b], cg.dst[b])), shape=(n, n))
+        extended = (ma + ma @ mb).tocsr()
+        loops = np.flatnonzero(extended.diagonal())
+        extended = extended.tocoo()
+        return cg.parts(extended.row, extended.col, loops)
+
+
+class ComponentSearch:
+    """Cycle search over component c of a graph.CyclicGraphs."""
+
+    def __init__(self, cg, c: int, shared: Shared, index: list, order=None):
         """`order(a, b)` says whether transaction a precedes b in the process or real-time
         order the graph carries (PROCESS / REALTIME, or 0); it lets a found cycle take a
         direct order edge where the graph, a transitive reduction, needs many hops."""
-        self.nodes = sorted(g.nodes)
+        b0, b1 = int(cg.bounds[c]), int(cg.bounds[c + 1])
+        e0, e1 = int(cg.ebounds[c]), int(cg.ebounds[c + 1])
+        self.c, self.shared = c, shared
+        self.nodes: list[int] = cg.nodes[b0:b1].tolist()
         self.index = index
         self.order = order
-        local = {v: i for i, v in enumerate(self.nodes)}
-        precedence = explain_order + (PROCESS, REALTIME)
-        self.masks: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
-        self.labels: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
-        self.label_of: dict[tuple[int, int], int] = {}
-        for a, b, m in g.edges(data="m"):
-            i, j = local[a], local[b]
-            label = next(r for r in precedence if m & r)
-            self.masks[i].append((j, m))
-            self.labels[i].append((j, label))
-            self.label_of[(a, b)] = label
+        self.src, self.dst = cg.src[e0:e1] - b0, cg.dst[e0:e1] - b0
+        self.label = shared.label[e0:e1]
+        cuts = np.searchsorted(self.src, np.arange(len(self.nodes) + 1)).tolist()
+        dl, ll = self.dst.tolist(), self.label.tolist()
+        self.succ: list[list[tuple[int, int]]] = [list(zip(dl[x:y], ll[x:y]))
+                                                  for x, y in zip(cuts, cuts[1:])]
         self._deadline = 0.0
         self._ticks = 0
 
-    # -- existence ---------------------------------------------------------------------
+    def _label_between(self, a: int, b: int) -> int:
+        return next((r for w, r in self.succ[a] if w == b), 0)
 
-    def _subgraph(self, spec) -> list[list[int]]:
-        if spec[0] == "union":
-            rels = spec[1]
-            return [[j for j, m in edges if m & rels] for edges in self.masks]
-        _, first, then = spec
-        succ = []
-        for edges in self.masks:
-            out = set()
-            for j, m in edges:
-                if m & first:
-                    out.add(j)
-                    out.update(k for k, m2 in self.masks[j] if m2 & then)
-            succ.append(list(out))
-        return succ
+    # -- existence ---------------------------------------------------------------------
 
     def cycle_exists(self) -> list[dict]:
         found, ruled_out = [], set()
-        for model, friendly, spec in CYCLE_EXISTS_SPECS:
-            if friendly in ruled_out:
+        for (model, friendly, spec), parts in zip(CYCLE_EXISTS_SPECS, self.shared.exists):
+            if friendly in ruled_out or self.c not in parts:
                 continue
-            succ = self._subgraph(spec)
-            comps = [c for c in strongly_connected(succ)
-                     if len(c) > 1 or c[0] in succ[c[0]]]
-            if comps:
-                smallest = min(comps, key=len)
-                found.append({"type": f"{model}-cycle-exists", "not": friendly,
-                              "subgraph": _subgraph_names(spec), "scc-size": len(smallest),
-                              "scc": sorted(self.index[self.nodes[i]] for i in smallest)})
-                ruled_out |= models.stronger_models([friendly])
+            smallest = min(parts[self.c], key=len)
+            found.append({"type": f"{model}-cycle-exists", "not": friendly,
+                          "subgraph": _subgraph_names(spec), "scc-size": len(smallest),
+                          "scc": sorted(self.index[self.nodes[i]] for i in smallest)})
+            ruled_out |= models.stronger_models([friendly])
         return found
 
     # -- typed search --------------------------------------------------------------------
@@ -212,35 +232,34 @@ class ComponentSearch:
             raise SearchTimeout()
 
     def _find(self, spec: CycleSpec) -> Cycle | None:
-        allowed = spec.allowed
-        succ = [[(j, r) for j, r in edges if r & allowed] for edges in self.labels]
-        plain = [[j for j, _ in edges] for edges in succ]
         must = RW if spec.rw != "none" else (WR if spec.needs_wr else spec.variant)
-        for comp in strongly_connected(plain):
-            if len(comp) < 2:
-                continue
+        heads = self.dst[self.label == must] if must else None
+        for comp in self.shared.within[spec.allowed].get(self.c, ()):
             inside = set(comp)
             if must:
-                starts = sorted({j for i in comp for j, r in succ[i] if r == must and j in inside})
+                starts = sorted({v for v in heads.tolist() if v in inside})
             else:
-                starts = [min(comp)]
+                starts = [comp[0]]
             dead: set[int] = set()
             for s in starts:
-                found, complete = self._bfs(spec, succ, s, inside, dead)
-                if found is not None:
+                self._tick()
+                walk, complete = self._bfs(spec, s, inside, dead)
+                if walk is not None:
                     def accept(labels, spec=spec):
                         return (all(r & spec.allowed for r in labels)
                                 and classify(labels) == spec.name)
-                    return _lead_with(self._shorten(found, accept), must)
+                    nodes, labels = self._shorten(walk[0], walk[1], accept)
+                    return _lead_with(self._cycle(nodes, labels), must)
                 if complete:
                     dead.add(s)
         return None
 
-    def _bfs(self, spec: CycleSpec, succ, s: int, inside: set, dead: set):
-        """Shortest accepted closed walk from s. Returns (cycle or None, search complete)."""
+    def _bfs(self, spec: CycleSpec, s: int, inside: set, dead: set):
+        """Shortest accepted closed walk from s, as (nodes, labels) without the closing
+        node. Returns (walk or None, whether the search from s was complete)."""
         # State bits: 1 rw seen once, 2 rw seen twice+, 4 last edge rw, 8 first edge rw,
         # 16 two adjacent rw seen, 32 wr seen, 64 variant edge seen.
-        mode, variant = spec.rw, spec.variant
+        mode, variant, allowed, succ = spec.rw, spec.variant, spec.allowed, self.succ
         start_state = 4 if mode == "nonadjacent" else 0
         parent: dict[tuple[int, int], tuple[int, int, int]] = {}
         queue = deque([(s, start_state, 0)])
@@ -249,18 +268,15 @@ class ComponentSearch:
             v, state, depth = queue.popleft()
             self._tick()
             for w, r in succ[v]:
-                if w not in inside or w in dead:
+                if not r & allowed or w not in inside or w in dead:
                     continue
                 nxt = self._step(mode, state, r, depth == 0, variant)
                 if nxt < 0:
                     continue
                 if w == s:
                     if self._accepts(spec, nxt):
-                        walk = self._walk(parent, s, start_state, v, state)
-                        cycle = self._simple(spec, walk + [(v, r)], s)
-                        if cycle is not None:
-                            return cycle, False
-                        return None, False
+                        steps = self._walk(parent, s, start_state, v, state) + [(v, r)]
+                        return self._simple(spec, steps), False
                     continue
                 key = (w, nxt)
                 if key not in seen:
@@ -318,35 +334,34 @@ class ComponentSearch:
         steps.reverse()
         return steps
 
-    def _simple(self, spec: CycleSpec, walk: list[tuple[int, int]], s: int) -> Cycle | None:
-        """The walk as a cycle, if it visits no transaction twice; else a simple cycle of
-        the right kind inside it, if one is there."""
+    def _simple(self, spec: CycleSpec, walk: list[tuple[int, int]]):
+        """The walk as (nodes, labels) if it visits no transaction twice; else a simple
+        cycle of the right kind inside it, if there is one."""
         nodes = [v for v, _ in walk]
         if len(set(nodes)) == len(nodes):
-            return self._cycle(nodes + [s], [r for _, r in walk])
+            return nodes, [r for _, r in walk]
         for i, v in enumerate(nodes):
-            j = nodes.index(v, i + 1) if v in nodes[i + 1:] else -1
-            if j > 0:
-                inner, outer = walk[i:j], walk[:i] + walk[j:]
-                for part in (inner, outer):
+            if v in nodes[i + 1:]:
+                j = nodes.index(v, i + 1)
+                for part in (walk[i:j], walk[:i] + walk[j:]):
                     labels = [r for _, r in part]
                     if all(r & spec.allowed for r in labels) and classify(labels) == spec.name:
-                        found = self._simple(spec, part, part[0][0])
+                        found = self._simple(spec, part)
                         if found is not None:
                             return found
                 return None
         return None
 
     def _cycle(self, nodes: list[int], labels: list[int]) -> Cycle:
-        return Cycle(classify(labels), [self.nodes[i] for i in nodes], labels)
+        closed = [self.nodes[i] for i in nodes]
+        return Cycle(classify(labels), closed + closed[:1], labels)
 
-    def _shorten(self, cycle: Cycle, accept, longest: int = 100) -> Cycle:
+    def _shorten(self, nodes: list[int], labels: list[int], accept, longest: int = 100):
         """Replaces runs of a cycle by one direct order edge where the order allows it and
         the cycle stays acceptable: "T2 completed before T1 began" instead of a chain of
         hops through the order's transitive reduction. Greedy, longest run first."""
-        if self.order is None or len(cycle.labels) > longest:
-            return cycle
-        nodes, labels = cycle.nodes[:-1], list(cycle.labels)
+        if self.order is None or len(labels) > longest:
+            return nodes, labels
         while len(nodes) > 2:
             n, best = len(nodes), None
             for i in range(n):
@@ -354,7 +369,8 @@ class ComponentSearch:
                     if best is not None and skip <= best[0]:
                         break
                     j = (i + skip) % n
-                    label = self.label_of.get((nodes[i], nodes[j])) or self.order(nodes[i], nodes[j])
+                    label = (self._label_between(nodes[i], nodes[j])
+                             or self.order(self.nodes[nodes[i]], self.nodes[nodes[j]]))
                     if not label:
                         continue
                     new_labels = [label] + [labels[(j + t) % n] for t in range(n - skip)]
@@ -365,7 +381,7 @@ class ComponentSearch:
             if best is None:
                 break
             _, nodes, labels = best
-        return Cycle(classify(labels), nodes + nodes[:1], labels)
+        return nodes, labels
 
     # -- fallback ------------------------------------------------------------------------
 
@@ -374,28 +390,28 @@ class ComponentSearch:
         cycle through one transaction, found breadth-first (linear time)."""
         for rels in (WW, WW | REALTIME | PROCESS, WW | WR, WW | WR | REALTIME | PROCESS,
                      WW | WR | RW, ALL_RELS):
-            succ = [[(j, r) for j, r in edges if r & rels] for edges in self.labels]
-            for comp in strongly_connected([[j for j, _ in e] for e in succ]):
-                if len(comp) > 1:
-                    return self._shorten(self._shortest_cycle(succ, set(comp), comp[0]),
-                                         lambda labels: True)
+            sel = (self.label & rels) != 0
+            for comp in cyclic_components(len(self.nodes), self.src[sel], self.dst[sel]):
+                nodes, labels = self._shortest_cycle(rels, set(comp), comp[0])
+                nodes, labels = self._shorten(nodes, labels, lambda labels: True)
+                return self._cycle(nodes, labels)
         raise AssertionError("a strongly connected component without a cycle")
 
-    def _shortest_cycle(self, succ, inside: set, start: int) -> Cycle:
+    def _shortest_cycle(self, rels: int, inside: set, start: int):
         parent = {start: None}
         queue = deque([start])
         while queue:
             v = queue.popleft()
-            for w, r in succ[v]:
+            for w, r in self.succ[v]:
+                if not r & rels:
+                    continue
                 if w == start:
                     nodes, labels = [v], [r]
                     while parent[nodes[-1]] is not None:
                         u, label = parent[nodes[-1]]
                         nodes.append(u)
                         labels.append(label)
-                    nodes.reverse()
-                    labels.reverse()
-                    return self._cycle(nodes + [start], labels)
+                    return nodes[::-1], labels[::-1]
                 if w in inside and w not in parent:
                     parent[w] = (v, r)
                     queue.append(w)
@@ -424,9 +440,31 @@ def _subgraph_names(spec) -> list:
     return ["extension", ["union", *names(spec[1])], names(spec[2])[0]]
 
 
-def strongly_connected(succ: list[list[int]]) -> list[list[int]]:
-    """Tarjan's algorithm, iterative, over local integer nodes 0..n-1 (each component
-    sorted; components in order of their smallest node)."""
+# Below this many transactions a component's SCCs are found in Python: scipy's call
+# overhead is larger than the work.
+_SMALL = 48
+
+
+def cyclic_components(n: int, src: np.ndarray, dst: np.ndarray) -> list[list[int]]:
+    """Strongly connected components with more than one node, over local nodes 0..n-1,
+    each sorted, in order of their smallest node."""
+    if len(src) == 0:
+        return []
+    if n > _SMALL:
+        labels = scc_labels(n, src, dst)
+        sizes = np.bincount(labels)
+        groups: dict[int, list[int]] = {}
+        for v in np.flatnonzero(sizes[labels] > 1).tolist():
+            groups.setdefault(int(labels[v]), []).append(v)
+        return sorted(groups.values(), key=lambda c: c[0])
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for a, b in zip(src.tolist(), dst.tolist()):
+        succ[a].append(b)
+    return [c for c in _tarjan(succ) if len(c) > 1]
+
+
+def _tarjan(succ: list[list[int]]) -> list[list[int]]:
+    """Tarjan's algorithm, iterative (each component sorted, by smallest node)."""
     n = len(succ)
     index = [-1] * n
     low = [0] * n

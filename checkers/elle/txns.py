@@ -10,81 +10,83 @@ order and pair by their absent process) and `f` (then they count as transactions
 """
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 NEMESIS = "nemesis"
+_DROP = -2**31                      # an event slot whose transaction never became a node
+_NO_INVOCATION = (None, -1, -1)
 
 
 class TxnHistory:
     """Client transactions of a history, paired and numbered.
 
     Per node n: `ops[n]` (the completion op), `ok[n]`, `index[n]` (the op's `index`, or its
-    position when absent), `process[n]`, `invoke_index[n]` (the invocation's `index`, or
-    None when the history holds no invocation for it).
-    `fails`: failed completions. `events`: the realtime skeleton in history order, `~n` for
-    the invocation of node n and `n` for the completion of ok node n (info completions can
-    precede nothing, so they have no completion event).
+    position when absent), `process[n]`, `invocations[n]` (the invocation op, or None when
+    the history holds none), `position[n]` and `invoke_position[n]` (where the completion
+    and the invocation stand in the history, -1 for none). `fails`: failed completions.
+    `events`: the real-time skeleton in history order: `~n` for the invocation of node n,
+    `n` for the completion of ok node n (info completions can precede nothing, so they
+    have no completion event). Per-node facts are compact arrays: a million transactions
+    must fit beside their history.
     """
 
     def __init__(self, history: list[dict]):
         self.ops: list[dict] = []
-        self.ok: list[bool] = []
+        self.ok = bytearray()
         self.index: list[Any] = []
         self.process: list[Any] = []
-        self.invoke_index: list[Any] = []
-        self.invoke_time: list[Any] = []
-        self.position: list[int] = []
-        self.invoke_position: list[Any] = []
+        self.invocations: list[dict | None] = []
+        self.position = array("q")
+        self.invoke_position = array("q")
         self.fails: list[dict] = []
         self.invocations_without_completion: list[dict] = []
-        self.events: list[int] = []
+        events = array("i")
         open_by_process: dict[Any, tuple[dict, int, int]] = {}
-        events = self.events
+        ops, ok, index, process, invocations = (self.ops, self.ok, self.index, self.process,
+                                                self.invocations)
+        position, invoke_position = self.position, self.invoke_position
         for pos, op in enumerate(history):
-            if not isinstance(op, dict):
+            if type(op) is not dict and not isinstance(op, dict):
                 raise ValueError(f"op {pos}: expected an object, got {type(op).__name__}")
-            if op.get("process") == NEMESIS or op.get("f", "txn") not in ("txn", None):
+            p = op.get("process")
+            if p == NEMESIS or op.get("f", "txn") not in ("txn", None):
                 continue
             typ = op.get("type")
             value = op.get("value")
-            if value is not None and not isinstance(value, (list, tuple)):
+            if value is not None and type(value) is not list and not isinstance(value, (list, tuple)):
                 raise ValueError(f"op {op.get('index', pos)}: a transaction's value must be a "
                                  f"list of micro-ops, got {value!r}")
-            p = op.get("process")
             if typ == "invoke":
                 if p in open_by_process:  # a lost completion; the old invocation stays open
                     old, old_slot, _ = open_by_process[p]
-                    events[old_slot] = None
+                    events[old_slot] = _DROP
                     self.invocations_without_completion.append(old)
                 open_by_process[p] = (op, len(events), pos)
-                events.append(0)  # placeholder: filled in when the completion arrives
+                events.append(_DROP)  # filled in when the completion arrives
                 continue
             if typ not in ("ok", "info", "fail"):
                 raise ValueError(f"op {op.get('index', pos)}: unknown op type {typ!r} "
                                  f"(expected invoke, ok, info or fail)")
-            inv, slot, inv_pos = open_by_process.pop(p, (None, None, None))
+            inv, slot, inv_pos = open_by_process.pop(p, _NO_INVOCATION)
             if typ == "fail":
                 self.fails.append(op)
-                if slot is not None:
-                    events[slot] = None
                 continue
-            n = len(self.ops)
-            self.ops.append(op)
-            self.ok.append(typ == "ok")
-            self.index.append(op.get("index", pos))
-            self.process.append(p)
-            self.invoke_index.append(None if inv is None else inv.get("index"))
-            self.invoke_time.append(None if inv is None else inv.get("time"))
-            self.position.append(pos)
-            self.invoke_position.append(inv_pos)
-            if slot is not None:
+            n = len(ops)
+            ops.append(op)
+            ok.append(typ == "ok")
+            index.append(op.get("index", pos))
+            process.append(p)
+            invocations.append(inv)
+            position.append(pos)
+            invoke_position.append(inv_pos)
+            if slot >= 0:
                 events[slot] = ~n
             if typ == "ok":
                 events.append(n)
         for inv, slot, _ in open_by_process.values():
-            events[slot] = None
             self.invocations_without_completion.append(inv)
-        self.events = [e for e in events if e is not None]
+        self.events = array("i", (e for e in events if e != _DROP))
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -93,10 +95,17 @@ class TxnHistory:
         """Whether a precedes b in real-time order (a completed ok before b was invoked),
         or, when not `realtime`, in process order (same process, both ok, a first)."""
         if realtime:
-            inv = self.invoke_position[b]
-            return self.ok[a] and inv is not None and self.position[a] < inv
+            return bool(self.ok[a]) and 0 <= self.position[a] < self.invoke_position[b]
         p = self.process[a]
         return p is not None and p == self.process[b] and self.ok[a] and self.ok[b] and a < b
+
+    def invoke_index(self, n: int):
+        inv = self.invocations[n]
+        return None if inv is None else inv.get("index")
+
+    def invoke_time(self, n: int):
+        inv = self.invocations[n]
+        return None if inv is None else inv.get("time")
 
     def value(self, n: int) -> list:
         return self.ops[n].get("value") or []

@@ -27,8 +27,14 @@ def test_edn_errors_name_the_line(tmp_path):
         load_history(str(p))
 
 
-@pytest.mark.parametrize("path", conformance_files("knossos/**/*.edn") + conformance_files("elle/histories/*.edn"),
-                         ids=lambda p: p.name)
+def _edn_corpus():
+    """Every EDN history of the corpus; the 20,602-op one is marked slow."""
+    files = conformance_files("knossos/**/*.edn") + conformance_files("elle/histories/*.edn")
+    return [pytest.param(p, id=p.name, marks=[pytest.mark.slow] if p.stat().st_size > 1_000_000 else [])
+            for p in files]
+
+
+@pytest.mark.parametrize("path", _edn_corpus())
 def test_edn_round_trip_on_conformance_files(path, tmp_path):
     h = load_history(str(path))
     assert len(h) > 0

@@ -198,7 +198,9 @@ def _elle_summary(result: dict) -> str:
 @click.option("--store", help="Results directory (default: the campaign's, else ./store).")
 def campaign(file, store):
     """Run a matrix of tests with expected verdicts (regression testing)."""
-    from .campaign import run_campaign
+    from .campaign import load_campaign, run_campaign
+    load_campaign(file, store)  # a malformed campaign is reported before anything starts
+    _reexec_unprivileged()
     sys.exit(run_campaign(file, store=store))
 
 
@@ -209,7 +211,10 @@ def campaign(file, store):
 def serve(store, host, port):
     """Browse stored runs in a web page."""
     from .serve import serve as serve_store
-    serve_store(store, host=host, port=port)
+    try:
+        serve_store(store, host=host, port=port)
+    except (ValueError, OSError) as e:  # no such store, port taken
+        raise UserError(f"serve: {e}") from None
 
 
 @cli.command()

@@ -182,3 +182,13 @@ def test_lease_reads_go_stale_when_clocks_jump():
 @pytest.mark.parametrize("seed", range(2))
 def test_lease_reads_hold_while_clocks_agree(seed):
     Simulation(seed, _lease_config(0.0)).run()
+
+
+def test_a_clock_stepped_back_does_not_stall_elections():
+    nodes = _cluster()
+    n3 = nodes["n3"]
+    n3.step("n1", {"t": "hb", "term": 1, "c": 0, "s": 1}, 10.0)
+    assert n3.leader == "n1"
+    n3.tick(-20.0)      # the clock jumps back half a minute; the leader then goes silent
+    n3.tick(-20.0 + Config().election_timeout_max + 0.01)
+    assert n3.state != "follower", "waited out the clock step before campaigning"

@@ -48,7 +48,8 @@ class Config:
     # (the Figure 8 bug of the Raft paper).
     count_old_terms: bool = False
     # Bug switch lease-reads: the leader answers reads while a lease measured by its own
-    # clock says no other leader can exist, without a round of heartbeats.
+    # clock says no other leader can exist, without a round of heartbeats; and it trusts
+    # that clock throughout, so it does not re-base its timers when the clock steps back.
     lease_reads: bool = False
 
 
@@ -177,12 +178,11 @@ class Raft:
     # ---- events --------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        self._now = now
+        self._set_time(now)
         if self.state == LEADER:
             if self.cfg.check_quorum and not self._quorum_recently_active():
                 self._become_follower(self.term, None)
-            elif now >= self._heartbeat_due or now < self._heartbeat_due - self.cfg.heartbeat_interval:
-                # (the second test: our clock was stepped back; heartbeats must not stop)
+            elif now >= self._heartbeat_due:
                 self._broadcast_heartbeat()
         elif now >= self._election_deadline:
             self._campaign()
@@ -193,7 +193,7 @@ class Raft:
         The command takes effect exactly when an entry with that index AND term is
         committed; a different term at that index means it never will.
         """
-        self._now = now
+        self._set_time(now)
         if self.state != LEADER:
             return None
         self.entries.append((self.term, command))
@@ -204,7 +204,7 @@ class Raft:
     def read_index(self, read_id: Any, now: float) -> bool:
         """Start a linearizable read; False if we do not lead. It comes out of `ready` in
         `reads` as (read_id, index): answer it from the state once applied >= index."""
-        self._now = now
+        self._set_time(now)
         if self.state != LEADER:
             return False
         if self.term_at(self.commit) != self.term:
@@ -231,7 +231,7 @@ class Raft:
         self.snapshot = Snapshot(index, term, data)
 
     def step(self, frm: str, msg: dict, now: float) -> None:
-        self._now = now
+        self._set_time(now)
         kind = msg["t"]
         term = msg["term"]
         if term > self.term:
@@ -297,6 +297,21 @@ class Raft:
 
     def lease_valid(self, now: float) -> bool:
         return self.state == LEADER and now < self._lease_until
+
+    def _set_time(self, now: float) -> None:
+        if now < self._now and not self.cfg.lease_reads:
+            # The clock was stepped back. Elapsed times measured across the step would
+            # be negative, so they restart from here: a node must not wait out the size of
+            # the step before it campaigns, steps down or grants votes again.
+            self._heard_from_leader = min(self._heard_from_leader, now)
+            if self._election_deadline - now > self.cfg.election_timeout_max:
+                self._now = now
+                self._reset_election_deadline()
+            self._heartbeat_due = min(self._heartbeat_due, now)
+            for pr in self.progress.values():
+                pr.last_ack = min(pr.last_ack, now)
+                pr.snapshot_sent_at = min(pr.snapshot_sent_at, now)
+        self._now = now
 
     # ---- roles ---------------------------------------------------------------------------
 

@@ -70,21 +70,23 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
     where = getattr(history, "where", None) or (lambda i: f"op {i}")
     prepared = Prepared()
     open_by_process: dict[Any, int] = {}
-    pairs: list[tuple[int, int | None]] = []
+    invs: list[int] = []
+    ends: list[int | None] = []
     for i, op in enumerate(history):
         if not isinstance(op, dict):
             raise ValueError(f"{where(i)}: an op must be a map, got {type(op).__name__}")
         t = op.get("type")
         p = op.get("process")
-        if isinstance(p, str) and str.__str__(p) == NEMESIS:
+        if p == NEMESIS:
             prepared.ignored += 1
             continue
         if t == "invoke":
             if p in open_by_process:
                 raise ValueError(f"{where(i)}: process {p} invokes while its op at "
-                                 f"{where(open_by_process[p])} is still open")
-            open_by_process[p] = len(pairs)
-            pairs.append((i, None))
+                                 f"{where(invs[open_by_process[p]])} is still open")
+            open_by_process[p] = len(invs)
+            invs.append(i)
+            ends.append(None)
         elif t in ("ok", "fail", "info"):
             slot = open_by_process.pop(p, None)
             if slot is None:
@@ -92,59 +94,66 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
                     prepared.ignored += 1
                     continue
                 raise ValueError(f"{where(i)}: {t} of {op.get('f')!r} by process {p} has no invocation")
-            pairs[slot] = (pairs[slot][0], i)
+            ends[slot] = i
         else:
             raise ValueError(f"{where(i)}: unknown op type {t!r} (expected invoke, ok, fail or info)")
 
-    for inv, end in pairs:
-        call_or_none = _call(history, inv, end, model, independent, fail_cas, where, prepared)
-        if call_or_none is not None:
-            key, call = call_or_none
-            prepared.keys.setdefault(key, []).append(call)
+    keys = prepared.keys
+    names: dict = {}          # key -> its name, for the hashable ones
+    key_field = model.key_field
+    observe_failed_cas = fail_cas == "observed"
+    model_call, read_only = model.call, model.read_only
+    for inv, end in zip(invs, ends):
+        invoke = history[inv]
+        done = history[end] if end is not None else None
+        kind = "open" if done is None else str.__str__(done["type"])
+        f = invoke.get("f")
+        if not isinstance(f, str):
+            raise ValueError(f"{where(inv)}: op has no f (a string), got {f!r}")
+        if type(f) is not str:
+            f = str.__str__(f)
+        if kind == "fail" and not (observe_failed_cas and f == "cas"):
+            prepared.dropped_fail += 1
+            continue
+        value = invoke.get("value")
+        known = kind == "ok" or kind == "fail"
+        result = done.get("value") if known else UNKNOWN
+        key = SINGLE_KEY
+        if key_field is not None and key_field in invoke:
+            key = key_name(invoke[key_field])
+        elif independent:
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                _not_a_pair(value, where(inv))
+            key, value = value
+            try:
+                key = names[key]
+            except KeyError:
+                key = names[key] = key_name(key)
+            except TypeError:  # unhashable: a list or a map as a key
+                key = key_name(key)
+            if known:
+                if not isinstance(result, (list, tuple)) or len(result) != 2:
+                    _not_a_pair(result, where(end))
+                result = result[1]
+        try:
+            inp, out = model_call(f, value, FAILED if kind == "fail" else result)
+        except ValueError as e:
+            raise ValueError(f"{where(inv)}: {e}") from None
+        if out is UNKNOWN and read_only(inp, out):
+            prepared.skipped_unknown += 1
+            continue
+        last = done if done is not None else invoke
+        call = Call(inp, out, inv, end if known else None, end, invoke.get("process"), f,
+                    result if kind == "ok" else value, kind,
+                    last.get("index", end if done is not None else inv), invoke.get("index", inv),
+                    invoke.get("time"), done.get("time") if done is not None else None)
+        calls = keys.get(key)
+        if calls is None:
+            keys[key] = [call]
+        else:
+            calls.append(call)
     return prepared
 
 
-def _call(history, inv, end, model, independent, fail_cas, where, prepared):
-    invoke = history[inv]
-    done = history[end] if end is not None else None
-    kind = str.__str__(done.get("type")) if done is not None else "open"
-    f = invoke.get("f")
-    if not isinstance(f, str):
-        raise ValueError(f"{where(inv)}: op has no f (a string), got {f!r}")
-    f = str.__str__(f)
-    if kind == "fail":
-        if not (f == "cas" and fail_cas == "observed"):
-            prepared.dropped_fail += 1
-            return None
-    key, value = SINGLE_KEY, invoke.get("value")
-    result = done.get("value") if kind in ("ok", "fail") else UNKNOWN
-    key_field = model.key_field
-    if key_field is not None and key_field in invoke:
-        key = key_name(invoke[key_field])
-    elif independent:
-        key, value = _split(value, inv, where)
-        if kind in ("ok", "fail"):
-            result = _split(result, end, where)[1]
-    if kind == "fail":
-        result = FAILED
-    try:
-        inp, out = model.call(f, value, result)
-    except ValueError as e:
-        raise ValueError(f"{where(inv)}: {e}") from None
-    if out is UNKNOWN and model.read_only(inp, out):
-        prepared.skipped_unknown += 1
-        return None
-    known = kind in ("ok", "fail")
-    shown = result if kind == "ok" else value
-    return key, Call(
-        inp=inp, out=out, inv=inv, ret=end if known else None, end=end, process=invoke.get("process"),
-        f=f, value=shown, kind=kind,
-        index=(done if done is not None else invoke).get("index", end if done is not None else inv),
-        invoke_index=invoke.get("index", inv), t0=invoke.get("time"),
-        t1=done.get("time") if done is not None else None)
-
-
-def _split(value, pos: int, where):
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{where(pos)}: with independent keys a value must be [key, value], got {value!r}")
-    return key_name(value[0]), value[1]
+def _not_a_pair(value, at: str):
+    raise ValueError(f"{at}: with independent keys a value must be [key, value], got {value!r}")

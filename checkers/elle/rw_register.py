@@ -219,27 +219,39 @@ class RWRegister:
 
     def _linearizable(self) -> dict:
         """Along real-time order: a key's final value in a transaction precedes its first
-        value in each next transaction touching it (Elle's search through the transitive
-        reduction, stopping at the first transaction that touches the key)."""
+        value in each next transaction touching it: those reachable through Elle's
+        transitive reduction of real-time order without passing another transaction that
+        touches the key. Per key, one backward pass over the key's lifetime (node ids are
+        completion order, so edges point to higher ids), with the reachable first
+        touchers as a bitset."""
         succ: dict[int, list[int]] = {}
         for a, b in realtime_reduction(self.txns.events):
             succ.setdefault(a, []).append(b)
+        touching: dict = {}
+        for n in range(len(self.txns)):
+            for k in (self._touched(n) if self.txns.ok[n] else self.writes[n].keys()):
+                touching.setdefault(k, []).append(n)
         graphs: dict = {}
-        down: dict[int, dict] = {}
-        for a in range(len(self.txns) - 1, -1, -1):
-            reach: dict = {}
-            for s in succ.get(a, ()):
-                mine = self._touched(s) if self.txns.ok[s] else self.writes[s].keys()
-                for k in mine:
-                    reach.setdefault(k, set()).add(s)
-                for k, bs in down.get(s, {}).items():
-                    if k not in mine:
-                        reach.setdefault(k, set()).update(bs)
-            if reach:
-                down[a] = reach
-            for k in (self._touched(a) if self.txns.ok[a] else self.writes[a].keys()):
-                for b in reach.get(k, ()):
-                    self._relate(graphs, k, a, b)
+        for k, nodes in touching.items():
+            if len(nodes) < 2:
+                continue
+            lo, hi = nodes[0], nodes[-1]
+            bit = {x: 1 << i for i, x in enumerate(nodes)}
+            first: dict[int, int] = {}
+            for x in range(hi - 1, lo - 1, -1):
+                reach = 0
+                for s in succ.get(x, ()):
+                    if s <= hi:
+                        b = bit.get(s)
+                        reach |= b if b is not None else first.get(s, 0)
+                if reach:
+                    first[x] = reach
+            for a in nodes:
+                reach = first.get(a, 0)
+                while reach:
+                    low = reach & -reach
+                    self._relate(graphs, k, a, nodes[low.bit_length() - 1])
+                    reach ^= low
         return graphs
 
     def _commit_order(self, order: dict) -> dict:

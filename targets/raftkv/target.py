@@ -80,7 +80,7 @@ class RaftKVTarget:
         self.set_clock_offset(node, 0.0, require=False)
 
     def start(self, node) -> None:
-        if self._alive(node):
+        if self._running_pid(node) is not None:
             return
         peers = ",".join(f"{n.name}={n.address}:{self.port}" for n in self.nodes)
         argv = [sys.executable, "-m", "targets.raftkv.server", "--id", node.name,
@@ -122,33 +122,33 @@ class RaftKVTarget:
                            f"(see {', '.join(self._log(n) for n in nodes)})")
 
     def kill(self, node) -> None:
-        pid = self._pid(node)
+        pid = self._running_pid(node)
         if pid is None:
             return
         node.remote.signal(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5.0
-        while self._alive(node) and time.monotonic() < deadline:
+        while self._running_pid(node) is not None and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def pause(self, node) -> None:
-        pid = self._pid(node)
+        pid = self._running_pid(node)
         if pid is not None:
             node.remote.signal(pid, signal.SIGSTOP)
 
     def resume(self, node) -> None:
-        pid = self._pid(node)
+        pid = self._running_pid(node)
         if pid is not None:
             node.remote.signal(pid, signal.SIGCONT)
 
     def teardown(self, node) -> None:
-        pid = self._pid(node)
+        pid = self._running_pid(node)
         if pid is not None:
             node.remote.signal(pid, signal.SIGCONT)
             node.remote.signal(pid, signal.SIGTERM)
             deadline = time.monotonic() + 3.0
-            while self._alive(node) and time.monotonic() < deadline:
+            while self._running_pid(node) is not None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if self._alive(node):
+            if self._running_pid(node) is not None:
                 node.remote.signal(pid, signal.SIGKILL)
         node.remote.exec(["rm", "-rf", self.data_dir(node), self._pidfile(node)], check=False)
         self._pids.pop(node.name, None)
@@ -202,13 +202,16 @@ class RaftKVTarget:
             pid = int(res.stdout.strip())
         return pid
 
-    def _alive(self, node) -> bool:
+    def _running_pid(self, node) -> int | None:
+        """The pid of this node's server if it is running: never a pid that exited and
+        may since belong to someone else."""
         pid = self._pid(node)
         if pid is None:
-            return False
-        res = node.remote.exec(["cat", f"/proc/{pid}/stat"], check=False)
-        # A zombie has exited; a reused pid would not be ours to worry about here.
-        return res.returncode == 0 and ") Z " not in res.stdout
+            return None
+        res = node.remote.exec(["cat", f"/proc/{pid}/stat", f"/proc/{pid}/cmdline"], check=False)
+        if res.returncode != 0 or ") Z " in res.stdout or "targets.raftkv.server" not in res.stdout:
+            return None  # gone, a zombie, or a reused pid
+        return pid
 
 
 def _find_faketime() -> str | None:

@@ -15,6 +15,7 @@ MODULES = {
     "set": "workloads.set",
     "list-append": "workloads.list_append",
     "rw-register": "workloads.rw_register",
+    "lock": "workloads.lock",
 }
 
 

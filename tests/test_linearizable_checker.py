@@ -184,6 +184,14 @@ def test_memory_budget_gives_unknown_not_an_out_of_memory_kill():
     assert result["configurations"] < 20_000
 
 
+def test_memory_growth_gives_unknown_not_an_out_of_memory_kill(monkeypatch):
+    from checkers.linearizable import checker as checker_module
+    monkeypatch.setattr(checker_module, "MEMORY_BUDGET", 4 << 20)
+    result = check(history(*hard(15)))
+    assert result["valid"] == "unknown"
+    assert result["unknown_reasons"]["all"].startswith("memory budget reached: the search grew past 4 MiB")
+
+
 def test_a_hard_history_is_decided_within_the_budget():
     result = check(history(*hard(10)))
     assert result["valid"] is False

@@ -11,12 +11,11 @@ from .explain import explain_failure, explain_text
 from .models import make_model
 from .render import render_failure
 from .schedule import decide
+from .search import Budget
 
-# The cache is the search's memory. A configuration costs about ENTRY_BYTES plus its
-# bitset (one bit per call of the key); each key's search stops at MEMORY_BUDGET with
-# "unknown" rather than be killed by the kernel.
+# The cache is the search's memory: a search that has grown by MEMORY_BUDGET stops with
+# "unknown" rather than be killed by the kernel (each worker process has its own).
 MEMORY_BUDGET = 1 << 30
-ENTRY_BYTES = 300
 
 
 class LinearizableChecker:
@@ -31,9 +30,9 @@ class LinearizableChecker:
     fail_cas: "ignored" (default; a failed op never happened, Knossos) or "observed" (a
     failed CAS saw a value other than its `from`, Porcupine's etcd semantics; right when
     the client reports `fail` for a CAS only on a value mismatch). time_limit (seconds,
-    None for none) and max_cache_entries (per key; None: about 1 GiB worth) bound the
-    search, past them a key is "unknown". processes: worker processes (None: as many as
-    pay off, 1: never fork).
+    None for none), max_cache_entries (per key, None for no cap) and a memory budget
+    (each search may grow by 1 GiB) bound the search, past them a key is "unknown".
+    processes: worker processes (None: as many as pay off, 1: never fork).
     """
 
     name = "linearizable"
@@ -62,9 +61,8 @@ class LinearizableChecker:
         deadline = started + self.time_limit if self.time_limit is not None else None
         prepared = prepare(history, self.model, independent=self.independent, fail_cas=self.fail_cas)
         keys = prepared.keys
-        caps = {k: self._cap(len(calls)) for k, calls in keys.items()}
-        outcomes = decide(keys, self.model, deadline=deadline, max_entries=caps,
-                          processes=self.processes)
+        budget = Budget(deadline, self.max_cache_entries, MEMORY_BUDGET)
+        outcomes = decide(keys, self.model, budget, self.processes)
 
         failures: dict[str, dict] = {}
         unknown: list[str] = []
@@ -97,11 +95,6 @@ class LinearizableChecker:
         }
         result["explanation"] = explain_text(result)
         return result
-
-    def _cap(self, n_calls: int) -> int:
-        if self.max_cache_entries is not None:
-            return self.max_cache_entries
-        return max(MEMORY_BUDGET // (ENTRY_BYTES + n_calls // 8), 10_000)
 
     def _write_pages(self, out_dir, keys, outcomes, failures) -> None:
         folder = os.path.join(out_dir, "linear")

@@ -21,22 +21,21 @@ import os
 import threading
 from typing import Any
 
-from .search import Outcome, searching
+from .search import Budget, Outcome, searching
 
 FIRST_SLICE = 1 << 16
 AFTER_FAILURE = 50_000
 PARALLEL_MIN_CALLS = 20_000   # below this, starting processes costs more than it saves
 
 
-def decide(keys: dict[str, list], model, *, deadline: float | None,
-           max_entries: dict[str, int | None], processes: int | None = None) -> dict[str, Outcome]:
-    """Search every key; `max_entries` caps each key's cache, `processes` (None: as many
-    as pay, 1: never fork) bounds the worker processes."""
+def decide(keys: dict[str, list], model, budget: Budget, processes: int | None = None) -> dict[str, Outcome]:
+    """Search every key, each within `budget`; `processes` (None: as many as pay, 1:
+    never fork) bounds the worker processes."""
     names = sorted(keys, key=lambda k: len(keys[k]))
     workers = _worker_count(keys, processes)
     if workers <= 1:
-        return _decide_here(names, keys, model, deadline, max_entries, threading.Event())
-    return _decide_forked(names, keys, model, deadline, max_entries, workers)
+        return _decide_here(names, keys, model, budget, threading.Event())
+    return _decide_forked(names, keys, model, budget, workers)
 
 
 def _worker_count(keys: dict[str, list], processes: int | None) -> int:
@@ -52,11 +51,11 @@ def _worker_count(keys: dict[str, list], processes: int | None) -> int:
     return max(1, min(cpus, len(keys), processes or cpus))
 
 
-def _decide_here(names, keys, model, deadline, max_entries, failed) -> dict[str, Outcome]:
+def _decide_here(names, keys, model, budget, failed) -> dict[str, Outcome]:
     results: dict[str, Outcome] = {}
     running = {}
     for name in names:
-        steps = searching(keys[name], model, deadline=deadline, max_entries=max_entries.get(name))
+        steps = searching(keys[name], model, budget)
         outcome, _ = _advance(steps, FIRST_SLICE, failed)
         if outcome is None:
             running[name] = steps
@@ -92,7 +91,7 @@ def _advance(steps, until: int | None, failed) -> tuple[Outcome | None, int]:
             return None, count
 
 
-def _decide_forked(names, keys, model, deadline, max_entries, workers) -> dict[str, Any]:
+def _decide_forked(names, keys, model, budget, workers) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     failed = ctx.Event()
     shares: list[list[str]] = [[] for _ in range(workers)]
@@ -107,7 +106,7 @@ def _decide_forked(names, keys, model, deadline, max_entries, workers) -> dict[s
             reader, writer = ctx.Pipe(duplex=False)
             share.sort(key=lambda k: len(keys[k]))
             proc = ctx.Process(target=_worker, daemon=True,
-                               args=(share, keys, model, deadline, max_entries, failed, writer))
+                               args=(share, keys, model, budget, failed, writer))
             proc.start()
             writer.close()
             procs.append((proc, reader, share))
@@ -134,10 +133,10 @@ def _decide_forked(names, keys, model, deadline, max_entries, workers) -> dict[s
                 proc.join()
 
 
-def _worker(share, keys, model, deadline, max_entries, failed, writer) -> None:
+def _worker(share, keys, model, budget, failed, writer) -> None:
     try:
         try:
-            answer: Any = _decide_here(share, keys, model, deadline, max_entries, failed)
+            answer: Any = _decide_here(share, keys, model, budget, failed)
         except Exception as e:  # noqa: BLE001 - a model's bug, re-raised in the parent
             answer = RuntimeError(f"checking keys {', '.join(share)}: {type(e).__name__}: {e}")
         writer.send(answer)

@@ -1,39 +1,46 @@
 """The WGL search (Wing & Gong, with Lowe's cache of configurations), for one object.
 
-The history is a doubly-linked list of entries in history order: an invocation entry and
-a completion entry per call whose outcome is known. Walking from the head, every
-invocation met before the first completion entry is a candidate: it was invoked before
-the earliest pending op returned, so it may take effect next. Linearizing a candidate
-lifts its two entries out of the list and restarts from the head; meeting a completion
-entry means its op should already have happened, so the search backtracks. When every
-known call is linearized the history is linearizable.
+A configuration is a set of linearized calls and the model state they lead to. Its
+candidates are the calls invoked before the first completion still pending: each may
+take effect next. The search is a depth-first walk: linearize a legal candidate, move
+to the new configuration, and when no candidate is left, backtrack. When every call
+whose outcome is known is linearized, the history is linearizable; when the search
+backtracks out of the first configuration, it is not. The calls live in doubly-linked
+lists sorted by invocation, so candidates are a prefix ("invoked before the limit") and
+linearizing lifts a call out in O(1) (Knuth's dancing links, as in Porcupine and Knossos).
 
-Calls of unknown outcome (`info`, never completed) have no completion entry: they may
-happen at any point after their invocation or never, so they live in a second list,
-tried only after the known candidates (a valid history rarely needs them, and trying
-them first, as list order would, sends the search down wrong branches first).
+Calls of unknown outcome (`info`, never completed) have no completion: they may happen
+at any point after their invocation, or never. They are tried last, since a valid
+history rarely needs them (trying them first, as plain WGL does, sends the search down
+wrong branches first).
 
-The cache holds every configuration visited: the set of linearized calls (an int used as
-a bitset) and the model state. A configuration seen before cannot lead anywhere new.
-Linearized calls are kept as two bitsets, known and unknown calls, because a
-configuration is also *dominated* by one with the same known calls and state whose
-unknown calls are a subset: an indeterminate op not applied yet may still be applied
-later or never, so fewer applied is never worse. Each (known bitset, state) key keeps
-the minimal unknown-call subsets seen; without this, k pending indeterminate writes
-multiply the configurations by 2**k (the etcd logs have a dozen).
+Three prunings, each argued where it is used:
+- The cache: a configuration seen before cannot lead anywhere new. A configuration is
+  also *dominated* by one with the same known calls and state but a subset of the
+  unknown-outcome calls applied (those not applied yet may still happen later, or
+  never). Each (known calls, state) key keeps its minimal unknown-call subsets; without
+  this, k pending indeterminate writes multiply the configurations by 2**k.
+- Read-only calls first (`Model.read_only`): when a read-only call is legal, taking it
+  now is never worse than taking it later (it changes no state and relaxes real-time
+  constraints), so it is the only branch tried, and the other candidates of that
+  configuration need no trying after it fails.
+- Known calls are numbered in completion order, so the linearized ones are "every call
+  below `base`" plus a small bitset above it: cache keys stay small on long histories
+  (a plain bitset of 10,000 calls costs more to hash than the step it guards).
 
-Explanations need where the search got furthest: the completion entry with the highest
-history position that was ever reached (all known calls returning before it linearized,
-Knossos's "highest contiguous linearized" op). Its op is the one that cannot be
+Explanations need where the search got furthest: the pending completion with the
+highest history position ever reached (all known calls returning before it linearized,
+Knossos's "highest contiguous linearized" op). Its call is the one that cannot be
 linearized; the stack at that moment is the longest partial linearization. Copying the
-stack on every new furthest point would cost O(n**2) on long valid histories, so the
-copy only takes what changed since the last one (`low`: the lowest the stack got since).
+stack at every new furthest point would cost O(n**2) on long valid histories, so only
+what changed since the last copy is copied (`low`: the lowest the stack got since).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .models import NOT_EXACT, UNKNOWN
 
@@ -52,13 +59,49 @@ class Outcome:
     # finals: at the furthest point, (linearized calls, state, last call linearized)
 
 
-def search(calls: list, model, *, deadline: float | None = None,
-           max_entries: int | None = None) -> Outcome:
-    """Decide whether `calls` (of one object, in invocation order) linearize under `model`.
+@dataclass(frozen=True)
+class Budget:
+    """What one search may spend: until `deadline` (a time.monotonic() value), at most
+    `max_entries` cached configurations, at most `max_memory` more bytes of memory than
+    its process held when it started. Past any of them the answer is "unknown"."""
+    deadline: float | None = None
+    max_entries: int | None = None
+    max_memory: int | None = None
 
-    `deadline` is a time.monotonic() value, `max_entries` caps the cache; past either the
-    answer is "unknown" with the reason."""
-    steps = searching(calls, model, deadline=deadline, max_entries=max_entries)
+    def watch(self) -> Callable[[int], str | None]:
+        """Start watching, in the process that searches: a function of the number of
+        configurations so far, saying why the budget is spent (or None)."""
+        memory_cap = None if self.max_memory is None else _memory_used() + self.max_memory
+
+        def spent(count: int) -> str | None:
+            if self.max_entries is not None and count >= self.max_entries:
+                return f"memory budget reached: {count} configurations cached (cap {self.max_entries})"
+            if memory_cap is not None and _memory_used() >= memory_cap:
+                return (f"memory budget reached: the search grew past {self.max_memory >> 20} MiB "
+                        f"({count} configurations cached)")
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                return f"time limit reached after {count} configurations"
+            return None
+        return spent
+
+
+def _memory_used() -> int:
+    """This process's resident memory in bytes (its peak where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def search(calls: list, model, budget: Budget = Budget()) -> Outcome:
+    """Decide whether `calls` (of one object, in invocation order) linearize under `model`
+    within `budget`."""
+    steps = searching(calls, model, budget)
     while True:
         try:
             next(steps)
@@ -66,8 +109,7 @@ def search(calls: list, model, *, deadline: float | None = None,
             return done.value
 
 
-def searching(calls: list, model, *, deadline: float | None = None,
-              max_entries: int | None = None):
+def searching(calls: list, model, budget: Budget = Budget()):
     """The search as a generator: it yields the number of configurations made every
     CHECK_EVERY new ones, so that a driver can interleave keys or stop one, and returns
     the Outcome (see `search`)."""
@@ -108,7 +150,7 @@ def searching(calls: list, model, *, deadline: float | None = None,
 
     cache: dict = {}
     count = 0
-    clock = time.monotonic
+    spent = budget.watch()
 
     state = model.init()
     base = rel = ib = 0
@@ -160,11 +202,13 @@ def searching(calls: list, model, *, deadline: float | None = None,
                     if seen is None:
                         cache[key] = ib
                     elif not _remember(cache, key, seen, ib):
-                        node = pnxt[node]
-                        continue
+                        # Its branch is covered already, and it covers the others:
+                        # nothing left to try here (an info scan that ends at once).
+                        phase, node = INFO, n_info + 1
+                        break
                     count += 1
                     if not count & (CHECK_EVERY - 1):
-                        why = _over_budget(count, max_entries, deadline, clock)
+                        why = spent(count)
                         if why:
                             return Outcome("unknown", count, why)
                         yield count
@@ -210,7 +254,7 @@ def searching(calls: list, model, *, deadline: float | None = None,
                         continue
                     count += 1
                     if not count & (CHECK_EVERY - 1):
-                        why = _over_budget(count, max_entries, deadline, clock)
+                        why = spent(count)
                         if why:
                             return Outcome("unknown", count, why)
                         yield count
@@ -250,7 +294,7 @@ def searching(calls: list, model, *, deadline: float | None = None,
                     continue
                 count += 1
                 if not count & (CHECK_EVERY - 1):
-                    why = _over_budget(count, max_entries, deadline, clock)
+                    why = spent(count)
                     if why:
                         return Outcome("unknown", count, why)
                     yield count
@@ -324,14 +368,6 @@ def _remember(cache: dict, key, seen, ib: int) -> bool:
             return False
     cache[key] = tuple(m for m in seen if m | ib != m) + (ib,)
     return True
-
-
-def _over_budget(count, max_entries, deadline, clock) -> str | None:
-    if max_entries is not None and count >= max_entries:
-        return f"memory budget reached: {count} configurations cached (cap {max_entries})"
-    if deadline is not None and clock() >= deadline:
-        return f"time limit reached after {count} configurations"
-    return None
 
 
 def _invalid(count, oks, infos, px, kx, best_x, best_stack, best_state, finals) -> Outcome:

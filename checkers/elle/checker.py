@@ -79,49 +79,33 @@ def _check(history, workload, consistency_models, anomalies, time_limit, compone
         return {"valid": UNKNOWN, "error": str(e), "anomaly-types": [],
                 "anomalies": {}, "not": [], "also_not": [], "explanations": {}}
 
+    # Elle adds real-time order when a reportable anomaly needs it, else process order
+    # when one needs that (real-time order contains process order: a process is serial).
     realtime = bool(reportable & _REALTIME_TYPES)
     process = not realtime and bool(reportable & _PROCESS_TYPES)
     if process:
         process_edges(txns, analysis.graph)
     components = Components(analysis.graph, txns.events if realtime else None)
-
     found: dict[str, list] = dict(analysis.anomalies)
     if not components.has_edges:
         found["empty-transaction-graph"] = [{"type": "empty-transaction-graph"}]
-    writer = CycleWriter(analysis)
-    cycles_by_type: dict[str, list] = {}
-    deadline = started + time_limit
-    order = None
-    if realtime or process:
-        relation = REALTIME if realtime else PROCESS
-        def order(a: int, b: int) -> int:
-            return relation if txns.precedes(a, b, realtime) else 0
-    cyclic = components.cyclic()
-    shared = Shared(cyclic, analysis.explain_order)
-    for c in range(len(cyclic)):
-        budget_end = min(deadline, time.monotonic() + component_budget)
-        result = ComponentSearch(cyclic, c, shared, txns.index, order).search(budget_end, set())
-        for case in result.exists:
-            found.setdefault(case["type"], []).append(case)
-        if result.timeout:
-            found.setdefault("cycle-search-timeout", []).append(result.timeout)
-        for cycle in result.cycles:
-            cycles_by_type.setdefault(cycle.type, []).append(cycle)
+    cycles = _search(components, analysis, realtime, process, found,
+                     deadline=started + time_limit, component_budget=component_budget)
 
-    cycle_json: dict[str, list] = {}
+    writer = CycleWriter(analysis)
     texts: dict[str, list[str]] = {}
     dots: dict[str, list[str]] = {}
-    for kind, cycles in cycles_by_type.items():
-        for number, cycle in enumerate(cycles, start=1):
+    for kind, of_kind in cycles.items():
+        found[kind] = []
+        for number, cycle in enumerate(of_kind, start=1):
             steps = writer.steps(cycle)
-            public = [{k: jsonable(v) for k, v in s.items() if k != "mop"} for s in steps]
-            cycle_json.setdefault(kind, []).append(
-                {"type": kind, "cycle": [txns.index[n] for n in cycle.nodes], "steps": public})
-            if kind in reportable:
+            found[kind].append({"type": kind, "cycle": [txns.index[n] for n in cycle.nodes],
+                                "steps": [{k: jsonable(v) for k, v in s.items() if k != "mop"}
+                                          for s in steps]})
+            if kind in reportable and (out_dir is not None or number <= EXPLANATIONS_PER_TYPE):
                 texts.setdefault(kind, []).append(writer.text(cycle, steps, number))
                 if out_dir is not None:
                     dots.setdefault(kind, []).append(writer.dot(cycle, steps, number))
-    found.update(cycle_json)
 
     result = _verdict(found, prohibited, reportable)
     result["explanations"] = {k: v[:EXPLANATIONS_PER_TYPE] for k, v in texts.items()}
@@ -132,6 +116,33 @@ def _check(history, workload, consistency_models, anomalies, time_limit, compone
         others = {k: v for k, v in result["anomalies"].items() if k not in texts}
         write_files(out_dir, texts, dots, others)
     return result
+
+
+def _search(components: Components, analysis, realtime: bool, process: bool, found: dict,
+            deadline: float, component_budget: float) -> dict[str, list]:
+    """Cycles by type, from every cyclic component; cycle-exists and timeout anomalies go
+    into `found`. Each component gets `component_budget` seconds, all of them together
+    what is left until `deadline`."""
+    txns = analysis.txns
+    relation = REALTIME if realtime else PROCESS
+
+    def order(a: int, b: int) -> int:
+        return relation if txns.precedes(a, b, realtime) else 0
+
+    cyclic = components.cyclic()
+    shared = Shared(cyclic, analysis.explain_order)
+    cycles: dict[str, list] = {}
+    for c in range(len(cyclic)):
+        search = ComponentSearch(cyclic, c, shared, txns.index,
+                                 order if realtime or process else None)
+        result = search.search(min(deadline, time.monotonic() + component_budget))
+        for case in result.exists:
+            found.setdefault(case["type"], []).append(case)
+        if result.timeout:
+            found.setdefault("cycle-search-timeout", []).append(result.timeout)
+        for cycle in result.cycles:
+            cycles.setdefault(cycle.type, []).append(cycle)
+    return cycles
 
 
 def _verdict(found: dict[str, list], prohibited: frozenset | set, reportable) -> dict[str, Any]:

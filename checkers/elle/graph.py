@@ -26,7 +26,6 @@ from scipy.sparse.csgraph import connected_components
 
 WW, WR, RW, PROCESS, REALTIME = 1, 2, 4, 8, 16
 REL_NAMES = {WW: "ww", WR: "wr", RW: "rw", PROCESS: "process", REALTIME: "realtime"}
-REL_BITS = {v: k for k, v in REL_NAMES.items()}
 
 
 class DependencyGraph:

@@ -29,9 +29,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from . import models
-from .graph import PROCESS, REALTIME, RW, WR, WW, scc_labels
+from .graph import PROCESS, REALTIME, REL_NAMES, RW, WR, WW, scc_labels
 
-DATA = (WW, WR, RW)
 ALL_RELS = WW | WR | RW | PROCESS | REALTIME
 
 
@@ -200,13 +199,14 @@ class ComponentSearch:
 
     # -- typed search --------------------------------------------------------------------
 
-    def search(self, deadline: float, skip: set[str]) -> ComponentResult:
-        """Every kind of cycle not in `skip` and not implied by one already found."""
+    def search(self, deadline: float) -> ComponentResult:
+        """Each kind of cycle, worst first, except kinds implied by one already found and
+        kinds the cycle-exists checks rule out."""
         result = ComponentResult()
         result.exists = self.cycle_exists()
         impossible_models = models.stronger_models(c["not"] for c in result.exists)
         possible = CYCLE_EXISTS_MODELS - impossible_models
-        redundant = set(skip) | (CYCLE_TYPES & models.prohibited_by(possible))
+        redundant = set(CYCLE_TYPES & models.prohibited_by(possible))
         searched: list[str] = []
         self._deadline = deadline
         try:
@@ -433,8 +433,7 @@ def _lead_with(cycle: Cycle, label: int) -> Cycle:
 
 def _subgraph_names(spec) -> list:
     def names(rels: int) -> list[str]:
-        return [n for bit, n in ((WW, "ww"), (WR, "wr"), (RW, "rw"), (PROCESS, "process"),
-                                 (REALTIME, "realtime")) if rels & bit]
+        return [name for bit, name in REL_NAMES.items() if rels & bit]
     if spec[0] == "union":
         return ["union", *names(spec[1])]
     return ["extension", ["union", *names(spec[1])], names(spec[2])[0]]

@@ -40,7 +40,6 @@ class TxnHistory:
         self.position = array("q")
         self.invoke_position = array("q")
         self.fails: list[dict] = []
-        self.invocations_without_completion: list[dict] = []
         events = array("i")
         open_by_process: dict[Any, tuple[dict, int, int]] = {}
         ops, ok, index, process, invocations = (self.ops, self.ok, self.index, self.process,
@@ -58,10 +57,8 @@ class TxnHistory:
                 raise ValueError(f"op {op.get('index', pos)}: a transaction's value must be a "
                                  f"list of micro-ops, got {value!r}")
             if typ == "invoke":
-                if p in open_by_process:  # a lost completion; the old invocation stays open
-                    old, old_slot, _ = open_by_process[p]
-                    events[old_slot] = _DROP
-                    self.invocations_without_completion.append(old)
+                if p in open_by_process:  # its completion is missing: it never completes
+                    events[open_by_process[p][1]] = _DROP
                 open_by_process[p] = (op, len(events), pos)
                 events.append(_DROP)  # filled in when the completion arrives
                 continue
@@ -84,8 +81,6 @@ class TxnHistory:
                 events[slot] = ~n
             if typ == "ok":
                 events.append(n)
-        for inv, slot, _ in open_by_process.values():
-            self.invocations_without_completion.append(inv)
         self.events = array("i", (e for e in events if e != _DROP))
 
     def __len__(self) -> int:

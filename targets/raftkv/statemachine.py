@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 READS = ("r", "rl")
-WRITES = ("w", "cas", "append")
 _ARITY = {"r": 3, "rl": 3, "w": 3, "append": 3, "cas": 4}
 
 

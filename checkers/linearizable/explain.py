@@ -64,17 +64,20 @@ def explain_failure(calls: list, model: Model, outcome) -> dict:
                    key=lambda c: c.end, default=None)
     linearized = [dict(op_ref(calls[cid], model), n=n, state=model.describe(state))
                   for n, (cid, state) in enumerate(outcome.path, 1)]
+    number = {cid: n for n, (cid, _) in enumerate(outcome.path, 1)}
     # Ops of unknown outcome stay concurrent with everything after their invocation;
     # the most recently invoked are the telling ones.
     concurrent = [c for c in calls if c is not bad and c.inv < bad.end
                   and (c.ret is None or c.end > bad.inv)][-MAX_CONCURRENT:]
+    id_of = {id(c): i for i, c in enumerate(calls)}
     paths, cut = _final_paths(calls, model, outcome, bad)
     return {
         "op": bad_ref,
         "previous_ok": op_ref(previous, model) if previous is not None else None,
         "linearized_count": len(linearized),
         "linearized": linearized[-SHOWN_LINEARIZED:],
-        "concurrent": [op_ref(c, model) for c in concurrent],
+        "concurrent": [dict(op_ref(c, model), linearized=number.get(id_of[id(c)]))
+                       for c in concurrent],
         "final_paths": paths,
         "final_paths_cut": cut,
         "final_states": sorted({model.describe(state) for _, state, _ in outcome.finals}),
@@ -139,10 +142,14 @@ def failure_text(key: str, failure: dict) -> list[str]:
             lines.append(f"    {item['n']:>5}. {op_text(item)} -> {item['state']}")
     else:
         lines.append("  Not even the first op can be linearized.")
-    if failure["concurrent"]:
-        names = ", ".join(op_text(r) for r in failure["concurrent"][:8])
-        extra = len(failure["concurrent"]) - 8
-        lines.append(f"  Concurrent with it: {names}" + (f" and {extra} more" if extra > 0 else ""))
+    pending = [r for r in failure["concurrent"] if r["linearized"] is None]
+    before = sorted((r for r in failure["concurrent"] if r["linearized"] is not None),
+                    key=lambda r: r["linearized"])
+    if pending:
+        lines.append("  Concurrent with it, not linearized: " + _some(pending, op_text))
+    if before:
+        lines.append("  Concurrent with it, linearized before it: "
+                     + _some(before, lambda r: f"#{r['linearized']} {op_text(r)}"))
     lines.append("  Every order the search could reach ends the same way:")
     for line in failure["final_paths"]:
         lines.append("    " + path_text(line, bad))
@@ -151,6 +158,11 @@ def failure_text(key: str, failure: dict) -> list[str]:
     if failure.get("html"):
         lines.append(f"  Timeline: {failure['html']}")
     return lines
+
+
+def _some(refs: list[dict], text) -> str:
+    shown = ", ".join(text(r) for r in refs[-8:])
+    return (f"{len(refs) - 8} more, then " if len(refs) > 8 else "") + shown
 
 
 def explain_text(result: dict) -> str:

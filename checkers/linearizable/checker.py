@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from .calls import FAIL_CAS, prepare
-from .explain import explain_failure, explain_text
+from .explain import explain_failure, explain_text, jsonable
 from .models import make_model
 from .render import render_failure
 from .schedule import decide
@@ -89,8 +89,7 @@ class LinearizableChecker:
             "configurations": sum(o.configurations for o in outcomes.values()),
             "left_out": {"failed": prepared.dropped_fail, "unknown_reads": prepared.skipped_unknown,
                          "nemesis_and_lone_info": prepared.ignored},
-            "options": {k: (v if isinstance(v, (bool, int, float, str, type(None))) else repr(v))
-                        for k, v in self.options.items()},
+            "options": jsonable(self.options),
             "elapsed": round(time.monotonic() - started, 6),
         }
         result["explanation"] = explain_text(result)

@@ -13,7 +13,6 @@ concurrent with the failing one.
 from __future__ import annotations
 
 import html
-import json
 
 from .explain import failure_text, op_ref, op_text
 
@@ -53,8 +52,9 @@ document.querySelectorAll('g.op').forEach(function (g) {
 
 
 def render_failure(key: str, calls: list, model, outcome, failure: dict, model_name: str) -> str:
+    """The page of one failing key: `calls` and `outcome` of its search, `failure` its
+    explanation (explain.explain_failure)."""
     bad_id = outcome.stuck_at
-    bad = calls[bad_id]
     order = {cid: n for n, (cid, _) in enumerate(outcome.path, 1)}
     after = {cid: state for cid, state in outcome.path}
     shown = _window(calls, outcome, bad_id)

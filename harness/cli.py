@@ -54,11 +54,26 @@ def cli():
 @click.option("--recovery-time", type=float, help="Seconds to wait after the final heal before final reads.")
 @click.option("--serializable", is_flag=True, default=None,
               help="etcd: serializable (local, possibly stale) reads instead of linearizable ones.")
-def test(spec_file, bugs, serializable, **flags):
-    """Run a test against a fresh local cluster, check it, and store the results."""
+@click.option("--backend", help="Where the nodes run: local (network namespaces, default), ssh, docker.")
+@click.option("--nodes", help="ssh: the hosts, comma-separated (user@host:port allowed).")
+@click.option("--nodes-file", help="ssh: a file naming one host per line.")
+@click.option("--ssh-user", help="ssh: the login user (default root).")
+@click.option("--ssh-key", help="ssh: a private key file (default: the agent and ~/.ssh keys).")
+@click.option("--ssh-port", type=int, help="ssh: the port (default 22).")
+@click.option("--insecure-host-keys", is_flag=True, default=None,
+              help="ssh: accept unknown host keys instead of checking known_hosts (logged and reported).")
+def test(spec_file, bugs, serializable, nodes, nodes_file, ssh_user, ssh_key, ssh_port,
+         insecure_host_keys, **flags):
+    """Run a test against a fresh cluster, check it, and store the results."""
     spec: dict = {}
     if spec_file:
         spec = load_spec(spec_file)  # a stored spec carries its seed: the schedule repeats
+    backend_opts = {k: v for k, v in (("nodes", nodes), ("nodes_file", nodes_file),
+                                      ("user", ssh_user), ("key_file", ssh_key),
+                                      ("port", ssh_port),
+                                      ("insecure_host_keys", insecure_host_keys)) if v is not None}
+    if backend_opts:
+        spec["backend_opts"] = {**(spec.get("backend_opts") or {}), **backend_opts}
     for k, v in flags.items():
         if v is not None:
             spec[k] = v

@@ -66,7 +66,7 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
         log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
         _warn_leftovers()
         work_dir = tempfile.mkdtemp(prefix=f"tectonic-{spec['name']}-")
-        cluster = (cluster_factory or _local_cluster)(spec, work_dir)
+        cluster = (cluster_factory or _make_cluster)(spec, work_dir)
         nodes, target, nemesis = [], None, None
         try:
             phase("setup")
@@ -111,10 +111,16 @@ def check_history(ops: list[dict], checkers: dict, run_dir: str | None) -> dict:
 
 # ----------------------------------------------------------------- the parts
 
-def _local_cluster(spec: dict, work_dir: str):
-    from .control.local import LocalCluster
-    import secrets
-    return LocalCluster(secrets.token_hex(3), spec["node_count"], work_dir)
+def _make_cluster(spec: dict, work_dir: str):
+    """The backend's cluster: each module under harness/control named in spec.BACKENDS
+    has `make_cluster(spec, work_dir)`, returning an object with create() -> nodes and
+    destroy()."""
+    import importlib
+    try:
+        module = importlib.import_module(f"harness.control.{spec['backend']}")
+    except ImportError as e:
+        raise SetupError(f"backend {spec['backend']!r} is not available: {e}") from None
+    return module.make_cluster(spec, work_dir)
 
 
 def _make_target(spec: dict, nodes: list):

@@ -19,7 +19,7 @@ class SpecError(ValueError):
 TARGETS = ("raftkv", "etcd")
 WORKLOADS = ("register", "set", "list-append", "rw-register", "lock")
 NEMESES = ("partition", "kill", "pause", "clock", "loss")
-BACKENDS = ("local",)
+BACKENDS = ("local", "ssh", "docker")
 
 DEFAULTS: dict[str, Any] = {
     "name": None,            # default: "<target>-<workload>"
@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": None,            # default: drawn at random, then recorded
     "store": "store",
     "backend": "local",
+    "backend_opts": {},      # ssh: nodes, user, key_file, port, sudo, insecure_host_keys; docker: image
     "bugs": [],
     "op_timeout": 5.0,
     "recovery_time": 10.0,   # after the final heal, before the final reads
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 _TYPES = {
     "name": str, "target": str, "workload": str, "nemesis": list, "nemesis_interval": float,
     "node_count": int, "concurrency": int, "time_limit": float, "rate": float, "seed": int,
-    "store": str, "backend": str, "bugs": list, "op_timeout": float, "recovery_time": float,
+    "store": str, "backend": str, "backend_opts": dict, "bugs": list, "op_timeout": float, "recovery_time": float,
     "target_opts": dict, "workload_opts": dict,
 }
 
@@ -95,6 +96,7 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
         raise SpecError(f"{where}: field 'recovery_time' must be >= 0, got {out['recovery_time']}")
     if out["node_count"] > 50:
         raise SpecError(f"{where}: field 'node_count' must be at most 50, got {out['node_count']}")
+    _resolve_backend_nodes(out, where)
     if out["seed"] is None:
         out["seed"] = random.SystemRandom().randrange(2**31)
     if not out["name"]:
@@ -102,6 +104,31 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", out["name"]):
         raise SpecError(f"{where}: field 'name' may hold only letters, digits, '.', '_' and '-', got {out['name']!r}")
     return out
+
+
+def _resolve_backend_nodes(spec: dict, where: str) -> None:
+    """Remote backends name their hosts (`nodes`, or one per line in `nodes_file`); the
+    node count follows from them, and the file is read now so the stored spec repeats."""
+    opts = spec["backend_opts"]
+    path = opts.pop("nodes_file", None)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                opts["nodes"] = [ln.split("#")[0].strip() for ln in f if ln.split("#")[0].strip()]
+        except OSError as e:
+            raise SpecError(f"{where}: backend_opts.nodes_file: cannot read {path}: {e.strerror}") from None
+    nodes = opts.get("nodes")
+    if isinstance(nodes, str):
+        nodes = opts["nodes"] = [n.strip() for n in nodes.split(",") if n.strip()]
+    if nodes is None:
+        if spec["backend"] == "ssh":
+            raise SpecError(f"{where}: the ssh backend needs its hosts: --nodes n1,n2,... or --nodes-file FILE")
+        return
+    if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) and n for n in nodes):
+        raise SpecError(f"{where}: backend_opts.nodes must be a non-empty list of host names, got {nodes!r}")
+    if len(set(nodes)) != len(nodes):
+        raise SpecError(f"{where}: backend_opts.nodes names a host twice: {nodes!r}")
+    spec["node_count"] = len(nodes)
 
 
 def _choice(spec: dict, field: str, allowed: tuple, where: str) -> None:

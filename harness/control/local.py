@@ -154,6 +154,11 @@ class LocalCluster:
         self._netns.append(netns)
 
 
+def make_cluster(spec: dict, work_dir: str) -> LocalCluster:
+    import secrets
+    return LocalCluster(secrets.token_hex(3), spec["node_count"], work_dir)
+
+
 @contextmanager
 def _subnet_lock(timeout: float = 30.0):
     """Exclusive among the controllers of this network namespace, which is exactly the

@@ -83,12 +83,15 @@ class RaftKVTarget:
         if self._running_pid(node) is not None:
             return
         peers = ",".join(f"{n.name}={n.address}:{self.port}" for n in self.nodes)
-        argv = [sys.executable, "-m", "targets.raftkv.server", "--id", node.name,
+        # A remote backend deploys the project on its hosts and says where (node.extra).
+        python = node.extra.get("python", sys.executable)
+        project_root = node.extra.get("project_root", PROJECT_ROOT)
+        argv = [python, "-m", "targets.raftkv.server", "--id", node.name,
                 "--peers", peers, "--data-dir", self.data_dir(node),
                 "--listen", f"{node.address}:{self.port}", *self.flags]
         for bug in self.bugs:
             argv += ["--bug", bug]
-        env = {"PYTHONPATH": PROJECT_ROOT, "PYTHONUNBUFFERED": "1"}
+        env = {"PYTHONPATH": project_root, "PYTHONUNBUFFERED": "1"}
         if self.faketime:
             env.update({"LD_PRELOAD": self.faketime,
                         "FAKETIME_TIMESTAMP_FILE": self.clock_offset_file(node),

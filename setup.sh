@@ -12,6 +12,8 @@ APT_PACKAGES=(
   etcd-server etcd-client    # the etcd target and its benchmark peer
   graphviz                   # SVG pictures of Elle's cycles
   chromium                   # headless browser for the report/serve tests
+  openssh-server openssh-client  # the ssh backend's tests: an sshd inside each namespace
+  docker.io debootstrap      # the docker backend: a daemon, and a Debian base image built locally
 )
 
 missing=()
@@ -34,6 +36,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.tectonic-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >&2
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,ssh,docker]' >&2
   touch "$stamp"
 fi

@@ -154,7 +154,7 @@ def _make_nemesis(spec: dict, nodes: list, target, cluster):
     from nemesis.combined import FAULTS, make_nemesis
     try:
         inner = make_nemesis(spec["nemesis"], nodes, target, random.Random(spec["seed"]),
-                             {"interval": spec["nemesis_interval"],
+                             {**spec["nemesis_opts"], "interval": spec["nemesis_interval"],
                               # names the iptables chains after the test, for `tectonic clean`
                               "test_id": getattr(getattr(cluster, "names", None), "test_id", None)})
     except ValueError as e:

@@ -40,13 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "recovery_time": 10.0,   # after the final heal, before the final reads
     "target_opts": {},
     "workload_opts": {},
+    "nemesis_opts": {},      # e.g. kill_targets: [majority, all], partition_shapes, loss_probability
 }
 
 _TYPES = {
     "name": str, "target": str, "workload": str, "nemesis": list, "nemesis_interval": float,
     "node_count": int, "concurrency": int, "time_limit": float, "rate": float, "seed": int,
     "store": str, "backend": str, "backend_opts": dict, "bugs": list, "op_timeout": float, "recovery_time": float,
-    "target_opts": dict, "workload_opts": dict,
+    "target_opts": dict, "workload_opts": dict, "nemesis_opts": dict,
 }
 
 

@@ -15,6 +15,10 @@ FAULTS: dict[str, tuple[str, str]] = {
     "loss": (loss.START, loss.STOP),
 }
 
+OPTIONS = {"test_id", "interval", "targets", *(f"{kind}_targets" for kind in FAULTS),
+           "partition_shapes", "loss_probability", "clock_modes", "clock_max_offset",
+           "clock_strobe_period"}
+
 _NEMESES = {
     "partition": partition.PartitionNemesis,
     "kill": kill.KillNemesis,
@@ -76,5 +80,8 @@ def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> Comb
     unknown = [k for k in kinds if k not in FAULTS]
     if unknown:
         raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(FAULTS)}")
+    unknown = sorted(set(opts) - OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown nemesis option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS - {'test_id', 'interval'}))})")
     parts = {kind: _NEMESES[kind](nodes, target, rng, opts) for kind in dict.fromkeys(kinds)}
     return CombinedNemesis(parts)

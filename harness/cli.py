@@ -13,7 +13,7 @@ import sys
 import click
 
 from .history import HistoryError, load_history, validate
-from .spec import SpecError, load_spec, resolve_spec
+from .spec import SpecError, load_spec, read_spec_file, resolve_spec
 
 BAD_INPUT, INTERNAL = 254, 255
 EXIT = {True: 0, False: 1}
@@ -67,7 +67,7 @@ def test(spec_file, bugs, serializable, nodes, nodes_file, ssh_user, ssh_key, ss
     """Run a test against a fresh cluster, check it, and store the results."""
     spec: dict = {}
     if spec_file:
-        spec = load_spec(spec_file)  # a stored spec carries its seed: the schedule repeats
+        spec = read_spec_file(spec_file)  # a stored spec carries its seed: the schedule repeats
     backend_opts = {k: v for k, v in (("nodes", nodes), ("nodes_file", nodes_file),
                                       ("user", ssh_user), ("key_file", ssh_key),
                                       ("port", ssh_port),

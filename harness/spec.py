@@ -143,7 +143,13 @@ def _positive(spec: dict, field: str, where: str, minimum) -> None:
 
 
 def load_spec(path: str) -> dict:
-    """Read a YAML spec file; errors name the file (and the line for YAML syntax)."""
+    """Read and resolve a YAML spec file; errors name the file (and the line for YAML syntax)."""
+    return resolve_spec(read_spec_file(path), where=path)
+
+
+def read_spec_file(path: str) -> dict:
+    """The mapping a YAML spec file holds, unresolved, so flags can still override fields
+    that defaults derive from (the name follows --workload)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -155,7 +161,9 @@ def load_spec(path: str) -> dict:
         raise SpecError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if data is None:
         data = {}
-    return resolve_spec(data, where=path)
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec is a mapping of fields, got {type(data).__name__}")
+    return data
 
 
 def dump_spec(spec: dict, path: str) -> None:

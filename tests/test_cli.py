@@ -48,3 +48,21 @@ def test_malformed_history_names_the_line(tmp_path):
                  + json.dumps({"type": "okay", "process": 0, "f": "read", "value": 1}) + "\n")
     r = tectonic("check", str(h), "--model", "register")
     assert r.returncode == 254 and f"{h}:3: unknown op type 'okay'" in r.stderr
+
+
+def test_flags_override_a_spec_file_and_the_derived_name_follows(tmp_path):
+    from harness.spec import read_spec_file, resolve_spec
+    path = tmp_path / "s.yaml"
+    path.write_text("nemesis: [kill]\nnemesis_opts: {kill_targets: [majority]}\n")
+    spec = resolve_spec({**read_spec_file(str(path)), "workload": "set"})
+    assert spec["name"] == "raftkv-set"
+    assert spec["nemesis_opts"] == {"kill_targets": ["majority"]}
+
+
+def test_a_spec_file_that_is_not_a_mapping_is_named(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("- just\n- a list\n")
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "test", "--spec", str(path)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 254
+    assert r.stderr.strip() == f"tectonic: {path}: a spec is a mapping of fields, got list"

@@ -8,29 +8,44 @@ from .generator import Gen
 
 
 class FaultSchedule(Gen):
-    """rest, start a fault, hold, stop it, and again. Immutable like every generator: the
-    fault in effect travels in the next state, so a re-asked op never desynchronises
-    starts and stops."""
-    __slots__ = ("faults", "interval", "step", "active")
+    """rest, start faults, hold, stop them, and again. `together` faults of distinct kinds
+    are held at once (some bugs show only under two, e.g. a leader whose clock jumps back
+    while it is cut off). Immutable like every generator: the faults in effect travel in
+    the next state, so a re-asked op never desynchronises starts and stops."""
+    __slots__ = ("faults", "interval", "together", "step", "pending", "active")
 
-    def __init__(self, faults: dict[str, tuple[str, str]], interval: float, step: int = 0,
-                 active: str | None = None):
-        self.faults, self.interval, self.step, self.active = faults, interval, step, active
+    def __init__(self, faults: dict[str, tuple[str, str]], interval: float, together: int = 1,
+                 step: int = 0, pending: tuple | None = None, active: tuple = ()):
+        self.faults, self.interval, self.together = faults, interval, max(1, together)
+        self.step, self.pending, self.active = step, pending, active
+
+    def _next(self, step: int, pending: tuple | None, active: tuple) -> FaultSchedule:
+        return FaultSchedule(self.faults, self.interval, self.together, step, pending, active)
 
     def op(self, ctx):
         phase = self.step % 4
         if phase in (0, 2):
             o = gen.fill(gen.sleep(self.interval), ctx)
-            return o, (FaultSchedule(self.faults, self.interval, self.step + 1, self.active)
-                       if o is not gen.PENDING else self)
-        if phase == 1:
-            kind = sorted(self.faults)[int(ctx.rng.random() * len(self.faults))]
-            o = gen.fill({"f": self.faults[kind][0], "value": None}, ctx)
-            return o, (FaultSchedule(self.faults, self.interval, self.step + 1, kind)
-                       if o is not gen.PENDING else self)
-        o = gen.fill({"f": self.faults[self.active][1], "value": None}, ctx)
-        return o, (FaultSchedule(self.faults, self.interval, self.step + 1, None)
-                   if o is not gen.PENDING else self)
+            if o is gen.PENDING:
+                return o, self
+            # After the hold, stop the faults in the reverse order of their starts.
+            pending = tuple(reversed(self.active)) if phase == 2 else None
+            return o, self._next(self.step + 1, pending, self.active)
+        pending = self.pending if self.pending is not None else self._choose(ctx.rng)
+        kind, rest = pending[0], pending[1:]
+        starting = phase == 1
+        o = gen.fill({"f": self.faults[kind][0 if starting else 1], "value": None}, ctx)
+        if o is gen.PENDING:
+            return o, self._next(self.step, pending, self.active)
+        active = self.active + (kind,) if starting else self.active[:-1]
+        return o, self._next(self.step + (0 if rest else 1), rest or None, active)
+
+    def _choose(self, rng) -> tuple:
+        kinds = sorted(self.faults)
+        chosen = []
+        for _ in range(min(self.together, len(kinds))):
+            chosen.append(kinds.pop(int(rng.random() * len(kinds))))
+        return tuple(chosen)
 
 
 HEAL = {"f": "heal", "value": None}
@@ -63,7 +78,9 @@ def test_generator(spec: dict, workload, faults: dict[str, tuple[str, str]]):
     """The whole test as one generator: main phase, final heal, recovery, final ops."""
     main = gen.clients(gen.rate(spec["rate"], workload.generator))
     if faults:
-        main = gen.any_of(main, gen.nemesis(FaultSchedule(faults, spec["nemesis_interval"])))
+        together = spec["nemesis_opts"].get("together", 1)
+        main = gen.any_of(main, gen.nemesis(FaultSchedule(faults, spec["nemesis_interval"],
+                                                          together)))
     steps = [gen.time_limit(spec["time_limit"], main)]
     if workload.final_generator is not None or faults:
         steps += [gen.log("healing every fault"), gen.nemesis(HEAL)]

@@ -15,7 +15,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "loss": (loss.START, loss.STOP),
 }
 
-OPTIONS = {"test_id", "interval", "targets", *(f"{kind}_targets" for kind in FAULTS),
+# `together` (faults held at once) is the schedule's (harness/schedule.py); the rest are ours.
+OPTIONS = {"test_id", "interval", "together", "targets", *(f"{kind}_targets" for kind in FAULTS),
            "partition_shapes", "loss_probability", "clock_modes", "clock_max_offset",
            "clock_strobe_period"}
 
@@ -83,5 +84,8 @@ def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> Comb
     unknown = sorted(set(opts) - OPTIONS)
     if unknown:
         raise ValueError(f"unknown nemesis option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS - {'test_id', 'interval'}))})")
+    together = opts.get("together", 1)
+    if isinstance(together, bool) or not isinstance(together, int) or together < 1:
+        raise ValueError(f"nemesis option together must be a whole number >= 1, got {together!r}")
     parts = {kind: _NEMESES[kind](nodes, target, rng, opts) for kind in dict.fromkeys(kinds)}
     return CombinedNemesis(parts)

@@ -41,11 +41,14 @@ class FaultSchedule(Gen):
         return o, self._next(self.step + (0 if rest else 1), rest or None, active)
 
     def _choose(self, rng) -> tuple:
+        """Kinds drawn with the seed; held together, they start in the order the test
+        lists them (`--nemesis partition,clock`: cut the leader off, then skew its clock)."""
         kinds = sorted(self.faults)
         chosen = []
         for _ in range(min(self.together, len(kinds))):
             chosen.append(kinds.pop(int(rng.random() * len(kinds))))
-        return tuple(chosen)
+        listed = list(self.faults)
+        return tuple(sorted(chosen, key=listed.index))
 
 
 HEAL = {"f": "heal", "value": None}

@@ -54,3 +54,11 @@ def test_faults_are_held_for_the_interval_and_rest_between():
         assert (stop["time"] - start["time"]) / 1e9 == pytest.approx(2.0, abs=0.01)
     for stop, nxt in zip(ops[1::2], ops[2::2]):
         assert (nxt["time"] - stop["time"]) / 1e9 == pytest.approx(2.0, abs=0.01)
+
+
+def test_faults_held_together_start_in_the_order_the_test_lists_them():
+    listed = {"partition": ("start-partition", "stop-partition"), "clock": ("start-clock", "stop-clock")}
+    g = gen.time_limit(30, gen.nemesis(FaultSchedule(listed, 2.0, together=2)))
+    starts = [o["f"] for o in gen.simulate(g, concurrency=1, seed=5)
+              if o["process"] == "nemesis" and o["f"].startswith("start")]
+    assert starts[:4] == ["start-partition", "start-clock"] * 2

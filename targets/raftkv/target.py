@@ -101,7 +101,7 @@ class RaftKVTarget:
                         "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
         self._pids[node.name] = node.remote.spawn(argv, log=self._log(node),
                                                   pidfile=self._pidfile(node), env=env,
-                                                  cwd=PROJECT_ROOT)
+                                                  cwd=project_root)
 
     def wait_healthy(self, nodes: list, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 
+from .docker_clean import docker_leftovers, remove_docker_leftovers
 from .names import PREFIX, SHORT_LINK_RE, ClusterNames, short_tag
 from .netns import (ClusterError, delete_link, delete_netns, kill_netns_processes,
                     link_names, list_netns, netns_pids, process_description, run)
@@ -31,6 +32,7 @@ def find_leftovers(test_id: str | None = None) -> list[str]:
         found.extend(f"process {process_description(pid)} in namespace {netns}" for pid in pids)
     found.extend(f"link {name}" for name in match.links())
     found.extend(f"iptables chain {chain}" for chain in match.chains())
+    found.extend(docker_leftovers(test_id))
     return found
 
 
@@ -38,7 +40,8 @@ def clean(test_id: str | None = None) -> list[str]:
     """Remove every leftover (only test_id's when given); return one line per thing
     removed, worded as find_leftovers words it."""
     match = _Matcher(test_id)
-    removed = []
+    # Containers first: removing them removes their network's bridge, a link of ours.
+    removed = remove_docker_leftovers(test_id)
     netns_list = match.netns()
     # Processes first: a namespace whose name is gone but which still holds a process
     # lives on, unnamed and unfindable.

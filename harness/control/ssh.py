@@ -1,0 +1,199 @@
+"""The SSH backend: nodes are real hosts reached over SSH, as in Jepsen.
+
+backend_opts (spec.py reads them from --nodes/--nodes-file/--ssh-*):
+  nodes               the hosts, `host`, `user@host` or `user@host:port` (n1..nN in order)
+  user, port          defaults for hosts that do not name theirs (root, 22)
+  key_file            a private key; without it, the agent and ~/.ssh keys
+  known_hosts         the known_hosts file to check host keys against (default: the
+                      user's ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)
+  insecure_host_keys  accept any host key (logged as a warning; the stored spec shows it)
+  sudo                run commands through `sudo -n` (default: when the user is not root)
+  python              the interpreter on the hosts for Python targets (default python3)
+  remote_dir          where the per-test directories go on the hosts (default /tmp)
+
+On each host, for test T and node n: <remote_dir>/tectonic-T/n is the node's directory,
+and <remote_dir>/tectonic-T/project-n holds the uploaded project for Python targets
+(raftkv needs only the standard library, so uploading our packages is all it takes).
+destroy() kills whatever the test started there, removes both, and closes the connection.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import posixpath
+import secrets
+import tarfile
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from harness.protocols import Node, RemoteError
+from harness.run import SetupError
+
+from .names import ClusterNames
+from .ssh_commands import parse_host
+from .ssh_remote import SSHRemote
+
+log = logging.getLogger("tectonic.control")
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT_PACKAGES = ("harness", "targets", "checkers", "workloads", "nemesis")
+# Targets that run our own Python code on the nodes, and the module that proves the
+# deployed project imports there.
+PYTHON_TARGETS = {"raftkv": "targets.raftkv.server"}
+OPTIONS = {"nodes", "user", "port", "key_file", "known_hosts", "insecure_host_keys", "sudo",
+           "python", "remote_dir"}
+
+
+class SSHClusterError(SetupError):
+    """The hosts cannot be used: one line for the user, exit 254."""
+
+
+class SSHCluster:
+    """Nodes n1..nN on the hosts named in backend_opts; `destroy` undoes `create`."""
+
+    def __init__(self, test_id: str, opts: dict, *, target: str | None = None):
+        unknown = sorted(set(opts) - OPTIONS)
+        if unknown:
+            raise SSHClusterError(f"backend_opts: unknown ssh option {unknown[0]!r} "
+                                  f"(known: {', '.join(sorted(OPTIONS))})")
+        hosts = opts.get("nodes")
+        if not isinstance(hosts, list) or not hosts:
+            raise SSHClusterError("the ssh backend needs its hosts: --nodes h1,h2,... or --nodes-file FILE")
+        try:
+            specs = [parse_host(h, opts.get("user") or "root", int(opts.get("port") or 22))
+                     for h in hosts]
+        except ValueError as e:
+            raise SSHClusterError(f"backend_opts.nodes: {e}") from None
+        self.names = ClusterNames(test_id, len(specs))
+        self.target = target
+        self.python = opts.get("python", "python3")
+        self.base = posixpath.join(opts.get("remote_dir", "/tmp"), f"tectonic-{test_id}")
+        self.remotes = [SSHRemote(spec, name=name, key_file=opts.get("key_file"),
+                                  known_hosts=opts.get("known_hosts"),
+                                  insecure_host_keys=bool(opts.get("insecure_host_keys")),
+                                  sudo=opts.get("sudo"), marker=f"tectonic-{test_id}")
+                        for name, spec in zip(self.names.node_names, specs)]
+        self.nodes: list[Node] = []
+        self._created: list[SSHRemote] = []  # hosts that got a directory: destroy cleans these
+
+    def node_dir(self, name: str) -> str:
+        return posixpath.join(self.base, name)
+
+    def project_dir(self, name: str) -> str:
+        return posixpath.join(self.base, f"project-{name}")
+
+    def create(self) -> list[Node]:
+        if self.nodes:
+            raise SSHClusterError(f"cluster {self.names.prefix} is already created")
+        if any(r.insecure_host_keys for r in self.remotes):
+            log.warning("ssh: host keys are NOT checked (insecure_host_keys)")
+        bundle = project_bundle() if self.target in PYTHON_TARGETS else None
+        try:
+            nodes = _on_all(self.remotes, lambda r: self._prepare(r, bundle))
+        except BaseException:
+            self.destroy()
+            raise
+        self.nodes = nodes
+        log.info("ssh cluster %s: %s", self.names.prefix,
+                 ", ".join(f"{n.name}={r.spec} ({n.address})" for n, r in zip(nodes, self.remotes)))
+        return self.nodes
+
+    def destroy(self) -> None:
+        """Kill what the test started on each host, remove its directories, disconnect.
+        Idempotent; the nodes' logs were collected before (run.py collects, then destroys)."""
+        errors = []
+
+        def clean(remote: SSHRemote) -> None:
+            try:
+                if remote in self._created:
+                    remote.kill_spawned()
+                    remote.exec(["rm", "-rf", self.node_dir(remote.name),
+                                 self.project_dir(remote.name)], timeout=60)
+                    # Only when no other node of this test shares the host's directory.
+                    remote.exec(["rmdir", self.base], check=False)
+                    self._created.remove(remote)
+            except RemoteError as e:
+                errors.append(str(e))
+            finally:
+                remote.close()
+
+        _on_all(self.remotes, clean, raise_first=False)
+        self.nodes = []
+        if errors:
+            raise SSHClusterError("; ".join(errors))
+
+    def _prepare(self, remote: SSHRemote, bundle: bytes | None) -> Node:
+        try:
+            remote.connect()
+            remote.check_sudo()
+            node_dir, project = self.node_dir(remote.name), self.project_dir(remote.name)
+            # As the login user, so SFTP can write there also when commands run through sudo.
+            remote.exec_unprivileged(["mkdir", "-p", node_dir])
+            self._created.append(remote)
+            extra = {"backend": "ssh", "host": str(remote.spec),
+                     "insecure_host_keys": remote.insecure_host_keys}
+            if bundle is not None:
+                self._deploy(remote, bundle, project)
+                extra.update(python=self.python, project_root=project)
+            return Node(name=remote.name, address=remote.peer_address, remote=remote,
+                        dir=node_dir, extra=extra)
+        except RemoteError as e:
+            raise SSHClusterError(str(e)) from None
+
+    def _deploy(self, remote: SSHRemote, bundle: bytes, project: str) -> None:
+        archive = project + ".tar.gz"
+        remote.exec_unprivileged(["mkdir", "-p", project])
+        with _local_copy(bundle) as local:
+            remote.put_file(local, archive)
+        remote.exec_unprivileged(["tar", "-xzf", archive, "-C", project], timeout=60)
+        remote.exec_unprivileged(["rm", "-f", archive])
+        module = PYTHON_TARGETS[self.target]
+        check = remote.exec(["env", f"PYTHONPATH={project}", self.python, "-c", f"import {module}"],
+                            check=False, timeout=60)
+        if check.returncode != 0:
+            last_line = (check.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SSHClusterError(
+                f"ssh {remote.spec} ({remote.name}): {self.python} cannot run the uploaded "
+                f"{self.target} ({last_line}): install python3 (>= 3.9) there, or set "
+                f"backend_opts.python")
+
+
+def make_cluster(spec: dict, work_dir: str) -> SSHCluster:
+    return SSHCluster(secrets.token_hex(3), dict(spec.get("backend_opts") or {}),
+                      target=spec.get("target"))
+
+
+def project_bundle() -> bytes:
+    """A gzipped tar of our top-level packages, as the hosts unpack it (no caches)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for package in PROJECT_PACKAGES:
+            tar.add(os.path.join(PROJECT_ROOT, package), arcname=package,
+                    filter=lambda info: None if "__pycache__" in info.name
+                    or info.name.endswith(".pyc") else info)
+    return buffer.getvalue()
+
+
+def _on_all(remotes: list, action, raise_first: bool = True) -> list:
+    """action(remote) on every host at once; results in host order. Every host is tried;
+    then the first error is raised."""
+    with ThreadPoolExecutor(max_workers=len(remotes), thread_name_prefix="tectonic-ssh") as pool:
+        futures = [pool.submit(action, r) for r in remotes]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors and raise_first:
+        raise errors[0]
+    return [f.result() for f in futures] if not errors else []
+
+
+@contextmanager
+def _local_copy(data: bytes):
+    """The bytes in a local temporary file (SFTP uploads files) for a with block."""
+    fd, path = tempfile.mkstemp(prefix="tectonic-project-", suffix=".tar.gz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield path
+    finally:
+        os.unlink(path)

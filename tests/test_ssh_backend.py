@@ -1,0 +1,354 @@
+"""The SSH backend: command building (fast), SSHRemote against a real sshd on loopback, and
+whole tests over SSH to sshd servers inside the local backend's namespaces.
+
+The real ones run OpenSSH (Debian's openssh-server) with throwaway host and client keys and
+a known_hosts file of their own, so host-key checking stays on.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from harness.control.ssh_commands import (HostSpec, exec_command, kill_marked_command,
+                                          parse_host, signal_command, spawn_command, with_env)
+from harness.protocols import Remote, RemoteError
+
+SSHD = "/usr/sbin/sshd"
+WEIRD_ARGS = ["it's", '"quoted"', "$HOME", "`id`", "a b", "; rm -rf /", "*", "", "\\n"]
+
+
+def _ssh_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (sshd logs in as root; namespaces)"
+    if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
+        return "needs openssh-server (apt-get install -y openssh-server)"
+    try:
+        import paramiko  # noqa: F401
+    except ImportError:
+        return "needs paramiko (pip install tectonic[ssh])"
+    return None
+
+
+needs_sshd = pytest.mark.skipif(_ssh_problem() is not None, reason=str(_ssh_problem()))
+
+
+# ------------------------------------------------------------------ host names
+
+@pytest.mark.parametrize("text, want", [
+    ("h1", HostSpec("root", "h1", 22)),
+    ("admin@h1", HostSpec("admin", "h1", 22)),
+    ("admin@10.0.0.7:2222", HostSpec("admin", "10.0.0.7", 2222)),
+    ("[fe80::1]:2200", HostSpec("root", "fe80::1", 2200)),
+    ("fe80::1", HostSpec("root", "fe80::1", 22)),
+])
+def test_host_specs_parse(text, want):
+    assert parse_host(text) == want
+
+
+def test_host_defaults_apply_only_when_the_host_names_none():
+    assert parse_host("h", "deploy", 2022) == HostSpec("deploy", "h", 2022)
+    assert parse_host("u@h:23", "deploy", 2022) == HostSpec("u", "h", 23)
+
+
+@pytest.mark.parametrize("text", ["", "@h", "h:port", "h:0", "h:70000", "[::1", "a b", "u@"])
+def test_bad_host_specs_are_refused_with_the_text(text):
+    with pytest.raises(ValueError, match="ssh host"):
+        parse_host(text)
+
+
+# ------------------------------------------------------------------ command lines
+# Each command line is run by a local sh, as an SSH server runs it with the login shell:
+# what arrives must be exactly the argv, whatever characters it holds.
+
+def _sh(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=10)
+
+
+def test_exec_command_delivers_the_argv_unchanged():
+    argv = [sys.executable, "-c", "import sys, json; print(json.dumps(sys.argv[1:]))", *WEIRD_ARGS]
+    import json
+    assert json.loads(_sh(exec_command(argv, None, sudo=False)).stdout) == WEIRD_ARGS
+
+
+def test_exec_command_sets_environment_through_env():
+    out = _sh(exec_command(["sh", "-c", 'printf %s "$X"'], {"X": "it's $HOME"}, sudo=False))
+    assert out.stdout == "it's $HOME"
+
+
+def test_sudo_prefixes_a_non_prompting_sudo():
+    assert exec_command(["id"], None, sudo=True) == "sudo -n -- id"
+    assert signal_command(12, signal.SIGKILL, sudo=True).startswith("sudo -n -- ")
+    assert kill_marked_command("M=1", sudo=True).startswith("sudo -n -- ")
+
+
+@pytest.mark.parametrize("name", ["1X", "A-B", "A B", "A=B", ""])
+def test_bad_environment_names_are_refused(name):
+    with pytest.raises(ValueError, match="environment variable"):
+        with_env(["true"], {name: "v"})
+
+
+@pytest.mark.parametrize("pid", [0, -1, True, "12"])
+def test_signal_refuses_anything_but_a_pid(pid):
+    with pytest.raises(ValueError, match="pid"):
+        signal_command(pid, 9, sudo=False)
+
+
+def _wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_spawn_command_starts_a_daemon_that_writes_its_pid_and_log(tmp_path):
+    log, pidfile = tmp_path / "logs dir" / "x's.log", tmp_path / "pid file"
+    script = ("import os, sys, time; print(sys.argv[1:], os.environ['V'], os.getcwd(), "
+              "os.getsid(0) == os.getpid(), flush=True); time.sleep(30)")
+    command = spawn_command([sys.executable, "-c", script, *WEIRD_ARGS], log=str(log),
+                            pidfile=str(pidfile), cwd=str(tmp_path), env={"V": "v$1"}, sudo=False)
+    started = time.monotonic()
+    out = _sh(command)
+    try:
+        # It returns at once with the pid: the daemon does not hold the command's output.
+        assert out.returncode == 0, out.stderr
+        assert time.monotonic() - started < 8
+        pid = int(out.stdout.strip())
+        assert pidfile.read_text().strip() == str(pid)
+        assert _wait_for(lambda: log.exists() and log.read_text())
+        assert log.read_text() == f"{WEIRD_ARGS!r} v$1 {tmp_path} True\n"
+    finally:
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_spawn_command_appends_to_the_log_and_reports_a_bad_directory(tmp_path):
+    log, pidfile = tmp_path / "log", tmp_path / "pid"
+    log.write_text("earlier\n")
+    out = _sh(spawn_command(["true"], log=str(log), pidfile=str(pidfile),
+                            cwd=str(tmp_path / "missing"), env=None, sudo=False))
+    assert out.stdout.strip() == "-"  # no pid: the caller raises with the log's tail
+    assert log.read_text().startswith("earlier\n")
+    assert "missing" in log.read_text()
+
+
+def test_kill_marked_command_kills_only_marked_processes(tmp_path):
+    marked = subprocess.Popen(["sleep", "30"], env={**os.environ, "TECTONIC_SPAWN": "t-1"})
+    other = subprocess.Popen(["sleep", "30"], env={**os.environ, "TECTONIC_SPAWN": "t-10"})
+    try:
+        assert _sh(kill_marked_command("TECTONIC_SPAWN=t-1", sudo=False)).returncode == 0
+        assert marked.wait(timeout=5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (marked, other):
+            p.kill()
+            p.wait()
+
+
+def test_options_are_checked_before_any_connection():
+    from harness.control.ssh import SSHCluster, SSHClusterError
+    with pytest.raises(SSHClusterError, match="unknown ssh option 'passwd'"):
+        SSHCluster("t", {"nodes": ["h"], "passwd": "x"})
+    with pytest.raises(SSHClusterError, match="backend_opts.nodes: ssh host 'h:x'"):
+        SSHCluster("t", {"nodes": ["h:x"]})
+
+
+def test_project_bundle_holds_the_packages_without_caches():
+    import io
+    import tarfile
+    from harness.control.ssh import PROJECT_PACKAGES, project_bundle
+    with tarfile.open(fileobj=io.BytesIO(project_bundle())) as tar:
+        names = tar.getnames()
+    assert {n.split("/")[0] for n in names} == set(PROJECT_PACKAGES)
+    assert "targets/raftkv/server.py" in names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+# ------------------------------------------------------------------ a real sshd
+
+class Keys:
+    """A throwaway client key, host key and known_hosts in one directory."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        os.makedirs(self.dir, exist_ok=True)
+        self.client = os.path.join(self.dir, "client_key")
+        self.host = os.path.join(self.dir, "host_key")
+        self.known_hosts = os.path.join(self.dir, "known_hosts")
+        for path in (self.client, self.host):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
+        shutil.copy(self.client + ".pub", os.path.join(self.dir, "authorized_keys"))
+
+    def trust(self, address: str, port: int = 22, host_key: str | None = None) -> None:
+        entry = address if port == 22 else f"[{address}]:{port}"
+        with open(host_key or self.host + ".pub") as f:
+            kind, key = f.read().split()[:2]
+        with open(self.known_hosts, "a") as f:
+            f.write(f"{entry} {kind} {key}\n")
+
+
+@contextmanager
+def sshd(keys: Keys, address: str, port: int = 22, netns: str | None = None, tag: str = "sshd"):
+    """An OpenSSH server on address:port (inside netns when given) that lets root in with
+    the client key alone; stopped on exit."""
+    os.makedirs("/run/sshd", exist_ok=True)  # its privilege-separation directory
+    config, pidfile = os.path.join(keys.dir, f"{tag}_config"), os.path.join(keys.dir, f"{tag}.pid")
+    with open(config, "w") as f:
+        f.write(f"Port {port}\nListenAddress {address}\nHostKey {keys.host}\nPidFile {pidfile}\n"
+                f"AuthorizedKeysFile {keys.dir}/authorized_keys\nPermitRootLogin prohibit-password\n"
+                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+                "StrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n")
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    subprocess.run([*prefix, SSHD, "-f", config, "-E", os.path.join(keys.dir, f"{tag}.log")],
+                   check=True, timeout=10)
+    try:
+        assert _wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip())
+        yield
+    finally:
+        try:
+            os.kill(int(open(pidfile).read()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def loopback_sshd(tmp_path):
+    keys = Keys(tmp_path / "keys")
+    port = _free_port()
+    keys.trust("127.0.0.1", port)
+    with sshd(keys, "127.0.0.1", port):
+        yield keys, port
+
+
+def _remote(keys, port, **kw):
+    from harness.control.ssh_remote import SSHRemote
+    kw.setdefault("known_hosts", keys.known_hosts)
+    return SSHRemote(HostSpec("root", "127.0.0.1", port), name="n1", key_file=keys.client, **kw)
+
+
+@pytest.mark.integration
+@needs_sshd
+def test_remote_runs_commands_spawns_signals_and_copies_files(loopback_sshd, tmp_path):
+    keys, port = loopback_sshd
+    remote = _remote(keys, port)
+    try:
+        assert isinstance(remote, Remote)
+        res = remote.exec(["printf", "%s|", *WEIRD_ARGS])
+        assert res.stdout == "".join(a + "|" for a in WEIRD_ARGS)
+        assert remote.exec(["cat"], input="in\n").stdout == "in\n"
+        failed = remote.exec(["sh", "-c", "echo oops >&2; exit 3"], check=False)
+        assert (failed.returncode, failed.stderr) == (3, "oops\n")
+        with pytest.raises(RemoteError, match="exited 3"):
+            remote.exec(["sh", "-c", "exit 3"])
+        with pytest.raises(RemoteError, match="no answer within 0.5s"):
+            remote.exec(["sleep", "5"], timeout=0.5)
+
+        work = tmp_path / "node"
+        pid = remote.spawn(["sleep", "60"], log=str(work / "log"), pidfile=str(work / "pid"))
+        assert open(f"/proc/{pid}/cmdline").read().split("\0")[:2] == ["sleep", "60"]
+        assert os.getsid(pid) == pid
+        remote.signal(pid, signal.SIGKILL)
+        assert _wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+                         or " Z " in open(f"/proc/{pid}/stat").read())
+        remote.signal(pid, signal.SIGKILL)  # gone already: not an error
+
+        with pytest.raises(RemoteError, match="did not start"):
+            remote.spawn(["true"], log=str(work / "log2"), pidfile=str(work / "pid2"),
+                         cwd=str(tmp_path / "missing"))
+
+        (tmp_path / "up").write_bytes(bytes(range(256)))
+        remote.put_file(str(tmp_path / "up"), str(work / "deep" / "copy"))
+        remote.get_file(str(work / "deep" / "copy"), str(tmp_path / "back" / "copy"))
+        assert (tmp_path / "back" / "copy").read_bytes() == bytes(range(256))
+        with pytest.raises(RemoteError, match="sftp get"):
+            remote.get_file(str(work / "absent"), str(tmp_path / "absent"))
+    finally:
+        remote.close()
+
+
+@pytest.mark.integration
+@needs_sshd
+def test_remote_reconnects_after_the_connection_dies(loopback_sshd):
+    keys, port = loopback_sshd
+    remote = _remote(keys, port)
+    try:
+        assert remote.exec(["echo", "one"]).stdout == "one\n"
+        # The command's parent is this connection's sshd: killing it cuts the connection
+        # as a host restart does.
+        try:
+            remote.exec(["sh", "-c", "kill -9 $PPID; sleep 5"], timeout=10)
+        except RemoteError:
+            pass
+        assert _wait_for(lambda: not remote._alive())
+        assert remote.exec(["echo", "two"]).stdout == "two\n"
+    finally:
+        remote.close()
+
+
+@pytest.mark.integration
+@needs_sshd
+def test_kill_spawned_kills_what_spawn_started(loopback_sshd, tmp_path):
+    keys, port = loopback_sshd
+    remote = _remote(keys, port)
+    try:
+        pid = remote.spawn(["sleep", "60"], log=str(tmp_path / "log"), pidfile=str(tmp_path / "pid"))
+        remote.kill_spawned()
+        assert _wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+                         or " Z " in open(f"/proc/{pid}/stat").read())
+    finally:
+        remote.close()
+
+
+@pytest.mark.integration
+@needs_sshd
+def test_connection_failures_are_one_clear_line(loopback_sshd, tmp_path):
+    from harness.control.ssh_remote import SSHConnectError
+    keys, port = loopback_sshd
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    wrong = Keys(tmp_path / "wrong")
+    wrong.trust("127.0.0.1", port)  # a different host key under this host's name
+
+    cases = [
+        (dict(known_hosts=str(tmp_path / "empty_known_hosts")), "host key unknown"),
+        (dict(known_hosts=wrong.known_hosts), "host key does not match known_hosts"),
+        (dict(key_file=str(stranger)), "login refused"),
+    ]
+    (tmp_path / "empty_known_hosts").write_text("")
+    for kw, message in cases:
+        from harness.control.ssh_remote import SSHRemote
+        remote = SSHRemote(HostSpec("root", "127.0.0.1", port), name="n1",
+                           **{"key_file": keys.client, "known_hosts": keys.known_hosts, **kw})
+        with pytest.raises(SSHConnectError, match=message) as e:
+            remote.connect()
+        assert "\n" not in str(e.value)
+    closed = SSHRemote(HostSpec("root", "127.0.0.1", _free_port()), key_file=keys.client,
+                       known_hosts=keys.known_hosts, connect_timeout=3)
+    with pytest.raises(SSHConnectError, match="cannot reach the host"):
+        closed.connect()
+
+
+@pytest.mark.integration
+@needs_sshd
+def test_insecure_host_keys_accepts_an_unknown_key_and_warns(loopback_sshd, tmp_path, caplog):
+    keys, port = loopback_sshd
+    (tmp_path / "empty").write_text("")
+    remote = _remote(keys, port, known_hosts=str(tmp_path / "empty"), insecure_host_keys=True)
+    try:
+        with caplog.at_level("WARNING", logger="tectonic.control"):
+            assert remote.exec(["echo", "in"]).stdout == "in\n"
+        assert "host key NOT checked" in caplog.text
+    finally:
+        remote.close()

@@ -352,3 +352,91 @@ def test_insecure_host_keys_accepts_an_unknown_key_and_warns(loopback_sshd, tmp_
         assert "host key NOT checked" in caplog.text
     finally:
         remote.close()
+
+
+# ------------------------------------------------------------------ whole tests over SSH
+
+@contextmanager
+def sshd_hosts(tmp_path, count: int):
+    """`count` hosts: the local backend's namespaces, each running its own sshd on port 22
+    of its address, with their host keys in a known_hosts file.
+    Yields (addresses, keys, namespaces)."""
+    import secrets
+    from harness.control.local import LocalCluster
+    keys = Keys(tmp_path / "keys")
+    cluster = LocalCluster("ssh" + secrets.token_hex(3), count, str(tmp_path / "hosts"))
+    cluster.create()
+    try:
+        addresses = [n.address for n in cluster.nodes]
+        for address in addresses:
+            keys.trust(address)
+        with _all_sshd(keys, cluster.nodes):
+            yield addresses, keys, [n.extra["netns"] for n in cluster.nodes]
+    finally:
+        cluster.destroy()  # also kills whatever is left in the namespaces
+
+
+@contextmanager
+def _all_sshd(keys, nodes):
+    if not nodes:
+        yield
+        return
+    node = nodes[0]
+    with sshd(keys, node.address, netns=node.extra["netns"], tag=f"sshd-{node.name}"):
+        with _all_sshd(keys, nodes[1:]):
+            yield
+
+
+def _ssh_spec(tmp_path, addresses, keys, **kw):
+    return {"backend": "ssh", "store": str(tmp_path / "store"), "concurrency": 6, "rate": 100,
+            "time_limit": 15, "nemesis": ["partition", "kill"], "nemesis_interval": 2,
+            "recovery_time": 4, "seed": 5, "workload": "register",
+            # Both faults in every fault period: the history surely holds each.
+            "nemesis_opts": {"together": 2},
+            "backend_opts": {"nodes": addresses, "key_file": keys.client,
+                             "known_hosts": keys.known_hosts}, **kw}
+
+
+def _assert_valid_with_faults(outcome):
+    from harness.history import read_jsonl
+    history = read_jsonl(os.path.join(outcome.run_dir, "history.jsonl"))
+    done = {op["f"] for op in history if op.get("process") == "nemesis" and op["type"] == "info"}
+    assert {"start-partition", "start-kill"} <= done, done
+    assert outcome.valid is True, outcome.results
+    assert sum(op["type"] == "ok" for op in history) > 50
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_sshd
+@pytest.mark.parametrize("target", ["raftkv", "etcd"])
+def test_a_whole_test_over_ssh_is_valid_with_partitions_and_kills(tmp_path, target):
+    from harness.run import run_test
+    if target == "etcd" and not os.access("/usr/bin/etcd", os.X_OK):
+        pytest.skip("needs etcd (apt-get install -y etcd-server)")
+    with sshd_hosts(tmp_path, 3) as (addresses, keys, netns):
+        remote_dir = tmp_path / "on-the-hosts"
+        remote_dir.mkdir()
+        spec = _ssh_spec(tmp_path, addresses, keys, target=target)
+        spec["backend_opts"]["remote_dir"] = str(remote_dir)
+        outcome = run_test(spec)
+        _assert_valid_with_faults(outcome)
+        # The nodes' logs came back; nothing the test started or wrote is left on the hosts.
+        nodes_dir = os.path.join(outcome.run_dir, "nodes")
+        assert sorted(os.listdir(nodes_dir)) == ["n1", "n2", "n3"]
+        assert all(os.path.getsize(os.path.join(nodes_dir, n, f"{target}.log")) > 0
+                   for n in ("n1", "n2", "n3"))
+        assert os.listdir(remote_dir) == []
+        assert _processes_in(netns) <= {"sshd"}
+
+
+def _processes_in(namespaces) -> set[str]:
+    names = set()
+    for ns in namespaces:
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                names.add(open(f"/proc/{pid}/comm").read().strip())
+            except OSError:
+                pass  # exited meanwhile
+    return names

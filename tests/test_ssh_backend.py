@@ -440,3 +440,46 @@ def _processes_in(namespaces) -> set[str]:
             except OSError:
                 pass  # exited meanwhile
     return names
+
+
+# ------------------------------------------------------------------ refusals from the command line
+
+def _tectonic_test(tmp_path, capsys, backend_opts: dict) -> tuple[int, str]:
+    """`tectonic test --spec` on the ssh backend: (exit code, stderr)."""
+    import yaml
+    from harness.cli import main
+    spec = {"target": "raftkv", "workload": "register", "time_limit": 5, "backend": "ssh",
+            "store": str(tmp_path / "store"), "backend_opts": backend_opts}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SystemExit) as e:
+        main(["test", "--spec", str(path)])
+    return e.value.code, capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_sshd
+def test_bad_hosts_exit_254_with_one_line_and_leave_nothing_behind(loopback_sshd, tmp_path, capsys):
+    keys, port = loopback_sshd
+    remote_dir = tmp_path / "on-the-host"
+    remote_dir.mkdir()
+    good = f"127.0.0.1:{port}"
+    base = {"key_file": keys.client, "known_hosts": keys.known_hosts, "remote_dir": str(remote_dir)}
+    stranger = Keys(tmp_path / "stranger")
+    other_keys = Keys(tmp_path / "other")
+    other_keys.trust("127.0.0.1", port)
+    cases = {
+        # The good host is set up first and must be cleaned up after its peer fails.
+        "cannot reach the host": {**base, "nodes": [good, f"127.0.0.1:{_free_port()}"]},
+        "host key does not match known_hosts": {**base, "nodes": [good],
+                                                "known_hosts": other_keys.known_hosts},
+        "login refused": {**base, "nodes": [good], "key_file": stranger.client},
+    }
+    for message, opts in cases.items():
+        code, err = _tectonic_test(tmp_path, capsys, opts)
+        lines = [line for line in err.splitlines() if line.startswith("tectonic:")]
+        assert code == 254, err
+        assert len(lines) == 1 and message in lines[0], err
+        assert "Traceback" not in err
+        assert os.listdir(remote_dir) == [], message

@@ -137,10 +137,14 @@ class SSHRemote:
             raise SSHConnectError(f"ssh {where}: {e}") from None
         except (OSError, EOFError) as e:
             client.close()
-            reason = "no answer" if isinstance(e, (socket.timeout, TimeoutError)) else \
-                (e.strerror or str(e) or type(e).__name__)
-            raise SSHConnectError(f"ssh {where}: cannot reach the host: {reason} "
-                                  f"(within {self.connect_timeout:.0f}s)") from None
+            if isinstance(e, (socket.timeout, TimeoutError)):
+                reason = f"no answer within {self.connect_timeout:g}s"
+            elif isinstance(e, paramiko.ssh_exception.NoValidConnectionsError):
+                # Its own message lists addresses; the reasons are what the user can act on.
+                reason = "; ".join(sorted({err.strerror or str(err) for err in e.errors.values()}))
+            else:
+                reason = e.strerror or str(e) or type(e).__name__
+            raise SSHConnectError(f"ssh {where}: cannot reach the host: {reason}") from None
         client.get_transport().set_keepalive(KEEPALIVE_INTERVAL)
         self._client = client
 

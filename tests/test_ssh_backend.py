@@ -240,13 +240,17 @@ def _remote(keys, port, **kw):
 
 @pytest.mark.integration
 @needs_sshd
-def test_remote_runs_commands_spawns_signals_and_copies_files(loopback_sshd, tmp_path):
+# With sudo (root may use it too), every command also passes through `sudo -n`.
+@pytest.mark.parametrize("sudo", [False, pytest.param(True, marks=pytest.mark.skipif(
+    shutil.which("sudo") is None, reason="needs sudo (apt-get install -y sudo)"))])
+def test_remote_runs_commands_spawns_signals_and_copies_files(loopback_sshd, tmp_path, sudo):
     keys, port = loopback_sshd
-    remote = _remote(keys, port)
+    remote = _remote(keys, port, sudo=sudo)
     try:
         assert isinstance(remote, Remote)
         res = remote.exec(["printf", "%s|", *WEIRD_ARGS])
         assert res.stdout == "".join(a + "|" for a in WEIRD_ARGS)
+        assert remote.exec(["sh", "-c", 'printf %s "$V"'], env={"V": "it's $X"}).stdout == "it's $X"
         assert remote.exec(["cat"], input="in\n").stdout == "in\n"
         failed = remote.exec(["sh", "-c", "echo oops >&2; exit 3"], check=False)
         assert (failed.returncode, failed.stderr) == (3, "oops\n")
@@ -256,8 +260,10 @@ def test_remote_runs_commands_spawns_signals_and_copies_files(loopback_sshd, tmp
             remote.exec(["sleep", "5"], timeout=0.5)
 
         work = tmp_path / "node"
-        pid = remote.spawn(["sleep", "60"], log=str(work / "log"), pidfile=str(work / "pid"))
+        pid = remote.spawn(["sh", "-c", 'echo "$V"; exec sleep 60'], log=str(work / "log"),
+                           pidfile=str(work / "pid"), env={"V": "a'b"})
         assert open(f"/proc/{pid}/cmdline").read().split("\0")[:2] == ["sleep", "60"]
+        assert _wait_for(lambda: (work / "log").read_text() == "a'b\n")
         assert os.getsid(pid) == pid
         remote.signal(pid, signal.SIGKILL)
         assert _wait_for(lambda: not os.path.exists(f"/proc/{pid}")

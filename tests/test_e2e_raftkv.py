@@ -36,7 +36,7 @@ def test_raftkv_is_valid_under_every_fault(tmp_path, workload):
 
 # The README's recipes are the bug entries of the regression campaign: one source of truth.
 BUG_RUNS = [run for run in load_campaign(os.path.join(ROOT, "campaigns", "raftkv-bugs.yaml")).runs
-            if run.spec["bugs"]]
+            if run.spec.get("bugs")]
 
 
 @pytest.mark.parametrize("run", BUG_RUNS, ids=[run.spec["bugs"][0] for run in BUG_RUNS])

@@ -238,6 +238,7 @@ def _remote(keys, port, **kw):
     return SSHRemote(HostSpec("root", "127.0.0.1", port), name="n1", key_file=keys.client, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @needs_sshd
 # With sudo (root may use it too), every command also passes through `sudo -n`.
@@ -489,3 +490,95 @@ def test_bad_hosts_exit_254_with_one_line_and_leave_nothing_behind(loopback_sshd
         assert len(lines) == 1 and message in lines[0], err
         assert "Traceback" not in err
         assert os.listdir(remote_dir) == [], message
+
+
+# ------------------------------------------------------------------ clock faults on hosts
+
+class ScriptedRemote:
+    """A Remote that records every argv and answers from a table: {first words: (rc, out)}."""
+
+    def __init__(self, answers: dict, name="n1"):
+        self.answers, self.name, self.calls = answers, name, []
+
+    def exec(self, argv, *, timeout=30.0, check=True, input=None, env=None):
+        from harness.protocols import ExecResult
+        self.calls.append(list(argv))
+        rc, out = next((v for k, v in self.answers.items() if tuple(argv[:len(k)]) == k), (0, ""))
+        if check and rc:
+            raise RemoteError(f"{argv} exited {rc}")
+        return ExecResult(list(argv), rc, out, "")
+
+
+def test_shared_kernels_are_refused_and_separate_hosts_are_not():
+    from harness.control.ssh_clock import shared_kernel_refusal
+    assert shared_kernel_refusal({"n1": "a", "n2": "b"}, "me") is None
+    assert "n2 run(s) on the controller's own kernel" in shared_kernel_refusal({"n1": "a", "n2": "me"}, "me")
+    assert "n1, n3 share one kernel" in shared_kernel_refusal({"n1": "a", "n2": "b", "n3": "a"}, "me")
+
+
+def _host_clock(answers, boot="host-boot"):
+    from harness.control.ssh_clock import BOOT_ID, HostClock
+    remote = ScriptedRemote({("cat", BOOT_ID): (0, boot + "\n"), **answers})
+    return HostClock(remote, controller="controller-boot", now=lambda: 1000.0), remote
+
+
+def test_host_clock_stops_ntp_once_moves_the_clock_and_restores_both():
+    clock, remote = _host_clock({("systemctl", "is-active", "systemd-timesyncd"): (0, "active\n"),
+                                 ("systemctl", "is-active"): (3, "inactive\n")})
+    clock.set_offset(5.25)
+    clock.set_offset(-3)
+    dates = [c for c in remote.calls if c[0] == "date"]
+    assert dates == [["date", "-s", "@1005.250000"], ["date", "-s", "@997.000000"]]
+    assert [c for c in remote.calls if c[:2] == ["systemctl", "stop"]] == \
+        [["systemctl", "stop", "systemd-timesyncd"]]
+    remote.calls.clear()
+    clock.restore()
+    assert remote.calls == [["date", "-s", "@1000.000000"], ["systemctl", "start", "systemd-timesyncd"]]
+    remote.calls.clear()
+    clock.restore()
+    assert remote.calls == []  # nothing moved since: nothing to do
+
+
+def test_host_clock_never_touches_a_clock_it_shares():
+    from harness.control.ssh_clock import ClockFaultRefused
+    clock, remote = _host_clock({}, boot="controller-boot")
+    with pytest.raises(ClockFaultRefused, match="controller's own kernel"):
+        clock.set_offset(1)
+    assert remote.calls == [["cat", "/proc/sys/kernel/random/boot_id"]]
+
+
+def test_host_clock_refuses_a_time_daemon_it_cannot_restart():
+    from harness.control.ssh_clock import ClockFaultRefused
+    clock, remote = _host_clock({("sh", "-c", "command -v systemctl"): (1, ""),
+                                 ("pgrep",): (0, "412 chronyd\n")})
+    with pytest.raises(ClockFaultRefused, match=r"a time daemon runs \(chronyd\)"):
+        clock.set_offset(1)
+    assert not any(c[0] == "date" for c in remote.calls)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_sshd
+def test_cluster_on_this_machine_refuses_clock_faults_and_cleans_up(loopback_sshd, tmp_path):
+    from harness.control.ssh import SSHCluster
+    keys, port = loopback_sshd
+    remote_dir = tmp_path / "on-the-host"
+    remote_dir.mkdir()
+    cluster = SSHCluster("clk1", {"nodes": [f"127.0.0.1:{port}"], "key_file": keys.client,
+                                  "known_hosts": keys.known_hosts, "remote_dir": str(remote_dir)},
+                         target="raftkv", clock_faults=True)
+    try:
+        [node] = cluster.create()
+        assert "controller's own kernel" in node.extra["clock_refused"]
+        assert "clock" not in node.extra
+        assert (node.name, node.address, node.dir) == ("n1", "127.0.0.1",
+                                                       str(remote_dir / "tectonic-clk1" / "n1"))
+        # The deployed project runs with the host's python, from where the node says.
+        out = node.remote.exec([node.extra["python"], "-c", "import targets.raftkv.server, sys; "
+                                "print(sys.modules['targets.raftkv.server'].__file__)"],
+                               env={"PYTHONPATH": node.extra["project_root"]})
+        assert out.stdout.startswith(node.extra["project_root"] + "/targets/raftkv/")
+    finally:
+        cluster.destroy()
+    assert os.listdir(remote_dir) == []
+    cluster.destroy()  # idempotent

@@ -11,6 +11,9 @@ backend_opts (spec.py reads them from --nodes/--nodes-file/--ssh-*):
   python              the interpreter on the hosts for Python targets (default python3)
   remote_dir          where the per-test directories go on the hosts (default /tmp)
 
+With clock faults in the test, each node gets extra["clock"], a HostClock moving the host's
+real clock (ssh_clock.py), or extra["clock_refused"] when the hosts share a kernel.
+
 On each host, for test T and node n: <remote_dir>/tectonic-T/n is the node's directory,
 and <remote_dir>/tectonic-T/project-n holds the uploaded project for Python targets
 (raftkv needs only the standard library, so uploading our packages is all it takes).
@@ -32,6 +35,7 @@ from harness.protocols import Node, RemoteError
 from harness.run import SetupError
 
 from .names import ClusterNames
+from .ssh_clock import HostClock, boot_id, controller_boot_id, shared_kernel_refusal
 from .ssh_commands import parse_host
 from .ssh_remote import SSHRemote
 
@@ -53,7 +57,8 @@ class SSHClusterError(SetupError):
 class SSHCluster:
     """Nodes n1..nN on the hosts named in backend_opts; `destroy` undoes `create`."""
 
-    def __init__(self, test_id: str, opts: dict, *, target: str | None = None):
+    def __init__(self, test_id: str, opts: dict, *, target: str | None = None,
+                 clock_faults: bool = False):
         unknown = sorted(set(opts) - OPTIONS)
         if unknown:
             raise SSHClusterError(f"backend_opts: unknown ssh option {unknown[0]!r} "
@@ -68,6 +73,7 @@ class SSHCluster:
             raise SSHClusterError(f"backend_opts.nodes: {e}") from None
         self.names = ClusterNames(test_id, len(specs))
         self.target = target
+        self.clock_faults = clock_faults
         self.python = opts.get("python", "python3")
         self.base = posixpath.join(opts.get("remote_dir", "/tmp"), f"tectonic-{test_id}")
         self.remotes = [SSHRemote(spec, name=name, key_file=opts.get("key_file"),
@@ -91,13 +97,17 @@ class SSHCluster:
             log.warning("ssh: host keys are NOT checked (insecure_host_keys)")
         bundle = project_bundle() if self.target in PYTHON_TARGETS else None
         try:
-            nodes = _on_all(self.remotes, lambda r: self._prepare(r, bundle))
+            self.nodes = _on_all(self.remotes, lambda r: self._prepare(r, bundle))
+            if self.clock_faults:
+                self._attach_clocks()
         except BaseException:
-            self.destroy()
+            try:
+                self.destroy()
+            except SSHClusterError as e:  # the first failure is the one to report
+                log.error("ssh: cleaning up after a failed set-up: %s", e)
             raise
-        self.nodes = nodes
-        log.info("ssh cluster %s: %s", self.names.prefix,
-                 ", ".join(f"{n.name}={r.spec} ({n.address})" for n, r in zip(nodes, self.remotes)))
+        log.info("ssh cluster %s: %s", self.names.prefix, ", ".join(
+            f"{n.name}={r.spec} ({n.address})" for n, r in zip(self.nodes, self.remotes)))
         return self.nodes
 
     def destroy(self) -> None:
@@ -105,17 +115,26 @@ class SSHCluster:
         Idempotent; the nodes' logs were collected before (run.py collects, then destroys)."""
         errors = []
 
-        def clean(remote: SSHRemote) -> None:
+        def attempt(step) -> bool:
             try:
-                if remote in self._created:
-                    remote.kill_spawned()
-                    remote.exec(["rm", "-rf", self.node_dir(remote.name),
-                                 self.project_dir(remote.name)], timeout=60)
-                    # Only when no other node of this test shares the host's directory.
-                    remote.exec(["rmdir", self.base], check=False)
-                    self._created.remove(remote)
+                step()
+                return True
             except RemoteError as e:
                 errors.append(str(e))
+                return False
+
+        def clean(remote: SSHRemote) -> None:
+            clock = next((n.extra.get("clock") for n in self.nodes if n.remote is remote), None)
+            try:
+                if clock is not None:
+                    attempt(clock.restore)
+                if remote in self._created:
+                    attempt(remote.kill_spawned)
+                    if attempt(lambda: remote.exec(["rm", "-rf", self.node_dir(remote.name),
+                                                    self.project_dir(remote.name)], timeout=60)):
+                        # Gone only when no other node of this test shares the host.
+                        attempt(lambda: remote.exec(["rmdir", self.base], check=False))
+                        self._created.remove(remote)
             finally:
                 remote.close()
 
@@ -142,6 +161,25 @@ class SSHCluster:
         except RemoteError as e:
             raise SSHClusterError(str(e)) from None
 
+    def _attach_clocks(self) -> None:
+        """node.extra["clock"]: a HostClock the clock nemesis moves; or, when the hosts
+        share a kernel with the controller or each other, node.extra["clock_refused"]: why
+        not (a target with a clock of its own, like raftkv's libfaketime, still can)."""
+        controller = controller_boot_id()
+        try:
+            boots = dict(zip([n.name for n in self.nodes],
+                             _on_all(self.remotes, boot_id)))
+        except RemoteError as e:
+            raise SSHClusterError(str(e)) from None
+        refusal = shared_kernel_refusal(boots, controller)
+        for node, remote in zip(self.nodes, self.remotes):
+            if refusal:
+                node.extra["clock_refused"] = refusal
+            else:
+                node.extra["clock"] = HostClock(remote, controller=controller)
+        if refusal:
+            log.warning("ssh: %s", refusal)
+
     def _deploy(self, remote: SSHRemote, bundle: bytes, project: str) -> None:
         archive = project + ".tar.gz"
         remote.exec_unprivileged(["mkdir", "-p", project])
@@ -162,7 +200,7 @@ class SSHCluster:
 
 def make_cluster(spec: dict, work_dir: str) -> SSHCluster:
     return SSHCluster(secrets.token_hex(3), dict(spec.get("backend_opts") or {}),
-                      target=spec.get("target"))
+                      target=spec.get("target"), clock_faults="clock" in (spec.get("nemesis") or []))
 
 
 def project_bundle() -> bytes:

@@ -337,6 +337,8 @@ def test_a_whole_test_on_containers_with_partitions_and_kills(engine, target, tm
     from harness.run import run_test
     outcome = run_test({"backend": "docker", "target": target, "workload": "register",
                         "node_count": 3, "nemesis": ["partition", "kill"],
+                        # both kinds in every fault period: each is surely in the history
+                        "nemesis_opts": {"together": 2},
                         "nemesis_interval": 3.0, "time_limit": 15, "concurrency": 4,
                         "rate": 50, "recovery_time": 5, "store": str(tmp_path)})
     assert outcome.valid is True, outcome.results

@@ -149,7 +149,8 @@ class SSHCluster:
             remote.check_sudo()
             node_dir, project = self.node_dir(remote.name), self.project_dir(remote.name)
             # As the login user, so SFTP can write there also when commands run through sudo.
-            remote.exec_unprivileged(["mkdir", "-p", node_dir])
+            remote.exec_unprivileged(["mkdir", "-p", node_dir]
+                                     + ([project] if bundle is not None else []))
             self._created.append(remote)
             extra = {"backend": "ssh", "host": str(remote.spec),
                      "insecure_host_keys": remote.insecure_host_keys}
@@ -182,11 +183,10 @@ class SSHCluster:
 
     def _deploy(self, remote: SSHRemote, bundle: bytes, project: str) -> None:
         archive = project + ".tar.gz"
-        remote.exec_unprivileged(["mkdir", "-p", project])
         with _local_copy(bundle) as local:
             remote.put_file(local, archive)
-        remote.exec_unprivileged(["tar", "-xzf", archive, "-C", project], timeout=60)
-        remote.exec_unprivileged(["rm", "-f", archive])
+        remote.exec_unprivileged(["sh", "-c", 'tar -xzf "$1" -C "$2" && rm -f "$1"', "unpack",
+                                  archive, project], timeout=60)
         module = PYTHON_TARGETS[self.target]
         check = remote.exec(["env", f"PYTHONPATH={project}", self.python, "-c", f"import {module}"],
                             check=False, timeout=60)

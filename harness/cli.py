@@ -54,6 +54,13 @@ def cli():
 @click.option("--recovery-time", type=float, help="Seconds to wait after the final heal before final reads.")
 @click.option("--serializable", is_flag=True, default=None,
               help="etcd: serializable (local, possibly stale) reads instead of linearizable ones.")
+@click.option("--nemesis-opt", "nemesis_opts", multiple=True, metavar="KEY=VALUE",
+              help="A nemesis option, VALUE in YAML: together=2, kill_targets=[majority,all], "
+                   "partition_shapes=[isolate-leader]. Repeatable.")
+@click.option("--workload-opt", "workload_opts", multiple=True, metavar="KEY=VALUE",
+              help="A workload option, e.g. ops_per_key=1000. Repeatable.")
+@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
+              help="A target option, e.g. election_timeout=500 (etcd). Repeatable.")
 @click.option("--backend", help="Where the nodes run: local (network namespaces, default), ssh, docker.")
 @click.option("--nodes", help="ssh: the hosts, comma-separated (user@host:port allowed).")
 @click.option("--nodes-file", help="ssh: a file naming one host per line.")
@@ -62,8 +69,8 @@ def cli():
 @click.option("--ssh-port", type=int, help="ssh: the port (default 22).")
 @click.option("--insecure-host-keys", is_flag=True, default=None,
               help="ssh: accept unknown host keys instead of checking known_hosts (logged and reported).")
-def test(spec_file, bugs, serializable, nodes, nodes_file, ssh_user, ssh_key, ssh_port,
-         insecure_host_keys, **flags):
+def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts, nodes,
+         nodes_file, ssh_user, ssh_key, ssh_port, insecure_host_keys, **flags):
     """Run a test against a fresh cluster, check it, and store the results."""
     spec: dict = {}
     if spec_file:
@@ -79,6 +86,10 @@ def test(spec_file, bugs, serializable, nodes, nodes_file, ssh_user, ssh_key, ss
             spec[k] = v
     if bugs:
         spec["bugs"] = list(bugs)
+    for field, pairs in (("nemesis_opts", nemesis_opts), ("workload_opts", workload_opts),
+                         ("target_opts", target_opts)):
+        if pairs:
+            spec[field] = {**(spec.get(field) or {}), **_key_values(field, pairs)}
     if serializable:
         spec["target_opts"] = {**(spec.get("target_opts") or {}), "serializable": True}
     spec = resolve_spec(spec, where=spec_file or "command line")
@@ -92,6 +103,22 @@ def test(spec_file, bugs, serializable, nodes, nodes_file, ssh_user, ssh_key, ss
             progress.close()
     _print_summary(outcome.results, outcome.run_dir)
     sys.exit(outcome.exit_code)
+
+
+def _key_values(field: str, pairs: tuple[str, ...]) -> dict:
+    """KEY=VALUE flags, each VALUE read as YAML (numbers, lists, booleans)."""
+    import yaml
+    out = {}
+    flag = "--" + field[:-1].replace("_", "-")
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq or not key.strip():
+            raise SpecError(f"{flag} {pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise SpecError(f"{flag} {pair!r}: VALUE is not valid YAML") from None
+    return out
 
 
 def _reexec_unprivileged():

@@ -66,3 +66,18 @@ def test_a_spec_file_that_is_not_a_mapping_is_named(tmp_path):
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 254
     assert r.stderr.strip() == f"tectonic: {path}: a spec is a mapping of fields, got list"
+
+
+def test_option_flags_are_yaml_values():
+    from harness.cli import _key_values
+    assert _key_values("nemesis_opts", ("together=2", "kill_targets=[majority, all]")) == \
+        {"together": 2, "kill_targets": ["majority", "all"]}
+
+
+@pytest.mark.parametrize("flag", ["--nemesis-opt=together", "--workload-opt==3", "--target-opt=x=[1,"])
+def test_malformed_option_flags_are_one_line(flag):
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "test", flag],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 254
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "KEY=VALUE" in r.stderr or "YAML" in r.stderr

@@ -276,6 +276,10 @@ def test_a_cluster_of_containers_and_nothing_left_after_it(tmp_path):
         assert (n1.address, n2.address) == (str(cluster.subnet.network_address + 1),
                                             str(cluster.subnet.network_address + 2))
         assert n1.extra["python"] == "/usr/bin/python3"
+        clash = DockerCluster("dkclash", 1, network=str(cluster.subnet))
+        with pytest.raises(SetupError, match=f"backend_opts.network {cluster.subnet} overlaps"):
+            clash.create()
+        assert docker_clean.docker_leftovers("dkclash") == []
         assert n1.remote.exec(["hostname"]).stdout.strip() == "n1"
         assert n1.remote.exec(["cat"], input="in\n").stdout == "in\n"
         with pytest.raises(RemoteError, match="no answer within 1s"):

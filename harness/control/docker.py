@@ -28,14 +28,15 @@ import secrets
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
-from harness.protocols import Node
+from harness.protocols import Node, RemoteError
 from harness.run import SetupError
 
 from .docker_clean import LABEL, TEST_LABEL
 from .docker_daemon import HOST, DockerDaemon, DockerUnavailable, answers, client_for
 from .docker_image import DEFAULT_IMAGE, ImageError, ensure_image
-from .docker_remote import DockerRemote
+from .docker_remote import DockerRemote, explain
 from .names import ClusterNames, short_tag
+from .netns import ClusterError
 
 log = logging.getLogger("tectonic.control")
 
@@ -92,8 +93,14 @@ class DockerCluster:
             raise DockerClusterError(f"cluster {self.names.prefix} is already created")
         try:
             self._create()
-        except BaseException:
-            self.destroy()
+        except BaseException as e:
+            try:
+                self.destroy()
+            except DockerClusterError as teardown_error:  # the first error is the one to report
+                log.error("%s", teardown_error)
+            if _is_engine_error(e):
+                raise DockerClusterError(f"docker cluster {self.names.prefix}: "
+                                         f"{explain(e)}") from e
             raise
         return self.nodes
 
@@ -188,8 +195,12 @@ class DockerCluster:
         # Held until the bridge claims the subnet on the host, so a local test starting
         # at the same time cannot pick it too.
         with _subnet_lock():
+            taken = taken_networks()
             if self.subnet is None:
-                self.subnet = choose_subnet(self.names.test_id, taken_networks())
+                self.subnet = choose_subnet(self.names.test_id, taken)
+            elif any(self.subnet.overlaps(net) for net in taken):
+                raise DockerClusterError(f"backend_opts.network {self.subnet} overlaps a network "
+                                         f"this host already has an address or route for")
             self.controller_address = str(self.subnet.network_address + CONTROLLER_HOST)
             ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(self.subnet),
                                                      gateway=self.controller_address)])
@@ -269,4 +280,12 @@ def _project_archive() -> bytes:
 def _is_not_found(error: Exception) -> bool:
     import docker
     return isinstance(error, docker.errors.NotFound)
+
+
+def _is_engine_error(error: BaseException) -> bool:
+    """An error of the engine or of reaching it: the user's to fix, said in one line."""
+    import docker
+    import requests
+    return isinstance(error, (docker.errors.DockerException, requests.RequestException,
+                              RemoteError, ClusterError))
 

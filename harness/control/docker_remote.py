@@ -138,7 +138,7 @@ class DockerRemote:
             raise RemoteError(f"{self.container}: {what}: the Docker engine did not answer "
                               f"within {limit:.0f}s")
         if "error" in box:
-            raise RemoteError(f"{self.container}: {what}: {_explain(box['error'])}")
+            raise RemoteError(f"{self.container}: {what}: {explain(box['error'])}")
         return box["value"]
 
 
@@ -146,6 +146,7 @@ def _text(data: bytes | None) -> str:
     return (data or b"").decode(errors="replace")
 
 
-def _explain(error: Exception) -> str:
+def explain(error: BaseException) -> str:
+    """An engine error in one line: the engine's own explanation when it gave one."""
     text = str(getattr(error, "explanation", None) or error).strip()
     return text.splitlines()[0][:500] if text else type(error).__name__

@@ -35,7 +35,8 @@ def _ssh_problem() -> str | None:
     return None
 
 
-needs_sshd = pytest.mark.skipif(_ssh_problem() is not None, reason=str(_ssh_problem()))
+SSH_PROBLEM = _ssh_problem()
+needs_sshd = pytest.mark.skipif(SSH_PROBLEM is not None, reason=str(SSH_PROBLEM))
 
 
 # ------------------------------------------------------------------ host names

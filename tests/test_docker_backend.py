@@ -374,3 +374,18 @@ def _wait_until(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.skipif(_why_not_real() is not None, reason=_why_not_real() or "")
+def test_tectonic_clean_removes_what_a_crashed_docker_test_left(engine):
+    from harness.control.clean import clean, find_leftovers
+    crashed = DockerCluster("dkcrash", 2)
+    crashed.create()  # and never destroyed, as when the controller is SIGKILLed
+    expected = ["docker container tectonic-dkcrash-n1", "docker container tectonic-dkcrash-n2",
+                "docker network tectonic-dkcrash"]
+    assert sorted(line for line in find_leftovers("dkcrash") if "docker" in line) == expected
+    assert sorted(clean("dkcrash")) == expected
+    assert find_leftovers("dkcrash") == []
+    assert crashed.bridge_name not in _links()

@@ -483,7 +483,9 @@ def test_bad_hosts_exit_254_with_one_line_and_leave_nothing_behind(loopback_sshd
         "host key does not match known_hosts": {**base, "nodes": [good],
                                                 "known_hosts": other_keys.known_hosts},
         "login refused": {**base, "nodes": [good], "key_file": stranger.client},
+        "host key unknown": {**base, "nodes": [good], "known_hosts": str(tmp_path / "empty")},
     }
+    (tmp_path / "empty").write_text("")
     for message, opts in cases.items():
         code, err = _tectonic_test(tmp_path, capsys, opts)
         lines = [line for line in err.splitlines() if line.startswith("tectonic:")]

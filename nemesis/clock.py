@@ -1,6 +1,7 @@
 """Clock faults: move nodes' clocks by offsets, or strobe them back and forth.
 
-Only a target whose clock tectonic controls can take them: it provides
+Nodes on hosts of their own carry extra["clock"] (ssh backend: set_offset moves the host's
+real clock). Otherwise only a target whose clock tectonic controls can take them: it provides
 set_clock_offset(node, seconds), the offset from true time its process should see from now
 on (raftkv reads it through libfaketime). The local backend shares one kernel among all
 nodes, so the real clock cannot be moved per node, and etcd (Go) reads the time without
@@ -32,8 +33,7 @@ class ClockNemesis:
     reset every node to offset 0: {"reset": [nodes]}."""
 
     def __init__(self, nodes: list, target, rng, opts: dict):
-        if not callable(getattr(target, "set_clock_offset", None)):
-            raise ValueError(REFUSAL)
+        self._set_offset = _clock_setter(nodes, target)
         self.nodes = list(nodes)
         self.target = target
         self.rng = rng
@@ -101,7 +101,7 @@ class ClockNemesis:
         return delta
 
     def _set(self, node, offset: float) -> None:
-        self.target.set_clock_offset(node, offset)
+        self._set_offset(node, offset)
         self.offsets[node.name] = offset
 
     def _begin_strobe(self, chosen: list, deltas: dict[str, float]) -> None:
@@ -140,6 +140,18 @@ class ClockNemesis:
         self._strobe = None
         error, self._strobe_error = self._strobe_error, None
         return error
+
+
+def _clock_setter(nodes: list, target):
+    """How to move a node's clock. Hosts of their own (the ssh backend gives each node
+    extra["clock"], moving the real clock) come first; else a target whose clock tectonic
+    controls (raftkv through libfaketime); else a refusal that says why."""
+    extras = [getattr(n, "extra", None) or {} for n in nodes]
+    if extras and all(e.get("clock") is not None for e in extras):
+        return lambda node, seconds: node.extra["clock"].set_offset(seconds)
+    if callable(getattr(target, "set_clock_offset", None)):
+        return target.set_clock_offset
+    raise ValueError(next((e["clock_refused"] for e in extras if e.get("clock_refused")), REFUSAL))
 
 
 def _positive(value, name: str) -> float:

@@ -201,6 +201,39 @@ def test_the_rng_picks_among_the_allowed_selections_only():
 # ---------------------------------------------------------------- clock
 
 
+class HostClockFake:
+    def __init__(self):
+        self.offsets = []
+
+    def set_offset(self, seconds):
+        self.offsets.append(seconds)
+
+
+def test_clock_faults_move_hosts_clocks_when_the_nodes_have_their_own():
+    nodes = fake_nodes(3)
+    for n in nodes:
+        n.extra["clock"] = HostClockFake()
+    target = RecordingTarget()
+    nem = make_nemesis(["clock"], nodes, target, random.Random(1), {})
+    value = nem.invoke({"f": "start-clock", "value": {"mode": "bump", "targets": ["n2"]}})["value"]
+    assert nodes[1].extra["clock"].offsets[-1] == value["offsets"]["n2"] != 0
+    nem.heal()
+    assert all(n.extra["clock"].offsets[-1] == 0.0 for n in nodes)
+    assert target.offsets == []  # the target's own clock is left alone
+
+
+def test_a_shared_kernel_refusal_is_the_error_when_no_clock_can_move():
+    class Etcd:
+        pass
+    nodes = fake_nodes(3)
+    for n in nodes:
+        n.extra["clock_refused"] = "the hosts share one kernel"
+    with pytest.raises(ValueError, match="^the hosts share one kernel$"):
+        make_nemesis(["clock"], nodes, Etcd(), random.Random(1), {})
+    # a target with a clock of its own still takes clock faults on such hosts
+    make_nemesis(["clock"], nodes, RecordingTarget(), random.Random(1), {})
+
+
 def test_clock_faults_are_refused_for_a_target_without_a_controllable_clock():
     class Etcd:
         def kill(self, node):

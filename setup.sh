@@ -12,7 +12,7 @@ APT_PACKAGES=(
   etcd-server etcd-client    # the etcd target and its benchmark peer
   graphviz                   # SVG pictures of Elle's cycles
   chromium                   # headless browser for the report/serve tests
-  openssh-server openssh-client  # the ssh backend's tests: an sshd inside each namespace
+  openssh-server openssh-client sudo  # the ssh backend's tests: an sshd inside each namespace
   docker.io debootstrap      # the docker backend: a daemon, and a Debian base image built locally
 )
 

@@ -61,6 +61,8 @@ def cli():
               help="A workload option, e.g. ops_per_key=1000. Repeatable.")
 @click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
               help="A target option, e.g. election_timeout=500 (etcd). Repeatable.")
+@click.option("--backend-opt", "backend_kv", multiple=True, metavar="KEY=VALUE",
+              help="A backend option, e.g. known_hosts=~/.ssh/known_hosts, sudo=true, image=... (docker). Repeatable.")
 @click.option("--backend", help="Where the nodes run: local (network namespaces, default), ssh, docker.")
 @click.option("--nodes", help="ssh: the hosts, comma-separated (user@host:port allowed).")
 @click.option("--nodes-file", help="ssh: a file naming one host per line.")
@@ -69,7 +71,7 @@ def cli():
 @click.option("--ssh-port", type=int, help="ssh: the port (default 22).")
 @click.option("--insecure-host-keys", is_flag=True, default=None,
               help="ssh: accept unknown host keys instead of checking known_hosts (logged and reported).")
-def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts, nodes,
+def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts, backend_kv, nodes,
          nodes_file, ssh_user, ssh_key, ssh_port, insecure_host_keys, **flags):
     """Run a test against a fresh cluster, check it, and store the results."""
     spec: dict = {}
@@ -79,6 +81,7 @@ def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts
                                       ("user", ssh_user), ("key_file", ssh_key),
                                       ("port", ssh_port),
                                       ("insecure_host_keys", insecure_host_keys)) if v is not None}
+    backend_opts.update(_key_values("backend_opts", backend_kv))
     if backend_opts:
         spec["backend_opts"] = {**(spec.get("backend_opts") or {}), **backend_opts}
     for k, v in flags.items():
@@ -93,7 +96,9 @@ def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts
     if serializable:
         spec["target_opts"] = {**(spec.get("target_opts") or {}), "serializable": True}
     spec = resolve_spec(spec, where=spec_file or "command line")
-    _reexec_unprivileged()
+    if spec["backend"] == "local":
+        # Namespaces need root or a user namespace; remote backends need this network.
+        _reexec_unprivileged()
     from .run import run_test
     progress = _progress(spec)
     try:

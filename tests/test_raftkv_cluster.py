@@ -190,7 +190,7 @@ def test_five_nodes_survive_minority_kill_and_leader_pause(cluster):
 
 def test_clock_offset_moves_the_servers_clock(cluster):
     c = cluster(3)
-    if c.target.faketime is None:
+    if c.target.faketime_on(c.nodes[1]) is None:
         pytest.skip("libfaketime not installed (apt-get install -y faketime)")
     node = c.nodes[1]
 
@@ -283,7 +283,7 @@ def test_appends_stay_consistent_under_faults(cluster):
                 c.target.pause(victim)
                 time.sleep(0.8)
                 c.target.resume(victim)
-            elif c.target.faketime:
+            elif c.target.faketime_on(victim):
                 c.target.set_clock_offset(victim, rng.choice([-3.0, 3.0]))
                 time.sleep(0.8)
                 c.target.set_clock_offset(victim, 0.0)

@@ -55,7 +55,8 @@ class RaftKVTarget:
         use_faketime = conf.pop("faketime", True)
         if conf:
             raise ValueError(f"raftkv: unknown setting {sorted(conf)[0]!r} in spec field raftkv")
-        self.faketime = _find_faketime() if use_faketime else None
+        self.use_faketime = use_faketime
+        self._faketime: dict[str, str | None] = {}  # per node: the library found there
         self.nodes = list(nodes)
         self._pids: dict[str, int] = {}
 
@@ -77,6 +78,11 @@ class RaftKVTarget:
 
     def setup(self, node) -> None:
         node.remote.exec(["mkdir", "-p", self.data_dir(node)])
+        if self.use_faketime:
+            # Looked for on the node: a remote host need not have it where the controller does.
+            found = node.remote.exec(["sh", "-c", 'for f in "$@"; do [ -e "$f" ] && echo "$f" && break; done',
+                                      "sh", *FAKETIME_LIBRARIES], check=False).stdout.strip()
+            self._faketime[node.name] = found or None
         self.set_clock_offset(node, 0.0, require=False)
 
     def start(self, node) -> None:
@@ -92,8 +98,9 @@ class RaftKVTarget:
         for bug in self.bugs:
             argv += ["--bug", bug]
         env = {"PYTHONPATH": project_root, "PYTHONUNBUFFERED": "1"}
-        if self.faketime:
-            env.update({"LD_PRELOAD": self.faketime,
+        faketime = self.faketime_on(node)
+        if faketime:
+            env.update({"LD_PRELOAD": faketime,
                         "FAKETIME_TIMESTAMP_FILE": self.clock_offset_file(node),
                         # Re-read the offset on every clock read, so a change acts at once
                         # (the cache's granularity is whole seconds: too coarse).
@@ -181,11 +188,15 @@ class RaftKVTarget:
 
     # ---- clock ---------------------------------------------------------------------------
 
+    def faketime_on(self, node) -> str | None:
+        """The libfaketime library set up found on this node (None: its clock is real)."""
+        return self._faketime.get(node.name)
+
     def set_clock_offset(self, node, seconds: float, require: bool = True) -> None:
         """Move this node's clock `seconds` away from the true time (0 puts it back)."""
-        if self.faketime is None:
+        if self.faketime_on(node) is None:
             if require:
-                raise RuntimeError("raftkv: clock faults need libfaketime "
+                raise RuntimeError(f"raftkv: clock faults need libfaketime on {node.name} "
                                    "(apt-get install -y faketime)")
             return
         # One fixed-width write over the old text, never truncating: libfaketime re-reads
@@ -216,6 +227,3 @@ class RaftKVTarget:
             return None  # gone, a zombie, or a reused pid
         return pid
 
-
-def _find_faketime() -> str | None:
-    return next((lib for lib in FAKETIME_LIBRARIES if os.path.exists(lib)), None)

@@ -13,6 +13,7 @@ import logging
 import threading
 
 from .choose import allowed_selections, choose_nodes, names
+from .start_stop import StartStopFault
 
 START, STOP = "start-clock", "stop-clock"
 MODES = ("bump", "strobe")
@@ -24,13 +25,15 @@ REFUSAL = ("clock faults need a target whose clock tectonic controls (raftkv); e
 log = logging.getLogger("tectonic.nemesis")
 
 
-class ClockNemesis:
+class ClockNemesis(StartStopFault):
     """start-clock: value None (the rng picks a mode of opts["clock_modes"]), "bump",
     "strobe", or {"mode": ..., "targets": ...}. bump moves each chosen node's clock by a
     random delta of up to ±opts["clock_max_offset"] seconds; strobe flips each chosen
     node's clock between its offset and offset + delta every opts["clock_strobe_period"]
     seconds, in a background thread, until stop. stop-clock (and heal) stop the strobe and
     reset every node to offset 0: {"reset": [nodes]}."""
+
+    kind = "clock"
 
     def __init__(self, nodes: list, target, rng, opts: dict):
         self._set_offset = _clock_setter(nodes, target)
@@ -51,16 +54,6 @@ class ClockNemesis:
         self._stop_strobe = threading.Event()
         self._strobe_error: Exception | None = None
 
-    def setup(self) -> None:
-        self.heal()
-
-    def invoke(self, op: dict) -> dict:
-        if op["f"] == START:
-            return {**op, "value": self.start(op.get("value"))}
-        if op["f"] == STOP:
-            return {**op, "value": self._reset()}
-        raise ValueError(f"clock nemesis cannot do {op['f']!r}; it does {START}, {STOP}")
-
     def start(self, spec) -> dict:
         mode, targets = (spec.get("mode"), spec.get("targets")) if isinstance(spec, dict) \
             else (spec, None)
@@ -78,13 +71,7 @@ class ClockNemesis:
         self._begin_strobe(chosen, deltas)
         return {"mode": mode, "targets": selection, "deltas": deltas, "period": self.period}
 
-    def heal(self) -> None:
-        self._reset()
-
-    def teardown(self) -> None:
-        self.heal()
-
-    def _reset(self) -> dict:
+    def stop(self) -> dict:
         error = self._end_strobe()
         for node in self.nodes:
             self._set(node, 0.0)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from .choose import allowed_selections, choose_nodes, names
 from .firewall import chain_name, on_each_node, remove_chain, set_drops
+from .start_stop import StartStopFault
 
 START, STOP = "start-loss", "stop-loss"
 DEFAULT_PROBABILITY = 0.2
 
 
-class LossNemesis:
+class LossNemesis(StartStopFault):
     """start-loss: value None, a node selection, a list of node names, or
     {"targets": ..., "probability": P}; P defaults to opts["loss_probability"] (0.2).
     The completed value: {"targets", "nodes", "probability", "drops": {node: [peers]}}.
     stop-loss: {"healed": [nodes]}."""
+
+    kind = "loss"
 
     def __init__(self, nodes: list, target, rng, opts: dict):
         self.nodes = list(nodes)
@@ -28,16 +31,6 @@ class LossNemesis:
         self.allowed = allowed_selections("loss", opts)
         self.probability = _checked_probability(opts.get("loss_probability", DEFAULT_PROBABILITY))
         self.chain = chain_name("loss", opts)
-
-    def setup(self) -> None:
-        self.heal()
-
-    def invoke(self, op: dict) -> dict:
-        if op["f"] == START:
-            return {**op, "value": self.start(op.get("value"))}
-        if op["f"] == STOP:
-            return {**op, "value": {"healed": self._heal()}}
-        raise ValueError(f"loss nemesis cannot do {op['f']!r}; it does {START}, {STOP}")
 
     def start(self, spec) -> dict:
         probability = self.probability
@@ -59,11 +52,8 @@ class LossNemesis:
         return {"targets": selection, "nodes": names(chosen), "probability": probability,
                 "drops": drops}
 
-    def heal(self) -> None:
-        self._heal()
-
-    def teardown(self) -> None:
-        self.heal()
+    def stop(self) -> dict:
+        return {"healed": self._heal()}
 
     def _heal(self) -> list[str]:
         removed = on_each_node(self.nodes, lambda node: remove_chain(node, self.chain))

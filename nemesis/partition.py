@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .choose import current_leader
 from .firewall import chain_name, on_each_node, remove_chain, set_drops
+from .start_stop import StartStopFault
 
 START, STOP = "start-partition", "stop-partition"
 SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge",
@@ -70,10 +71,12 @@ def bridge(names: list[str]) -> dict[str, list[str]]:
     return complete_grudge([left, right]) if left and right else {}
 
 
-class PartitionNemesis:
+class PartitionNemesis(StartStopFault):
     """start-partition: value None (the rng picks one of opts["partition_shapes"], default
     all), a shape name, {"shape": name} or {"grudge": {...}}; the completed op's value is
     {"shape": ..., "grudge": {...}}. stop-partition heals: {"healed": [nodes]}."""
+
+    kind = "partition"
 
     def __init__(self, nodes: list, target, rng, opts: dict):
         self.nodes = list(nodes)
@@ -85,16 +88,6 @@ class PartitionNemesis:
             raise ValueError(f"partition shapes must be a non-empty list of {', '.join(SHAPES)}; "
                              f"got {self.shapes!r}")
         self.chain = chain_name("partition", opts)
-
-    def setup(self) -> None:
-        self.heal()
-
-    def invoke(self, op: dict) -> dict:
-        if op["f"] == START:
-            return {**op, "value": self.start(op.get("value"))}
-        if op["f"] == STOP:
-            return {**op, "value": {"healed": self._heal()}}
-        raise ValueError(f"partition nemesis cannot do {op['f']!r}; it does {START}, {STOP}")
 
     def start(self, spec) -> dict:
         shape, grudge = self.grudge_for(spec)
@@ -130,11 +123,8 @@ class PartitionNemesis:
         return shape, {"random-halves": halves, "majorities-ring": majorities_ring,
                        "bridge": bridge}[shape](shuffled)
 
-    def heal(self) -> None:
-        self._heal()
-
-    def teardown(self) -> None:
-        self.heal()
+    def stop(self) -> dict:
+        return {"healed": self._heal()}
 
     def _heal(self) -> list[str]:
         removed = on_each_node(self.nodes, lambda node: remove_chain(node, self.chain))

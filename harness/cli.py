@@ -103,9 +103,12 @@ def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts
     progress = _progress(spec)
     try:
         outcome = run_test(spec, progress=progress)
-    finally:
+    except BaseException:
         if progress:
-            progress.close()
+            progress.close(summary=False)
+        raise
+    if progress:
+        progress.close()
     _print_summary(outcome.results, outcome.run_dir)
     sys.exit(outcome.exit_code)
 

@@ -85,7 +85,9 @@ class Progress:
             with self._lock:
                 self._info += 1
 
-    def close(self) -> None:
+    def close(self, summary: bool = True) -> None:
+        """Stop the display; with summary, end with the run's counts (not after a test
+        that never ran: its one error line is all the user needs)."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -93,7 +95,8 @@ class Progress:
             self._live.stop()
         if self._thread is not None:
             self._thread.join()
-        self._write(f"{self.name}: done in {self._elapsed():.1f}s: {self._counts_line()}")
+        if summary:
+            self._write(f"{self.name}: done in {self._elapsed():.1f}s: {self._counts_line()}")
 
     def __enter__(self) -> "Progress":
         return self

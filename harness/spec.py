@@ -98,6 +98,7 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
     if out["node_count"] > 50:
         raise SpecError(f"{where}: field 'node_count' must be at most 50, got {out['node_count']}")
     _resolve_backend_nodes(out, where)
+    _refuse_impossible_faults(out, where)
     if out["seed"] is None:
         out["seed"] = random.SystemRandom().randrange(2**31)
     if not out["name"]:
@@ -130,6 +131,20 @@ def _resolve_backend_nodes(spec: dict, where: str) -> None:
     if len(set(nodes)) != len(nodes):
         raise SpecError(f"{where}: backend_opts.nodes names a host twice: {nodes!r}")
     spec["node_count"] = len(nodes)
+
+
+def _refuse_impossible_faults(spec: dict, where: str) -> None:
+    """Faults a combination cannot take, refused before any cluster exists (the nemesis
+    checks again when it is built, for specs that reach it another way)."""
+    if "clock" not in spec["nemesis"]:
+        return
+    if spec["backend"] == "docker":
+        raise SpecError(f"{where}: clock faults are not possible on the docker backend: "
+                        f"containers share the host's clock (use --backend ssh with hosts of their own)")
+    if spec["target"] == "etcd" and spec["backend"] == "local":
+        raise SpecError(f"{where}: clock faults on etcd need hosts of their own (--backend ssh): "
+                        f"etcd reads the time without libc, out of libfaketime's reach, and "
+                        f"the local backend's nodes share one kernel clock")
 
 
 def _choice(spec: dict, field: str, allowed: tuple, where: str) -> None:

@@ -115,7 +115,8 @@ def test_clock_faults_on_docker_are_one_line_and_exit_254(tmp_path, capsys):
     code, err = _tectonic(capsys, "test", "--backend", "docker", "--nemesis", "clock",
                           "--store", str(tmp_path))
     assert code == 254, err
-    assert _error_lines(err) == [f"tectonic: {CLOCK_REFUSAL}"]
+    lines = _error_lines(err)
+    assert len(lines) == 1 and "clock faults" in lines[0] and "docker" in lines[0], err
     assert "Traceback" not in err
 
 

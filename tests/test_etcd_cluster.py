@@ -28,7 +28,7 @@ NODES = ["n1", "n2", "n3", "n4", "n5"]
 
 def spec(tmp_path, **kw):
     base = {"target": "etcd", "node_count": 5, "concurrency": 10, "rate": 100,
-            "nemesis_interval": 3, "recovery_time": 3, "store": str(tmp_path / "store")}
+            "nemesis_interval": 2.5, "recovery_time": 3, "store": str(tmp_path / "store")}
     return {**base, **kw}
 
 
@@ -49,12 +49,9 @@ def test_etcd_is_valid_under_partition_kill_pause(tmp_path, workload, seed):
                         time_limit=20, seed=seed))
     h = history_of(out)
     # The schedule draws each fault's kind as the run goes, so which kinds come up varies
-    # from run to run; that three faults came and went does not.
-    done = nemesis_ops(h)
-    starts = [f for f in done if f.startswith("start-")]
-    assert len(starts) >= 3, done
-    assert sorted(f.replace("start-", "") for f in starts) == \
-        sorted(f.replace("stop-", "") for f in done if f.startswith("stop-")), done
+    # from run to run; that at least three faults came and went does not.
+    stops = [f for f in nemesis_ops(h) if f.startswith("stop-")]
+    assert len(stops) >= 3, nemesis_ops(h)
     oks = [op for op in h if op["type"] == "ok" and op["process"] != "nemesis"]
     assert len(oks) > 300, "too few ops completed to mean anything"
     assert out.valid is True, out.results["checkers"]
@@ -64,16 +61,18 @@ def test_etcd_is_valid_under_partition_kill_pause(tmp_path, workload, seed):
 
 
 def test_serializable_reads_are_caught_stale_under_partitions(tmp_path):
-    # Partitions that leave some member cut off from the leader, the leader itself among
-    # them: a serializable read there answers from a state the majority has moved past.
-    out = run_test(spec(tmp_path, workload="register", nemesis=["partition"], time_limit=20,
-                        seed=1, target_opts={"serializable": True},
+    # Partitions that cut some members off from the leader, or the leader from the rest: a
+    # serializable read there answers from a state the majority has moved past. A short op
+    # timeout sends the clients there back to reading soon after each write they cannot
+    # commit (with 5 s they would sit out most of every 3 s partition waiting).
+    out = run_test(spec(tmp_path, workload="register", nemesis=["partition"], nemesis_interval=3,
+                        time_limit=20, op_timeout=1, seed=1, target_opts={"serializable": True},
                         nemesis_opts={"partition_shapes": ["random-halves", "isolate-leader"]}))
     history_of(out)
     linear = out.results["checkers"]["linearizable"]
     assert out.valid is False and linear["valid"] is False, linear
-    failed = next(iter(linear["failures"].values()))
-    assert failed["op"]["f"] == "read", failed["op"]  # what no order explains is a read
+    # What no order explains is a read (a stale one), not a write or cas.
+    assert "read" in {failed["op"]["f"] for failed in linear["failures"].values()}, linear
 
 
 def test_lock_loses_mutual_exclusion_under_pauses(tmp_path):
@@ -82,13 +81,27 @@ def test_lock_loses_mutual_exclusion_under_pauses(tmp_path):
     # pauses: its keepalives stop, the lease expires, and etcd hands the lock to the next
     # waiter while the holder still holds it. (etcd 3.4's lock service also grants the lock
     # to a waiter whose own lease expired while it waited.)
-    out = run_test(spec(tmp_path, workload="lock", nemesis=["pause"], concurrency=5, time_limit=20,
+    out = run_test(spec(tmp_path, workload="lock", nemesis=["pause"], nemesis_interval=3,
+                        concurrency=5, time_limit=20,
                         op_timeout=10, seed=1, workload_opts={"hold": 4, "rest": 1},
                         nemesis_opts={"pause_targets": ["minority"]}))
     h = history_of(out)
     assert nemesis_ops(h).count("start-pause") >= 3
     mutex = out.results["checkers"]["linearizable"]
     assert mutex["valid"] is False, json.dumps(mutex)[:2000]
-    failed = next(iter(mutex["failures"].values()))
-    # The op no order allows is an acquire: the lock was granted while it was held.
-    assert failed["op"]["f"] == "acquire", failed["op"]
+    # Seen without the checker too: two processes each between an acquire that succeeded
+    # and the start of their release, at the same moment.
+    assert overlapping_holds(h), "the checker found a violation the holds do not show"
+
+
+def overlapping_holds(h) -> list[tuple]:
+    """[(hold, hold)] of different processes that overlap; a hold is (process, from the
+    acquire's ok, to the release's invoke)."""
+    holds, since = [], {}
+    for op in h:
+        if op["f"] == "acquire" and op["type"] == "ok":
+            since[op["process"]] = op["time"]
+        elif op["f"] == "release" and op["type"] == "invoke" and op["process"] in since:
+            holds.append((op["process"], since.pop(op["process"]), op["time"]))
+    return [(a, b) for i, a in enumerate(holds) for b in holds[i + 1:]
+            if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]

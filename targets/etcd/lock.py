@@ -105,7 +105,12 @@ class LockHold:
                     answer = gateway.post("/v3/lease/keepalive", {"ID": str(lease)}, period)
                 except GatewayError:
                     continue  # the member is down or slow: keep trying until the lease is gone
-                result = answer.get("result") or {}
+                result = answer.get("result")
+                if result is None:
+                    # A streamed error comes back as 200 with {"error": ...}: it says
+                    # nothing about the lease, so it must not end the keepalives.
+                    log.info("keepalive of lease %x: %s", lease, answer.get("error", answer))
+                    continue
                 if number(result.get("TTL")) <= 0:
                     log.info("lease %x expired while in use (keepalives did not arrive in time)", lease)
                     return

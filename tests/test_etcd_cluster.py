@@ -14,7 +14,8 @@ import os
 import pytest
 
 from harness.history import read_jsonl, validate
-from harness.run import run_test
+from harness.run import SetupError, run_test
+from harness.spec import SpecError
 
 ETCD = "/usr/bin/etcd"
 
@@ -73,6 +74,13 @@ def test_serializable_reads_are_caught_stale_under_partitions(tmp_path):
     assert out.valid is False and linear["valid"] is False, linear
     # What no order explains is a read (a stale one), not a write or cas.
     assert "read" in {failed["op"]["f"] for failed in linear["failures"].values()}, linear
+
+
+def test_clock_faults_are_refused_on_the_shared_kernel(tmp_path):
+    # etcd's Go runtime reads the time past libfaketime, and the local nodes share one
+    # kernel clock: a clock fault could only be faked, so the run is refused (exit 254).
+    with pytest.raises((SpecError, SetupError), match="clock faults"):
+        run_test(spec(tmp_path, workload="register", nemesis=["clock"], time_limit=5, seed=1))
 
 
 def test_lock_loses_mutual_exclusion_under_pauses(tmp_path):

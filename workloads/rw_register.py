@@ -16,5 +16,5 @@ def make_workload(spec: dict) -> Workload:
     models = opts.get("consistency_models", ["strict-serializable"])
     checker = ElleChecker("rw-register", consistency_models=models,
                           time_limit=float(opts.get("check_time_limit", 120)),
-                          **{"linearizable-keys?": True, "wfr-keys?": True})
+                          linearizable_keys=True, wfr_keys=True)
     return Workload("rw-register", gen.Fn(txn_generator("w", None, opts)), {"elle": checker})

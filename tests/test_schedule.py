@@ -62,3 +62,17 @@ def test_faults_held_together_start_in_the_order_the_test_lists_them():
     starts = [o["f"] for o in gen.simulate(g, concurrency=1, seed=5)
               if o["process"] == "nemesis" and o["f"].startswith("start")]
     assert starts[:4] == ["start-partition", "start-clock"] * 2
+
+
+def test_with_a_seed_the_faults_do_not_depend_on_the_clients_draws():
+    def kinds(client_draws):
+        def client(ctx):
+            for _ in range(client_draws):
+                ctx.rng.random()
+            return {"f": "read", "value": None}
+        g = gen.time_limit(40, gen.any_of(gen.clients(gen.Fn(client)),
+                                          gen.nemesis(FaultSchedule(FAULTS, 2.0, seed=9))))
+        return [o["f"] for o in gen.simulate(g, concurrency=2, seed=1)
+                if o["process"] == "nemesis" and o["f"] in STARTS]
+    assert kinds(0) == kinds(3)
+    assert len(set(kinds(0))) > 1

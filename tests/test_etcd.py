@@ -7,6 +7,7 @@ import json
 import random
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -333,6 +334,32 @@ def test_acquire_grants_a_lease_then_locks_and_release_unlocks_the_key(gateway):
     assert calls == [("/v3/lease/grant", {"TTL": 2}),
                      ("/v3/lock/lock", {"name": b64("tectonic-lock"), "lease": "7"}),
                      ("/v3/lock/unlock", {"key": b64("tectonic-lock/7")})]
+
+
+def test_keepalive_errors_do_not_end_the_keepalives(gateway):
+    """A streamed keepalive error is a 200 with {"error": ...}: it says nothing about the
+    lease, so renewals must go on (only a TTL of 0 means the lease is gone)."""
+    keepalives = []
+
+    def respond(path, body):
+        if path == "/v3/lease/grant":
+            return 200, header(ID="7", TTL="2")
+        if path == "/v3/lock/lock":
+            return 200, header(key=b64("tectonic-lock/7"))
+        if path == "/v3/lease/keepalive":
+            keepalives.append(body)
+            if len(keepalives) <= 2:
+                return 200, {"error": {"grpc_code": 14, "message": "etcdserver: no leader"}}
+            return 200, {"result": header(ID="7", TTL="2")}
+        return 200, header()
+    fake = gateway(respond)
+    client = client_for(fake.port)
+    assert invoke(client, "acquire", None)["type"] == "ok"
+    deadline = time.monotonic() + 5
+    while len(keepalives) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.close()
+    assert len(keepalives) >= 4  # two errors, then renewals went on
 
 
 def test_release_without_the_lock_sends_nothing(gateway):

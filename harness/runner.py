@@ -10,6 +10,9 @@ followed it, which makes the two look concurrent: checkers that read real-time o
 positions then assume less, never more (no false anomalies). A single writer also means no
 lock on the hot path.
 
+The history is flushed before the interpreter waits and every FLUSH_EVERY_NS while ops
+stream, so what a killed controller leaves on disk is all but the last milliseconds.
+
 Timeouts: every client call gets `op_timeout`; clients must honour it, and a watchdog in
 the interpreter makes sure: a call still running `grace` seconds later is recorded as
 `info` (error "timeout") on the worker's behalf, the stuck thread is abandoned (its late
@@ -31,6 +34,11 @@ from .generator import NEMESIS_THREAD, NS, PENDING, Context, lift
 from .history import HistoryWriter
 
 log = logging.getLogger("tectonic.runner")
+
+# The history reaches the OS at least this often while ops stream in, and always before
+# the interpreter waits: a SIGKILLed controller loses at most this much of its history,
+# and at 20,000 ops/s one write call carries dozens of lines instead of one.
+FLUSH_EVERY_NS = 10_000_000
 
 
 class _Worker:
@@ -136,6 +144,7 @@ class Runner:
         self.free = set(self.threads)
         self.workers: dict[int, _Worker] = {}
         self.epochs = dict.fromkeys(self.threads, 0)
+        self._flushed_ns = 0
 
     def now(self) -> int:
         return time.monotonic_ns() - self.t0
@@ -210,7 +219,13 @@ class Runner:
             return cap
         return max(0.0, min(cap, (deadline - self.now()) / NS))
 
+    def _flush(self, now_ns: int | None = None) -> None:
+        self.history.flush()
+        self._flushed_ns = self.now() if now_ns is None else now_ns
+
     def _wait_event(self, timeout: float):
+        if timeout > 0:
+            self._flush()  # everything handled so far is on disk before we block
         try:
             return self.events.get(timeout=max(timeout, 0))
         except queue.Empty:
@@ -226,7 +241,9 @@ class Runner:
             try:
                 got = self.events.get_nowait()
             except queue.Empty:
-                self.history.flush()  # everything handled so far is on disk
+                now = self.now()
+                if now - self._flushed_ns >= FLUSH_EVERY_NS:
+                    self._flush(now)
                 return gen
             gen = self._apply(gen, *got)
 

@@ -12,7 +12,7 @@ class HistoryWriter:
     """Appends ops to a JSON Lines file, assigning dense indices, and flushes every line.
 
     Every op reaches the OS as soon as the writer's owner calls `flush` (the runner does
-    after each batch of ops it handles, i.e. within a millisecond or so), so a controller
+    before it waits, and every 10 ms while ops stream in), so a controller
     that dies, even by SIGKILL, leaves everything it recorded on disk. With `autoflush`
     every append flushes. Thread-safe; `append` returns the op with its index set.
     """

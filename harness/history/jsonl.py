@@ -9,12 +9,12 @@ from .op import History, HistoryError
 
 
 class HistoryWriter:
-    """Appends ops to a JSON Lines file, assigning dense indices, and flushes every line.
+    """Appends ops to a JSON Lines file, assigning dense indices.
 
-    Every op reaches the OS as soon as the writer's owner calls `flush` (the runner does
-    before it waits, and every 10 ms while ops stream in), so a controller
-    that dies, even by SIGKILL, leaves everything it recorded on disk. With `autoflush`
-    every append flushes. Thread-safe; `append` returns the op with its index set.
+    Every op reaches the OS as soon as the writer's owner calls `flush`. The runner does
+    before it waits, and every 10 ms while ops stream in: a controller that dies, even by
+    SIGKILL, leaves on disk all it recorded but at most the last 10 ms of a full-speed
+    stream. With `autoflush` every append flushes. Thread-safe; `append` returns the op with its index set.
     """
 
     def __init__(self, path: str, autoflush: bool = True):

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from targets.daemon import Daemon
 from targets.etcd.client import EtcdClient
 from targets.etcd.gateway import Gateway, GatewayError, number
 
@@ -36,7 +36,7 @@ _OPTIONS = {"etcd_binary": str, "serializable": bool, "heartbeat_interval": int,
 STATUS_TIMEOUT = 0.5
 
 
-class EtcdTarget:
+class EtcdTarget(Daemon):
     name = "etcd"
 
     def __init__(self, spec: dict, nodes: list):
@@ -63,6 +63,7 @@ class EtcdTarget:
         self.initial_cluster = members
         # A token of its own per cluster, so members of another test never join this one.
         self.token = "tectonic-" + hashlib.sha256(members.encode()).hexdigest()[:12]
+        self.process_mark = self.token  # on every member's command line, and only theirs
         self._pids: dict[str, int] = {}
 
     # ---- paths and flags ------------------------------------------------------------------
@@ -107,7 +108,7 @@ class EtcdTarget:
         node.remote.exec(["mkdir", "-p", node.dir])
 
     def start(self, node) -> None:
-        if self._alive(node):
+        if self._running_pid(node) is not None:
             return
         self._pids[node.name] = node.remote.spawn(self.argv(node), log=self._log(node),
                                                   pidfile=self._pidfile(node))
@@ -134,38 +135,6 @@ class EtcdTarget:
             time.sleep(0.1)
         raise RuntimeError(f"etcd not healthy after {timeout:.0f}s: {problem} "
                            f"(see {', '.join(self._log(n) for n in nodes)})")
-
-    def kill(self, node) -> None:
-        pid = self._pid(node)
-        if pid is None:
-            return
-        node.remote.signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
-        while self._alive(node) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def pause(self, node) -> None:
-        pid = self._pid(node)
-        if pid is not None:
-            node.remote.signal(pid, signal.SIGSTOP)
-
-    def resume(self, node) -> None:
-        pid = self._pid(node)
-        if pid is not None:
-            node.remote.signal(pid, signal.SIGCONT)
-
-    def teardown(self, node) -> None:
-        pid = self._pid(node)
-        if pid is not None:
-            node.remote.signal(pid, signal.SIGCONT)
-            node.remote.signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 3.0
-            while self._alive(node) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._alive(node):
-                node.remote.signal(pid, signal.SIGKILL)
-        node.remote.exec(["rm", "-rf", self.data_dir(node), self._pidfile(node)], check=False)
-        self._pids.pop(node.name, None)
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
@@ -205,22 +174,6 @@ class EtcdTarget:
             return client.invoke({"f": "write", "value": ["tectonic-health", 1]}, 2.0)
         finally:
             client.close()
-
-    def _pid(self, node) -> int | None:
-        pid = self._pids.get(node.name)
-        if pid is None:
-            res = node.remote.exec(["cat", self._pidfile(node)], check=False)
-            if res.returncode != 0 or not res.stdout.strip().isdigit():
-                return None
-            pid = int(res.stdout.strip())
-        return pid
-
-    def _alive(self, node) -> bool:
-        pid = self._pid(node)
-        if pid is None:
-            return False
-        res = node.remote.exec(["cat", f"/proc/{pid}/stat"], check=False)
-        return res.returncode == 0 and ") Z " not in res.stdout
 
 
 def _leader_of(statuses: list[tuple]):

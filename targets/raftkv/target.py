@@ -15,10 +15,10 @@ read (clock.py) -- at once. The monotonic clock stays real: the event loop keeps
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
+from targets.daemon import Daemon
 from targets.raftkv.client import RaftKVClient
 from targets.raftkv.bugs import BUGS
 
@@ -37,8 +37,9 @@ _FLAGS = (("election_timeout_min", "--election-timeout-min"),
 HEALTH_KEY = "tectonic-health"
 
 
-class RaftKVTarget:
+class RaftKVTarget(Daemon):
     name = "raftkv"
+    process_mark = "targets.raftkv.server"
 
     def __init__(self, spec: dict, nodes: list):
         conf = dict(spec.get("raftkv") or {})
@@ -131,38 +132,6 @@ class RaftKVTarget:
         raise RuntimeError(f"raftkv not healthy after {timeout:.0f}s: {problem} "
                            f"(see {', '.join(self._log(n) for n in nodes)})")
 
-    def kill(self, node) -> None:
-        pid = self._running_pid(node)
-        if pid is None:
-            return
-        node.remote.signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
-        while self._running_pid(node) is not None and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def pause(self, node) -> None:
-        pid = self._running_pid(node)
-        if pid is not None:
-            node.remote.signal(pid, signal.SIGSTOP)
-
-    def resume(self, node) -> None:
-        pid = self._running_pid(node)
-        if pid is not None:
-            node.remote.signal(pid, signal.SIGCONT)
-
-    def teardown(self, node) -> None:
-        pid = self._running_pid(node)
-        if pid is not None:
-            node.remote.signal(pid, signal.SIGCONT)
-            node.remote.signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 3.0
-            while self._running_pid(node) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._running_pid(node) is not None:
-                node.remote.signal(pid, signal.SIGKILL)
-        node.remote.exec(["rm", "-rf", self.data_dir(node), self._pidfile(node)], check=False)
-        self._pids.pop(node.name, None)
-
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
 
@@ -204,26 +173,3 @@ class RaftKVTarget:
         text = f"{seconds:+.3f}s".ljust(23) + "\n"
         node.remote.exec(["dd", f"of={self.clock_offset_file(node)}", "conv=notrunc",
                           "status=none"], input=text)
-
-    # ---- helpers -------------------------------------------------------------------------
-
-    def _pid(self, node) -> int | None:
-        pid = self._pids.get(node.name)
-        if pid is None:
-            res = node.remote.exec(["cat", self._pidfile(node)], check=False)
-            if res.returncode != 0 or not res.stdout.strip().isdigit():
-                return None
-            pid = int(res.stdout.strip())
-        return pid
-
-    def _running_pid(self, node) -> int | None:
-        """The pid of this node's server if it is running: never a pid that exited and
-        may since belong to someone else."""
-        pid = self._pid(node)
-        if pid is None:
-            return None
-        res = node.remote.exec(["cat", f"/proc/{pid}/stat", f"/proc/{pid}/cmdline"], check=False)
-        if res.returncode != 0 or ") Z " in res.stdout or "targets.raftkv.server" not in res.stdout:
-            return None  # gone, a zombie, or a reused pid
-        return pid
-

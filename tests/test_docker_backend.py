@@ -131,6 +131,55 @@ def test_a_missing_engine_is_one_line_and_exit_254(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.fixture
+def fake_engine(monkeypatch, tmp_path):
+    """A process named dockerd (a copy of sleep) recorded in tectonic's pidfile, as a real
+    engine would be; no socket, so only the engine process itself is looked at."""
+    monkeypatch.setattr(docker_clean, "SOCKET", str(tmp_path / "absent.sock"))
+    monkeypatch.setattr(docker_daemon, "PIDFILE", str(tmp_path / "dockerd.pid"))
+    monkeypatch.setattr(docker_daemon, "OWNER_FILE", str(tmp_path / "dockerd.owner"))
+    binary = tmp_path / "dockerd"
+    shutil.copy(shutil.which("sleep"), binary)
+    proc = subprocess.Popen([str(binary), "60"])
+    (tmp_path / "dockerd.pid").write_text(f"{proc.pid}\n")
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def test_clean_stops_an_engine_whose_test_died_and_only_that(fake_engine):
+    owner = docker_daemon.OWNER_FILE
+    line = f"docker engine dockerd (pid {fake_engine.pid}) started by a test that died"
+    # Started by hand (no owner file), or by a test still running: not a leftover.
+    assert docker_clean.docker_leftovers() == []
+    with open(owner, "w") as f:
+        f.write(f"{fake_engine.pid} {os.getpid()}\n")
+    assert docker_clean.docker_leftovers() == []
+    assert docker_clean.remove_docker_leftovers() == []
+    assert fake_engine.poll() is None
+
+    with open(owner, "w") as f:
+        f.write(f"{fake_engine.pid} {_dead_pid()}\n")
+    assert docker_clean.docker_leftovers() == [line]
+    # One test's leftovers never include the engine: other tests may be using it.
+    assert docker_clean.docker_leftovers("abc") == []
+    assert docker_clean.remove_docker_leftovers("abc") == []
+    assert fake_engine.poll() is None
+
+    assert docker_clean.remove_docker_leftovers() == [line]
+    assert fake_engine.wait(timeout=5) == -signal.SIGTERM
+    assert not os.path.exists(owner)
+    assert docker_clean.docker_leftovers() == []
+
+
 def test_without_dockerd_installed_the_message_says_what_to_install(monkeypatch):
     monkeypatch.setattr(docker_daemon, "answers", lambda *a, **k: False)
     monkeypatch.setattr(docker_daemon.shutil, "which", lambda name: None)
@@ -140,6 +189,7 @@ def test_without_dockerd_installed_the_message_says_what_to_install(monkeypatch)
 
 def test_clean_looks_only_when_tectonics_engine_has_a_socket(monkeypatch, tmp_path):
     monkeypatch.setattr(docker_clean, "SOCKET", str(tmp_path / "absent.sock"))
+    monkeypatch.setattr(docker_daemon, "OWNER_FILE", str(tmp_path / "absent.owner"))
     monkeypatch.setattr(docker_clean, "answers", lambda *a: pytest.fail("must not connect"))
     assert docker_clean.docker_leftovers() == []
     assert docker_clean.remove_docker_leftovers("abc") == []

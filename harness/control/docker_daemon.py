@@ -25,6 +25,10 @@ HOST = f"unix://{SOCKET}"
 DATA_ROOT = "/var/lib/tectonic-docker"
 EXEC_ROOT = "/run/tectonic-docker"
 PIDFILE = "/run/tectonic-docker.pid"
+# "<dockerd pid> <controller pid>" while an engine a test started runs: if that controller
+# dies without stopping it, `tectonic clean` knows the engine is a leftover. An engine
+# started by hand has no owner file and is left alone.
+OWNER_FILE = "/run/tectonic-docker.owner"
 LOG_FILE = os.path.join(DATA_ROOT, "dockerd.log")
 CONFIG_FILE = os.path.join(DATA_ROOT, "daemon.json")
 START_TIMEOUT = 60.0
@@ -94,10 +98,13 @@ class DockerDaemon:
             self._proc = subprocess.Popen(dockerd_argv(), stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
         self.started_here = True
+        with open(OWNER_FILE, "w") as f:
+            f.write(f"{self._proc.pid} {os.getpid()}\n")
         deadline = time.monotonic() + START_TIMEOUT
         while not answers(timeout=2):
             if self._proc.poll() is not None:
                 self.started_here = False
+                _remove_owner_file()
                 raise DockerUnavailable(f"dockerd exited {self._proc.returncode} at start: "
                                         f"{_last_line(LOG_FILE)} (log: {LOG_FILE})")
             if time.monotonic() > deadline:
@@ -114,6 +121,7 @@ class DockerDaemon:
         proc = self._proc
         self.started_here = False
         self._proc = None
+        _remove_owner_file()
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
@@ -123,6 +131,50 @@ class DockerDaemon:
             proc.kill()
             proc.wait(timeout=10)
         log.info("stopped tectonic's dockerd")
+
+
+def orphaned_engine_pid() -> int | None:
+    """The pid of tectonic's dockerd when a test started it and died without stopping it."""
+    try:
+        with open(OWNER_FILE) as f:
+            engine, owner = (int(field) for field in f.read().split())
+    except (OSError, ValueError):
+        return None
+    if _running_pid() != engine or _alive(owner):
+        return None
+    return engine
+
+
+def stop_orphaned_engine() -> int | None:
+    """Stop the engine orphaned_engine_pid names (TERM, then KILL after STOP_TIMEOUT);
+    return its pid, or None when there was none."""
+    pid = orphaned_engine_pid()
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    _remove_owner_file()
+    return pid
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie, already dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _remove_owner_file() -> None:
+    try:
+        os.remove(OWNER_FILE)
+    except FileNotFoundError:
+        pass
 
 
 def _running_pid() -> int | None:

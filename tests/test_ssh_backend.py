@@ -11,15 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from harness.control.ssh_commands import (HostSpec, exec_command, kill_marked_command,
                                           parse_host, signal_command, spawn_command, with_env)
 from harness.protocols import Remote, RemoteError
+from tests.sshd_lab import SSHD, Keys, sshd, sshd_hosts, wait_for
 
-SSHD = "/usr/sbin/sshd"
 WEIRD_ARGS = ["it's", '"quoted"', "$HOME", "`id`", "a b", "; rm -rf /", "*", "", "\\n"]
 
 
@@ -100,15 +99,6 @@ def test_signal_refuses_anything_but_a_pid(pid):
         signal_command(pid, 9, sudo=False)
 
 
-def _wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_spawn_command_starts_a_daemon_that_writes_its_pid_and_log(tmp_path):
     log, pidfile = tmp_path / "logs dir" / "x's.log", tmp_path / "pid file"
     script = ("import os, sys, time; print(sys.argv[1:], os.environ['V'], os.getcwd(), "
@@ -123,7 +113,7 @@ def test_spawn_command_starts_a_daemon_that_writes_its_pid_and_log(tmp_path):
         assert time.monotonic() - started < 8
         pid = int(out.stdout.strip())
         assert pidfile.read_text().strip() == str(pid)
-        assert _wait_for(lambda: log.exists() and log.read_text())
+        assert wait_for(lambda: log.exists() and log.read_text())
         assert log.read_text() == f"{WEIRD_ARGS!r} v$1 {tmp_path} True\n"
     finally:
         os.kill(int(pidfile.read_text()), signal.SIGKILL)
@@ -173,51 +163,6 @@ def test_project_bundle_holds_the_packages_without_caches():
 
 # ------------------------------------------------------------------ a real sshd
 
-class Keys:
-    """A throwaway client key, host key and known_hosts in one directory."""
-
-    def __init__(self, directory):
-        self.dir = str(directory)
-        os.makedirs(self.dir, exist_ok=True)
-        self.client = os.path.join(self.dir, "client_key")
-        self.host = os.path.join(self.dir, "host_key")
-        self.known_hosts = os.path.join(self.dir, "known_hosts")
-        for path in (self.client, self.host):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
-        shutil.copy(self.client + ".pub", os.path.join(self.dir, "authorized_keys"))
-
-    def trust(self, address: str, port: int = 22, host_key: str | None = None) -> None:
-        entry = address if port == 22 else f"[{address}]:{port}"
-        with open(host_key or self.host + ".pub") as f:
-            kind, key = f.read().split()[:2]
-        with open(self.known_hosts, "a") as f:
-            f.write(f"{entry} {kind} {key}\n")
-
-
-@contextmanager
-def sshd(keys: Keys, address: str, port: int = 22, netns: str | None = None, tag: str = "sshd"):
-    """An OpenSSH server on address:port (inside netns when given) that lets root in with
-    the client key alone; stopped on exit."""
-    os.makedirs("/run/sshd", exist_ok=True)  # its privilege-separation directory
-    config, pidfile = os.path.join(keys.dir, f"{tag}_config"), os.path.join(keys.dir, f"{tag}.pid")
-    with open(config, "w") as f:
-        f.write(f"Port {port}\nListenAddress {address}\nHostKey {keys.host}\nPidFile {pidfile}\n"
-                f"AuthorizedKeysFile {keys.dir}/authorized_keys\nPermitRootLogin prohibit-password\n"
-                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-                "StrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n")
-    prefix = ["ip", "netns", "exec", netns] if netns else []
-    subprocess.run([*prefix, SSHD, "-f", config, "-E", os.path.join(keys.dir, f"{tag}.log")],
-                   check=True, timeout=10)
-    try:
-        assert _wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip())
-        yield
-    finally:
-        try:
-            os.kill(int(open(pidfile).read()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -265,10 +210,10 @@ def test_remote_runs_commands_spawns_signals_and_copies_files(loopback_sshd, tmp
         pid = remote.spawn(["sh", "-c", 'echo "$V"; exec sleep 60'], log=str(work / "log"),
                            pidfile=str(work / "pid"), env={"V": "a'b"})
         assert open(f"/proc/{pid}/cmdline").read().split("\0")[:2] == ["sleep", "60"]
-        assert _wait_for(lambda: (work / "log").read_text() == "a'b\n")
+        assert wait_for(lambda: (work / "log").read_text() == "a'b\n")
         assert os.getsid(pid) == pid
         remote.signal(pid, signal.SIGKILL)
-        assert _wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}")
                          or " Z " in open(f"/proc/{pid}/stat").read())
         remote.signal(pid, signal.SIGKILL)  # gone already: not an error
 
@@ -299,7 +244,7 @@ def test_remote_reconnects_after_the_connection_dies(loopback_sshd):
             remote.exec(["sh", "-c", "kill -9 $PPID; sleep 5"], timeout=10)
         except RemoteError:
             pass
-        assert _wait_for(lambda: not remote._alive())
+        assert wait_for(lambda: not remote._alive())
         assert remote.exec(["echo", "two"]).stdout == "two\n"
     finally:
         remote.close()
@@ -313,7 +258,7 @@ def test_kill_spawned_kills_what_spawn_started(loopback_sshd, tmp_path):
     try:
         pid = remote.spawn(["sleep", "60"], log=str(tmp_path / "log"), pidfile=str(tmp_path / "pid"))
         remote.kill_spawned()
-        assert _wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}")
                          or " Z " in open(f"/proc/{pid}/stat").read())
     finally:
         remote.close()
@@ -363,37 +308,6 @@ def test_insecure_host_keys_accepts_an_unknown_key_and_warns(loopback_sshd, tmp_
 
 
 # ------------------------------------------------------------------ whole tests over SSH
-
-@contextmanager
-def sshd_hosts(tmp_path, count: int):
-    """`count` hosts: the local backend's namespaces, each running its own sshd on port 22
-    of its address, with their host keys in a known_hosts file.
-    Yields (addresses, keys, namespaces)."""
-    import secrets
-    from harness.control.local import LocalCluster
-    keys = Keys(tmp_path / "keys")
-    cluster = LocalCluster("ssh" + secrets.token_hex(3), count, str(tmp_path / "hosts"))
-    cluster.create()
-    try:
-        addresses = [n.address for n in cluster.nodes]
-        for address in addresses:
-            keys.trust(address)
-        with _all_sshd(keys, cluster.nodes):
-            yield addresses, keys, [n.extra["netns"] for n in cluster.nodes]
-    finally:
-        cluster.destroy()  # also kills whatever is left in the namespaces
-
-
-@contextmanager
-def _all_sshd(keys, nodes):
-    if not nodes:
-        yield
-        return
-    node = nodes[0]
-    with sshd(keys, node.address, netns=node.extra["netns"], tag=f"sshd-{node.name}"):
-        with _all_sshd(keys, nodes[1:]):
-            yield
-
 
 def _ssh_spec(tmp_path, addresses, keys, **kw):
     return {"backend": "ssh", "store": str(tmp_path / "store"), "concurrency": 6, "rate": 100,

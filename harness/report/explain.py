@@ -6,13 +6,12 @@ key under linear/. Any other checker is shown by its verdict and its fields.
 """
 from __future__ import annotations
 
-import base64
 import glob
 import os
 from typing import Any
 from urllib.parse import quote
 
-from .html import compact_json, esc, pretty_json, verdict_badge
+from .html import compact_json, data_uri, esc, pretty_json, verdict_badge
 from .summary import verdict_word
 
 _TEXT_LIMIT = 20000
@@ -126,11 +125,9 @@ def _elle_artefacts(anomaly: str, run_dir: str, told) -> str:
         shown += 1
         rel = os.path.relpath(path, run_dir)
         if ext == ".svg":
-            with open(path, "rb") as f:
-                svg = base64.b64encode(f.read()).decode("ascii")
             # As an <img>, an SVG runs no scripts: safe to show whatever the checker drew.
             parts.append(f'<p><img class="plot" alt="{esc(anomaly)} cycle" '
-                         f'src="data:image/svg+xml;base64,{svg}"><br><a class="muted" href="{esc(quote(rel))}">'
+                         f'src="{data_uri(path, "image/svg+xml")}"><br><a class="muted" href="{esc(quote(rel))}">'
                          f"{esc(rel)}</a></p>")
         else:
             parts.append(f'<details><summary>Graphviz source of a cycle (<a href="{esc(quote(rel))}">{esc(rel)}</a>; '

@@ -5,6 +5,7 @@ directory can be copied anywhere and read offline.
 """
 from __future__ import annotations
 
+import base64
 import html
 import json
 from typing import Any
@@ -35,6 +36,12 @@ details > summary { cursor: pointer; color: var(--muted); }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
 input[type=search], select { font: inherit; padding: 4px 8px; border: 1px solid var(--line); border-radius: 6px; }
 """
+
+
+def data_uri(path: str, mime: str) -> str:
+    """The file as a data: URI, so the page shows it with no file beside it."""
+    with open(path, "rb") as f:
+        return f"data:{mime};base64," + base64.b64encode(f.read()).decode("ascii")
 
 
 def esc(x: Any) -> str:

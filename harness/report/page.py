@@ -7,7 +7,6 @@ in the run directory.
 """
 from __future__ import annotations
 
-import base64
 import os
 from collections import Counter
 from urllib.parse import quote
@@ -18,7 +17,7 @@ from harness.history import HistoryError, load_history
 
 from .explain import checker_section
 from .faults import fault_periods
-from .html import compact_json, esc, page, verdict_badge
+from .html import compact_json, data_uri, esc, page, verdict_badge
 from .ops import has_times, intervals
 from .plots import PLOT_FILES, write_plots
 from .rundir import read_results, read_spec, repeat_command, run_started
@@ -108,11 +107,9 @@ def _history_sections(run_dir: str, history: list[dict], name: str) -> str:
         plots = write_plots(run_dir, ops, periods, end)
         parts.append("<h2>Plots</h2>")
         for plot, path in plots.items():
-            with open(path, "rb") as f:
-                data = base64.b64encode(f.read()).decode("ascii")
             parts.append(f'<h3>{esc(plot)} <a class="muted" href="{esc(PLOT_FILES[plot])}">'
                          f'({esc(PLOT_FILES[plot])})</a></h3><p class="muted">{esc(_PLOT_CAPTIONS[plot])}</p>'
-                         f'<img class="plot" alt="{esc(plot)}" src="data:image/png;base64,{data}">')
+                         f'<img class="plot" alt="{esc(plot)}" src="{data_uri(path, "image/png")}">')
     else:
         parts.append('<p class="muted">The history carries no times: no plots.</p>')
     return "\n".join(parts)

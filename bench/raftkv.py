@@ -13,7 +13,6 @@ phase, the raftkv/etcd ratio, and one headline line per phase. etcd is Debian's 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import http.client
 import json
@@ -21,62 +20,19 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness.protocols import HostRemote, Node  # noqa: E402
+from load import RawHTTP, b64, run_phase, summarize  # noqa: E402 - bench/load.py
 from targets.raftkv import make_target  # noqa: E402
 
 NODES = 5
 KEYS = 1000
 PHASES = (("writes", 1), ("writes", 10), ("reads", 1), ("reads", 10))
-
-
-def run_phase(make_op, clients: int, duration: float) -> dict:
-    """make_op(i) -> a callable doing one op (True on success) for client i."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    start_at = time.monotonic() + 0.2
-    stop_at = start_at + duration
-
-    def worker(i):
-        op = make_op(i)
-        while time.monotonic() < start_at:
-            time.sleep(0.005)
-        lat = latencies[i]
-        while True:
-            t0 = time.monotonic()
-            if t0 >= stop_at:
-                break
-            if op():
-                lat.append(time.monotonic() - t0)
-            else:
-                errors[i] += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"latencies": [x for lat in latencies for x in lat], "errors": sum(errors),
-            "duration": duration}
-
-
-def summarize(*runs: dict) -> dict:
-    """ops/s, p50 and p99 (ms) over one or more runs of the same phase."""
-    lat = sorted(x for run in runs for x in run["latencies"])
-    errors = sum(run["errors"] for run in runs)
-    if not lat:
-        return {"ops": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": errors}
-    return {"ops": len(lat) / sum(run["duration"] for run in runs),
-            "p50": statistics.median(lat) * 1000,
-            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
-            "errors": errors}
 
 
 # ---- raftkv ------------------------------------------------------------------------------
@@ -121,10 +77,6 @@ def raftkv_cluster(workdir: str):
 
 # ---- etcd --------------------------------------------------------------------------------
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
 def etcd_leader(hosts: list[str]) -> int:
     """The index of the etcd member that leads, from each member's status."""
     for i, host in enumerate(hosts):
@@ -135,21 +87,6 @@ def etcd_leader(hosts: list[str]) -> int:
         if status["header"]["member_id"] == status["leader"]:
             return i
     raise RuntimeError("no etcd member says it leads")
-
-
-class EtcdHTTP:
-    def __init__(self, host: str, port: int):
-        self.conn = http.client.HTTPConnection(host, port, timeout=5.0)
-
-    def post(self, path: str, body: dict) -> bool:
-        try:
-            self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            resp = self.conn.getresponse()
-            resp.read()
-            return resp.status == 200
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
-            return False
 
 
 @contextlib.contextmanager
@@ -175,8 +112,8 @@ def etcd_cluster(workdir: str):
                     "--initial-cluster-token", "tectonic-bench", "--log-level", "warn"]
             pids.append(remote.spawn(argv, log=data + ".log", pidfile=data + ".pid"))
         deadline = time.monotonic() + 30
-        probe = EtcdHTTP(hosts[0], 2379)
-        while not probe.post("/v3/kv/put", {"key": _b64("health"), "value": _b64("1")}):
+        probe = RawHTTP(hosts[0], 2379)
+        while not probe.post("/v3/kv/put", {"key": b64("health"), "value": b64("1")}):
             if time.monotonic() > deadline:
                 raise RuntimeError("etcd did not become healthy within 30s")
             time.sleep(0.2)
@@ -185,15 +122,15 @@ def etcd_cluster(workdir: str):
 
         def ops(kind):
             def make_op(i):
-                client = EtcdHTTP(hosts[(first + i) % NODES], 2379)
+                client = RawHTTP(hosts[(first + i) % NODES], 2379)
                 rng = random.Random(i)
                 counter = [0]
 
                 def op():
-                    key = _b64(str(rng.randrange(KEYS)))
+                    key = b64(str(rng.randrange(KEYS)))
                     if kind == "writes":
                         counter[0] += 1
-                        return client.post("/v3/kv/put", {"key": key, "value": _b64(str(counter[0]))})
+                        return client.post("/v3/kv/put", {"key": key, "value": b64(str(counter[0]))})
                     return client.post("/v3/kv/range", {"key": key})  # linearizable by default
                 return op
             return make_op

@@ -1,0 +1,76 @@
+"""What the load benchmarks share: closed-loop client phases and their summary, and a
+minimal HTTP client (one keep-alive connection, no parsing) for raw loops against etcd.
+
+Imported by the scripts beside it (`python bench/x.py` puts bench/ on sys.path).
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import statistics
+import threading
+import time
+
+
+def run_phase(make_op, clients: int, duration: float) -> dict:
+    """make_op(i) -> a callable doing one op (True on success) for client i."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    start_at = time.monotonic() + 0.2
+    stop_at = start_at + duration
+
+    def worker(i):
+        op = make_op(i)
+        while time.monotonic() < start_at:
+            time.sleep(0.005)
+        lat = latencies[i]
+        while True:
+            t0 = time.monotonic()
+            if t0 >= stop_at:
+                break
+            if op():
+                lat.append(time.monotonic() - t0)
+            else:
+                errors[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"latencies": [x for lat in latencies for x in lat], "errors": sum(errors),
+            "duration": duration}
+
+
+def summarize(*runs: dict) -> dict:
+    """ops/s, p50 and p99 (ms) over one or more runs of the same phase."""
+    lat = sorted(x for run in runs for x in run["latencies"])
+    errors = sum(run["errors"] for run in runs)
+    if not lat:
+        return {"ops": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": errors}
+    return {"ops": len(lat) / sum(run["duration"] for run in runs),
+            "p50": statistics.median(lat) * 1000,
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+            "errors": errors}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class RawHTTP:
+    """POST a JSON body on one kept-alive connection; True when the answer is 200."""
+
+    def __init__(self, host: str, port: int):
+        self.conn = http.client.HTTPConnection(host, port, timeout=5.0)
+
+    def post(self, path: str, body: dict) -> bool:
+        try:
+            self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            resp = self.conn.getresponse()
+            resp.read()
+            return resp.status == 200
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            return False

@@ -70,6 +70,38 @@ def test_run_test_end_to_end_with_a_fake_target(tmp_path):
     assert any(o["f"] == "heal" for o in h)  # the final heal is in the history
 
 
+class BrokenTeardownTarget(FakeTarget):
+    """Its n1 will not resume and its n2 will not stop: the rest must go down regardless."""
+
+    def resume(self, node):
+        super().resume(node)
+        if node.name == "n1":
+            raise RuntimeError("n1 does not answer")
+
+    def teardown(self, node):
+        super().teardown(node)
+        if node.name == "n2":
+            raise RuntimeError("n2 will not stop")
+
+
+def test_teardown_takes_every_node_down_even_when_steps_fail(tmp_path):
+    spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 0.5, "rate": 50,
+            "concurrency": 2, "node_count": 3, "recovery_time": 0, "seed": 1}
+    clusters, targets = [], []
+    out = run_test(spec,
+                   cluster_factory=lambda s, d: clusters.append(FakeCluster(3, d)) or clusters[-1],
+                   target_factory=lambda s, nodes: targets.append(BrokenTeardownTarget()) or targets[-1])
+    calls = targets[0].calls
+    for name in ("n1", "n2", "n3"):
+        # Each node in order: resumed, then stopped, even n1 whose resume failed.
+        assert calls.index(f"resume {name}") < calls.index(f"teardown {name}")
+    assert clusters[0].destroyed
+    log = open(os.path.join(out.run_dir, "tectonic.log")).read()
+    assert "teardown: resume n1 failed: n1 does not answer" in log
+    assert "teardown: teardown n2 failed: n2 will not stop" in log
+    assert out.valid is True  # a failed teardown step loses nothing recorded
+
+
 def test_stats_invalid_when_an_f_never_succeeds(tmp_path):
     spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 0.5, "rate": 100,
             "concurrency": 2, "node_count": 1, "recovery_time": 0, "seed": 1, "op_timeout": 0.2}

@@ -27,7 +27,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness.protocols import HostRemote, Node  # noqa: E402
-from load import RawHTTP, b64, run_phase, summarize  # noqa: E402 - bench/load.py
+from load import RawHTTP, b64, register_ops, run_phase, summarize  # noqa: E402 - bench/load.py
 from targets.etcd import make_target  # noqa: E402
 from targets.etcd.client import encode_value, register_key  # noqa: E402
 
@@ -56,25 +56,6 @@ def etcd_cluster(workdir: str):
             target.teardown(node)
 
 
-def tectonic_client(target, nodes, first):
-    def make_op(i):
-        node = nodes[(first + i) % NODES]
-        client = target.client(node)
-        client.open(node)
-        rng, counter = random.Random(i), [0]
-
-        def op():
-            key = rng.randrange(KEYS)
-            if rng.random() < 0.5:
-                counter[0] += 1
-                done = client.invoke({"f": "write", "value": [key, counter[0]]}, 5.0)
-            else:
-                done = client.invoke({"f": "read", "value": [key, None]}, 5.0)
-            return done["type"] == "ok"
-        return op
-    return make_op
-
-
 def raw_loop(target, nodes, first):
     def make_op(i):
         node = nodes[(first + i) % NODES]
@@ -101,10 +82,10 @@ def main() -> None:
     try:
         with etcd_cluster(workdir) as cluster:
             for clients in CLIENT_COUNTS:
-                a1 = run_phase(tectonic_client(*cluster), clients, half)
+                a1 = run_phase(register_ops(*cluster, writes=0.5, keys=KEYS), clients, half)
                 b1 = run_phase(raw_loop(*cluster), clients, half)
                 b2 = run_phase(raw_loop(*cluster), clients, half)
-                a2 = run_phase(tectonic_client(*cluster), clients, half)
+                a2 = run_phase(register_ops(*cluster, writes=0.5, keys=KEYS), clients, half)
                 ours[clients], raw[clients] = summarize(a1, a2), summarize(b1, b2)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

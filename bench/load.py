@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import random
 import statistics
 import threading
 import time
@@ -53,6 +54,27 @@ def summarize(*runs: dict) -> dict:
             "p50": statistics.median(lat) * 1000,
             "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
             "errors": errors}
+
+
+def register_ops(target, nodes: list, first: int, writes: float, keys: int = 1000):
+    """make_op(i) for run_phase: client i, on nodes[(first + i) % len(nodes)], runs register
+    ops through the target's own client over `keys` keys; `writes` is their share (0 to 1)."""
+    def make_op(i):
+        node = nodes[(first + i) % len(nodes)]
+        client = target.client(node)
+        client.open(node)
+        rng, counter = random.Random(i), [0]
+
+        def op():
+            key = rng.randrange(keys)
+            if writes >= 1 or (writes > 0 and rng.random() < writes):
+                counter[0] += 1
+                done = client.invoke({"f": "write", "value": [key, counter[0]]}, 5.0)
+            else:
+                done = client.invoke({"f": "read", "value": [key, None]}, 5.0)
+            return done["type"] == "ok"
+        return op
+    return make_op
 
 
 def b64(text: str) -> str:

@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness.protocols import HostRemote, Node  # noqa: E402
-from load import RawHTTP, b64, run_phase, summarize  # noqa: E402 - bench/load.py
+from load import RawHTTP, b64, register_ops, run_phase, summarize  # noqa: E402 - bench/load.py
 from targets.raftkv import make_target  # noqa: E402
 
 NODES = 5
@@ -52,23 +52,8 @@ def raftkv_cluster(workdir: str):
         first = nodes.index(target.leader(nodes)) + 1
 
         def ops(kind):
-            def make_op(i):
-                node = nodes[(first + i) % NODES]
-                client = target.client(node)
-                client.open(node)
-                rng = random.Random(i)
-                counter = [0]
-
-                def op():
-                    key = rng.randrange(KEYS)
-                    if kind == "writes":
-                        counter[0] += 1
-                        done = client.invoke({"f": "write", "value": [key, counter[0]]}, 5.0)
-                    else:
-                        done = client.invoke({"f": "read", "value": [key, None]}, 5.0)
-                    return done["type"] == "ok"
-                return op
-            return make_op
+            return register_ops(target, nodes, first, writes=1.0 if kind == "writes" else 0.0,
+                                keys=KEYS)
         yield ops
     finally:
         for node in nodes:

@@ -17,59 +17,20 @@ per client and phase, and the headline: tectonic's client within 20% of the raw 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import random
 import shutil
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness.protocols import HostRemote, Node  # noqa: E402
-from load import RawHTTP, b64, register_ops, run_phase, summarize  # noqa: E402 - bench/load.py
-from targets.etcd import make_target  # noqa: E402
-from targets.etcd.client import encode_value, register_key  # noqa: E402
+from load import (etcd_cluster, raw_etcd_register_ops, register_ops, run_phase,  # noqa: E402
+                  summarize)  # bench/load.py
 
 NODES = 5
 KEYS = 1000
 CLIENT_COUNTS = (1, 10)
 TARGET_RATIO = 0.8  # tectonic's client at least 80% of the raw loop's ops/s
-
-
-@contextlib.contextmanager
-def etcd_cluster(workdir: str):
-    """(target, nodes, first): a healthy 5-node cluster; first is a follower's index."""
-    if not os.access("/usr/bin/etcd", os.X_OK):
-        raise SystemExit("bench/etcd.py: etcd not found (apt-get install -y etcd-server)")
-    nodes = [Node(f"n{i + 1}", f"127.0.0.{61 + i}", HostRemote(),
-                  os.path.join(workdir, f"n{i + 1}")) for i in range(NODES)]
-    target = make_target({}, nodes)
-    try:
-        for node in nodes:
-            target.setup(node)
-            target.start(node)
-        target.wait_healthy(nodes, 30)
-        yield target, nodes, (nodes.index(target.leader(nodes)) + 1) % NODES
-    finally:
-        for node in nodes:
-            target.teardown(node)
-
-
-def raw_loop(target, nodes, first):
-    def make_op(i):
-        node = nodes[(first + i) % NODES]
-        http = RawHTTP(node.address, target.client_port)
-        rng, counter = random.Random(i), [0]
-
-        def op():
-            key = b64(register_key(rng.randrange(KEYS)))
-            if rng.random() < 0.5:
-                counter[0] += 1
-                return http.post("/v3/kv/put", {"key": key, "value": encode_value(counter[0])})
-            return http.post("/v3/kv/range", {"key": key, "serializable": False})
-        return op
-    return make_op
 
 
 def main() -> None:
@@ -80,11 +41,11 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="bench-etcd-")
     ours, raw = {}, {}
     try:
-        with etcd_cluster(workdir) as cluster:
+        with etcd_cluster(workdir, 61, NODES) as cluster:
             for clients in CLIENT_COUNTS:
                 a1 = run_phase(register_ops(*cluster, writes=0.5, keys=KEYS), clients, half)
-                b1 = run_phase(raw_loop(*cluster), clients, half)
-                b2 = run_phase(raw_loop(*cluster), clients, half)
+                b1 = run_phase(raw_etcd_register_ops(*cluster, writes=0.5, keys=KEYS), clients, half)
+                b2 = run_phase(raw_etcd_register_ops(*cluster, writes=0.5, keys=KEYS), clients, half)
                 a2 = run_phase(register_ops(*cluster, writes=0.5, keys=KEYS), clients, half)
                 ours[clients], raw[clients] = summarize(a1, a2), summarize(b1, b2)
     finally:

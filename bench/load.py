@@ -1,17 +1,24 @@
-"""What the load benchmarks share: closed-loop client phases and their summary, and a
-minimal HTTP client (one keep-alive connection, no parsing) for raw loops against etcd.
+"""What the load benchmarks share: closed-loop client phases and their summary, register
+clients (through a target's own client, or a raw HTTP loop against etcd: one keep-alive
+connection, answers not parsed), and a 5-node etcd on loopback deployed by the etcd target.
 
 Imported by the scripts beside it (`python bench/x.py` puts bench/ on sys.path).
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
+import os
 import random
 import statistics
 import threading
 import time
+
+from harness.protocols import HostRemote, Node
+from targets.etcd import make_target as make_etcd
+from targets.etcd.client import encode_value, register_key
 
 
 def run_phase(make_op, clients: int, duration: float) -> dict:
@@ -96,3 +103,41 @@ class RawHTTP:
         except (OSError, http.client.HTTPException):
             self.conn.close()
             return False
+
+
+def raw_etcd_register_ops(target, nodes: list, first: int, writes: float, keys: int = 1000):
+    """register_ops' raw twin for etcd: the same requests the etcd client sends (puts and
+    linearizable ranges on its keys and values), on a RawHTTP connection per client."""
+    def make_op(i):
+        node = nodes[(first + i) % len(nodes)]
+        http = RawHTTP(node.address, target.client_port)
+        rng, counter = random.Random(i), [0]
+
+        def op():
+            key = b64(register_key(rng.randrange(keys)))
+            if writes >= 1 or (writes > 0 and rng.random() < writes):
+                counter[0] += 1
+                return http.post("/v3/kv/put", {"key": key, "value": encode_value(counter[0])})
+            return http.post("/v3/kv/range", {"key": key, "serializable": False})
+        return op
+    return make_op
+
+
+@contextlib.contextmanager
+def etcd_cluster(workdir: str, first_octet: int, members: int = 5):
+    """(target, nodes, first): a healthy etcd cluster on 127.0.0.<first_octet>..., deployed
+    and torn down by the etcd target; nodes[first] is a follower."""
+    if not os.access("/usr/bin/etcd", os.X_OK):
+        raise SystemExit("etcd not found (apt-get install -y etcd-server)")
+    nodes = [Node(f"e{i + 1}", f"127.0.0.{first_octet + i}", HostRemote(),
+                  os.path.join(workdir, f"etcd-e{i + 1}")) for i in range(members)]
+    target = make_etcd({}, nodes)
+    try:
+        for node in nodes:
+            target.setup(node)
+            target.start(node)
+        target.wait_healthy(nodes, 30)
+        yield target, nodes, (nodes.index(target.leader(nodes)) + 1) % members
+    finally:
+        for node in nodes:
+            target.teardown(node)

@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
-import json
 import os
-import random
 import shutil
-import signal
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness.protocols import HostRemote, Node  # noqa: E402
-from load import RawHTTP, b64, register_ops, run_phase, summarize  # noqa: E402 - bench/load.py
+from load import (etcd_cluster, raw_etcd_register_ops, register_ops, run_phase,  # noqa: E402
+                  summarize)  # bench/load.py
 from targets.raftkv import make_target  # noqa: E402
 
 NODES = 5
@@ -62,67 +58,15 @@ def raftkv_cluster(workdir: str):
 
 # ---- etcd --------------------------------------------------------------------------------
 
-def etcd_leader(hosts: list[str]) -> int:
-    """The index of the etcd member that leads, from each member's status."""
-    for i, host in enumerate(hosts):
-        conn = http.client.HTTPConnection(host, 2379, timeout=5.0)
-        conn.request("POST", "/v3/maintenance/status", "{}")
-        status = json.loads(conn.getresponse().read())
-        conn.close()
-        if status["header"]["member_id"] == status["leader"]:
-            return i
-    raise RuntimeError("no etcd member says it leads")
-
-
 @contextlib.contextmanager
-def etcd_cluster(workdir: str):
-    """Yields ops(kind) -> make_op for a running 5-node etcd cluster."""
-    etcd = shutil.which("etcd") or "/usr/bin/etcd"
-    if not os.path.exists(etcd):
-        raise RuntimeError("etcd not found (apt-get install -y etcd-server); "
-                           "or run with --skip-etcd")
-    remote = HostRemote()
-    hosts = [f"127.0.0.{51 + i}" for i in range(NODES)]
-    cluster = ",".join(f"e{i + 1}=http://{h}:2380" for i, h in enumerate(hosts))
-    pids = []
-    try:
-        for i, host in enumerate(hosts):
-            data = os.path.join(workdir, f"etcd-e{i + 1}")
-            argv = [etcd, "--name", f"e{i + 1}", "--data-dir", data,
-                    "--listen-client-urls", f"http://{host}:2379",
-                    "--advertise-client-urls", f"http://{host}:2379",
-                    "--listen-peer-urls", f"http://{host}:2380",
-                    "--initial-advertise-peer-urls", f"http://{host}:2380",
-                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
-                    "--initial-cluster-token", "tectonic-bench", "--log-level", "warn"]
-            pids.append(remote.spawn(argv, log=data + ".log", pidfile=data + ".pid"))
-        deadline = time.monotonic() + 30
-        probe = RawHTTP(hosts[0], 2379)
-        while not probe.post("/v3/kv/put", {"key": b64("health"), "value": b64("1")}):
-            if time.monotonic() > deadline:
-                raise RuntimeError("etcd did not become healthy within 30s")
-            time.sleep(0.2)
-
-        first = etcd_leader(hosts) + 1
-
+def etcd_raw_loop(workdir: str):
+    """Yields ops(kind) -> make_op for a running 5-node etcd cluster, driven by the raw
+    HTTP loop (etcd's best case: no client of ours in the way)."""
+    with etcd_cluster(workdir, 51, NODES) as (target, nodes, first):
         def ops(kind):
-            def make_op(i):
-                client = RawHTTP(hosts[(first + i) % NODES], 2379)
-                rng = random.Random(i)
-                counter = [0]
-
-                def op():
-                    key = b64(str(rng.randrange(KEYS)))
-                    if kind == "writes":
-                        counter[0] += 1
-                        return client.post("/v3/kv/put", {"key": key, "value": b64(str(counter[0]))})
-                    return client.post("/v3/kv/range", {"key": key})  # linearizable by default
-                return op
-            return make_op
+            return raw_etcd_register_ops(target, nodes, first,
+                                         writes=1.0 if kind == "writes" else 0.0, keys=KEYS)
         yield ops
-    finally:
-        for pid in pids:
-            remote.signal(pid, signal.SIGKILL)
 
 
 def main() -> None:
@@ -136,7 +80,7 @@ def main() -> None:
     try:
         with contextlib.ExitStack() as stack:
             raftkv = stack.enter_context(raftkv_cluster(workdir))
-            etcd = None if args.skip_etcd else stack.enter_context(etcd_cluster(workdir))
+            etcd = None if args.skip_etcd else stack.enter_context(etcd_raw_loop(workdir))
             theirs = None if etcd is None else {}
             for kind, clients in PHASES:
                 if etcd is None:

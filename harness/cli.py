@@ -12,17 +12,16 @@ import sys
 
 import click
 
-from .history import HistoryError, load_history, validate
-from .spec import SpecError, load_spec, read_spec_file, resolve_spec
+from core.errors import BAD_INPUT, INTERNAL, HistoryError, SpecError, UserError
 
-BAD_INPUT, INTERNAL = 254, 255
+from .history import load_history, validate
+from .spec import load_spec, read_spec_file, resolve_spec
+
 EXIT = {True: 0, False: 1}
 
 log = logging.getLogger("tectonic")
 
 
-class UserError(Exception):
-    """Anything the user can fix: printed as one line, exit 254."""
 
 
 def _verdict_exit(valid) -> int:
@@ -302,7 +301,6 @@ def _print_summary(results: dict, run_dir: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map every way of failing to its exit code and one line."""
-    from .run import SetupError
     try:
         cli.main(args=argv, prog_name="tectonic", standalone_mode=False)
     except click.exceptions.Abort:
@@ -311,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:  # usage errors: bad flag, missing argument
         click.echo(f"tectonic: {e.format_message()}", err=True)
         sys.exit(BAD_INPUT)
-    except (SpecError, HistoryError, UserError, SetupError) as e:
+    except UserError as e:
         click.echo(f"tectonic: {e}", err=True)
         sys.exit(BAD_INPUT)
     except SystemExit:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from core.errors import SetupError
 from checkers.exceptions import UnhandledExceptionsChecker
 from checkers.result import UNKNOWN, run_checkers
 from checkers.stats import StatsChecker
@@ -33,9 +34,6 @@ log = logging.getLogger("tectonic")
 EXIT = {True: 0, False: 1, UNKNOWN: 2}
 
 
-class SetupError(Exception):
-    """The environment cannot run this test (a node unreachable, a target that will not
-    start, a fault the backend cannot inject). One line for the user; exit 254."""
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
+from core.errors import SpecError
 
-class SpecError(ValueError):
-    """A malformed spec or flag. The message says what is wrong and where, on one line."""
+
 
 
 TARGETS = ("raftkv", "etcd")

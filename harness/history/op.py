@@ -6,13 +6,13 @@ keep the runner's hot path cheap and make every op JSON as it stands.
 """
 from __future__ import annotations
 
+from core.errors import HistoryError
+
 TYPES = ("invoke", "ok", "fail", "info")
 COMPLETIONS = ("ok", "fail", "info")
 NEMESIS = "nemesis"
 
 
-class HistoryError(ValueError):
-    """A history that cannot be read or is malformed. The message names file and line."""
 
 
 class History(list):

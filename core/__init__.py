@@ -1,0 +1,4 @@
+"""The bottom of the stack: what every other package may import and nothing here imports.
+
+`core.errors` holds the one family of user-fixable errors (exit 254).
+"""

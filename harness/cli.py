@@ -267,13 +267,20 @@ def serve(store, host, port):
 
 
 @cli.command()
-def clean():
-    """Remove namespaces, links, rules and processes left by killed tests."""
-    from .control.clean import clean as do_clean
-    removed = do_clean()
+@click.option("--force", is_flag=True, help="Also remove what running tests hold (they will fail).")
+def clean(force):
+    """Remove namespaces, links, rules, processes and work dirs left by dead tests.
+
+    A running test's resources are left alone (each test records its controller's pid and
+    start time); --force removes them too."""
+    from .control.clean import clean as do_clean, live_tests
+    kept = [] if force else live_tests()
+    removed = do_clean(force=force)
     for line in removed:
         click.echo(f"removed {line}")
-    if not removed:
+    for line in kept:
+        click.echo(f"kept {line}: it is running (--force removes it)")
+    if not removed and not kept:
         click.echo("nothing to clean")
 
 

@@ -120,7 +120,9 @@ def _test_id(label: str) -> str:
 
 
 def _leftovers(test_id: str) -> list[str]:
-    return clean_mod.find_leftovers(test_id)
+    """Everything of test_id's that exists, whether its controller (often this very
+    process) is alive or not."""
+    return clean_mod.find_leftovers(test_id, force=True)
 
 
 def _alive(pid: int) -> bool:
@@ -138,7 +140,7 @@ def cluster_id():
     try:
         yield test_id
     finally:
-        clean_mod.clean(test_id)
+        clean_mod.clean(test_id, force=True)  # this process owns the test
 
 
 @needs_root()

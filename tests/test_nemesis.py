@@ -444,7 +444,7 @@ def cluster():
             yield local, target
         finally:
             local.destroy()
-            clean(test_id)
+            clean(test_id, force=True)  # this process owns the test
 
 
 @pytest.fixture

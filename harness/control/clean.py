@@ -1,30 +1,36 @@
-"""Finding and removing what crashed tests left behind, by name prefix alone.
+"""Finding and removing what dead tests left behind, and never what a live test holds.
 
 A controller that dies without running its teardown (SIGKILL, power cut) leaves namespaces,
-the processes inside them, its veth and possibly firewall chains. Everything the local
-backend and the nemeses create carries PREFIX (links carry the short form), so these are
-found without knowing which test made them.
+the processes inside them, its veth, possibly firewall chains and its work directory.
+Everything the local backend and the nemeses create carries PREFIX (links carry the short
+form), so these are found by name. Which of them are leftovers is decided by ownership
+(owners.py): a test records its controller (pid and start time) before it creates anything,
+and whatever a record of a running controller names is left alone unless `force` is given.
+Names no record claims (from a test that crashed before this model, or a record lost with
+its /run) belong to nobody alive and are removed.
 """
 from __future__ import annotations
 
-import hashlib
+import os
 import re
 import shlex
 import shutil
 
+from . import owners
 from .docker_clean import docker_leftovers, remove_docker_leftovers
-from .names import PREFIX, SHORT_LINK_RE, ClusterNames, short_tag
+from .names import PREFIX, SHORT_LINK_RE, ClusterNames, chain_tag, short_tag
 from .netns import (ClusterError, delete_link, delete_netns, kill_netns_processes,
                     link_names, list_netns, netns_pids, process_description, run)
 
 
-def find_leftovers(test_id: str | None = None) -> list[str]:
-    """One line per leftover: namespaces, the processes in them, links, iptables chains.
+def find_leftovers(test_id: str | None = None, *, force: bool = False) -> list[str]:
+    """One line per leftover: namespaces, the processes in them, links, iptables chains,
+    work directories of dead tests.
 
-    With test_id, only that test's; without, every test's (which includes tests running
-    right now: call it before a test starts, or when none runs).
+    With test_id, only that test's; without, every dead test's. A live test's resources
+    are never listed, unless force (then they are, as clean(force=True) would remove them).
     """
-    match = _Matcher(test_id)
+    match = _Matcher(test_id, force)
     found = []
     for netns in match.netns():
         pids = netns_pids(netns)
@@ -32,14 +38,15 @@ def find_leftovers(test_id: str | None = None) -> list[str]:
         found.extend(f"process {process_description(pid)} in namespace {netns}" for pid in pids)
     found.extend(f"link {name}" for name in match.links())
     found.extend(f"iptables chain {chain}" for chain in match.chains())
+    found.extend(f"work directory {d}" for d in match.dirs())
     found.extend(docker_leftovers(test_id))
     return found
 
 
-def clean(test_id: str | None = None) -> list[str]:
-    """Remove every leftover (only test_id's when given); return one line per thing
-    removed, worded as find_leftovers words it."""
-    match = _Matcher(test_id)
+def clean(test_id: str | None = None, *, force: bool = False) -> list[str]:
+    """Remove every dead test's leftovers (only test_id's when given; a live test's too
+    when force); return one line per thing removed, worded as find_leftovers words it."""
+    match = _Matcher(test_id, force)
     # Containers first: removing them removes their network's bridge, a link of ours.
     removed = remove_docker_leftovers(test_id)
     netns_list = match.netns()
@@ -58,13 +65,25 @@ def clean(test_id: str | None = None) -> list[str]:
     for netns in netns_list:
         delete_netns(netns)
         removed.append(f"namespace {netns}")
+    for d in match.dirs():
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(f"work directory {d}")
+    for record in match.released:
+        owners.release(record.test_id)
     return removed
 
 
-class _Matcher:
-    """Recognises leftovers by name: any test's, or exactly one test's."""
+def live_tests(test_id: str | None = None) -> list[str]:
+    """One line per running test whose resources clean leaves alone (only test_id's)."""
+    return [f"test {r.test_id} (controller pid {r.pid}): {len(r.netns)} namespaces"
+            for r in owners.records() if r.alive() and test_id in (None, r.test_id)]
 
-    def __init__(self, test_id: str | None):
+
+class _Matcher:
+    """Recognises leftovers by name (any test's, or exactly one test's), minus what a
+    live controller owns."""
+
+    def __init__(self, test_id: str | None, force: bool):
         if test_id is None:
             self.netns_re = re.compile(rf"^{PREFIX}-")
             self.link_re = re.compile(rf"^{PREFIX}|{SHORT_LINK_RE.pattern}")
@@ -74,15 +93,20 @@ class _Matcher:
             prefix = re.escape(ClusterNames(test_id, 1).prefix)
             self.netns_re = re.compile(rf"^{prefix}-(switch|n[0-9]+)$")
             self.link_re = re.compile(rf"^{short_tag(test_id)}-")
-            # The nemeses tag their chains with the same hash of the test id.
-            tag = hashlib.sha256(test_id.encode()).hexdigest()[:6]
-            self.chain_re = re.compile(rf"^{PREFIX}-{tag}-")
+            self.chain_re = re.compile(rf"^{chain_tag(test_id)}-")
+        mine = [r for r in owners.records() if test_id in (None, r.test_id)]
+        live = [] if force else [r for r in owners.records() if r.alive()]
+        self.released = [r for r in mine if force or not r.alive()]
+        self._kept_netns = {n for r in live for n in r.netns}
+        self._kept_links = tuple(f"{r.link_tag}-" for r in live if r.link_tag)
+        self._kept_chains = tuple(f"{r.chain_tag}-" for r in live if r.chain_tag)
 
     def netns(self) -> list[str]:
-        return [n for n in list_netns() if self.netns_re.match(n)]
+        return [n for n in list_netns() if self.netns_re.match(n) and n not in self._kept_netns]
 
     def links(self) -> list[str]:
-        return [n for n in link_names() if self.link_re.match(n)]
+        return [n for n in link_names()
+                if self.link_re.match(n) and not n.startswith(self._kept_links)]
 
     def chains(self) -> list[str]:
         """Chains in the controller's own filter table.
@@ -93,8 +117,13 @@ class _Matcher:
         if shutil.which("iptables") is None:
             return []
         proc = run(["iptables", "-w", "5", "-S"], check=False)
-        return [line.split()[1] for line in proc.stdout.splitlines()
-                if line.startswith("-N ") and self.chain_re.match(line.split()[1])]
+        names = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("-N ")]
+        return [c for c in names if self.chain_re.match(c) and not c.startswith(self._kept_chains)]
+
+    def dirs(self) -> list[str]:
+        """The work directories (the nodes' data dirs) of dead tests' records."""
+        return [d for r in self.released for d in r.dirs
+                if os.path.isabs(d) and os.path.dirname(d) != d and os.path.isdir(d)]
 
 
 def _delete_chain(chain: str) -> None:

@@ -26,7 +26,8 @@ from contextlib import contextmanager
 
 from harness.protocols import HostRemote, Node
 
-from .names import PREFIX, ClusterNames
+from . import owners
+from .names import PREFIX, ClusterNames, chain_tag
 from .netns import (ClusterError, delete_link, delete_netns, exec_prefix,
                     kill_netns_processes, list_netns, run)
 from .subnet import choose_subnet, controller_address, node_address, taken_networks
@@ -53,6 +54,7 @@ class LocalCluster:
         # because the names are taken must not tear down the cluster that holds them.
         self._netns: list[str] = []
         self._controller_link: str | None = None
+        self._claimed = False
 
     def create(self) -> list[Node]:
         if self._netns:
@@ -95,6 +97,9 @@ class LocalCluster:
         self.nodes = []
         if errors:
             raise ClusterError("; ".join(errors))
+        if self._claimed:  # only now: a record must outlive anything it names
+            owners.release(self.names.test_id)
+            self._claimed = False
 
     def __enter__(self) -> LocalCluster:
         self.create()
@@ -106,6 +111,11 @@ class LocalCluster:
     def _create(self) -> None:
         names = self.names
         sw = names.switch_netns
+        # Before the first namespace: `tectonic clean` must never see this test's
+        # resources without their live owner.
+        owners.claim(names.test_id, netns=names.all_netns, link_tag=names.short,
+                     chain_tag=chain_tag(names.test_id), dirs=[self.base_dir])
+        self._claimed = True
         with _subnet_lock():
             # Held until the controller's address claims the subnet, so two tests
             # starting at once cannot pick the same one.

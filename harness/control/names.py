@@ -28,6 +28,12 @@ def short_tag(test_id: str) -> str:
     return SHORT_PREFIX + hashlib.sha256(test_id.encode()).hexdigest()[:6]
 
 
+def chain_tag(test_id: str) -> str:
+    """What the nemeses' iptables chains of this test start with (nemesis/firewall.py
+    names them '<tag>-<fault kind>'), e.g. 'tectonic-1f2e3d'."""
+    return f"{PREFIX}-{hashlib.sha256(test_id.encode()).hexdigest()[:6]}"
+
+
 @dataclass(frozen=True)
 class ClusterNames:
     """The names one test's cluster uses."""

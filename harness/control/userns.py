@@ -53,10 +53,17 @@ def reexec_in_userns_if_needed(argv: list[str]) -> None:
         raise UserNamespaceError(problem)
     sys.stdout.flush()
     sys.stderr.flush()
-    unshare = shutil.which("unshare")
-    os.execv(unshare, [unshare, "--user", "--map-root-user", "--net", "--mount",
-                       "--propagation", "private", "--",
-                       sys.executable, "-I", os.path.abspath(__file__), *argv])
+    command = private_host_command(argv)
+    os.execv(command[0], command)
+
+
+def private_host_command(argv: list[str]) -> list[str]:
+    """The command line that runs argv as root in fresh user, network, mount and PID
+    namespaces with a /run of their own: a host of its own, sharing only the files.
+    Namespaces, iptables rules, processes and records made there are invisible outside
+    and die with argv. (Root may run it too: tests use it as a private lab.)"""
+    return [shutil.which("unshare") or "unshare", "--user", "--map-root-user", "--net", "--mount",
+            "--propagation", "private", "--", sys.executable, "-I", os.path.abspath(__file__), *argv]
 
 
 def userns_problem(proc_root: str = "/proc") -> str | None:

@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness import generator as gen  # noqa: E402
-from harness.history import HistoryWriter  # noqa: E402
+from core.history import HistoryWriter, read_jsonl  # noqa: E402
 from harness.protocols import Node, NoopClient, NoopNemesis  # noqa: E402
 from harness.runner import Runner  # noqa: E402
 
@@ -42,7 +42,7 @@ def measure(concurrency: int, seconds: float) -> float:
                concurrency=concurrency).run()
         elapsed = time.monotonic() - t0
         w.close()
-        completed = sum(1 for op in w.ops if op["type"] != "invoke")
+        completed = sum(1 for op in read_jsonl(w.path) if op["type"] != "invoke")
         return completed / elapsed
 
 

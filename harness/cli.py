@@ -14,7 +14,7 @@ import click
 
 from core.errors import BAD_INPUT, INTERNAL, HistoryError, SpecError, UserError
 
-from .history import load_history, validate
+from core.history import load_history, validate
 from .spec import load_spec, read_spec_file, resolve_spec
 
 EXIT = {True: 0, False: 1}
@@ -155,11 +155,10 @@ def analyze(run_dir):
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: not a directory (give a run directory, e.g. store/latest)")
     spec = load_spec(os.path.join(run_dir, "spec.yaml"))
-    history = load_history(os.path.join(run_dir, "history.jsonl"))
-    validate(history)
     from workloads import make_workload
 
-    from .run import _write_report, check_history
+    from .run import stored_history, _write_report, check_history
+    history = stored_history(run_dir)
     from .store import write_results
     results = check_history(history, make_workload(spec).checkers, run_dir)
     results["run_dir"] = run_dir

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from harness.history import NEMESIS
+from core.history import NEMESIS
 from harness.report.faults import ALL_FAULTS, fault_action
 
 _PHASE_STYLE = {"setup": "cyan", "running": "green", "healing": "yellow", "checking": "magenta",

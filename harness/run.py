@@ -22,7 +22,7 @@ from checkers.exceptions import UnhandledExceptionsChecker
 from checkers.result import UNKNOWN, run_checkers
 from checkers.stats import StatsChecker
 
-from .history import HistoryWriter
+from core.history import HistoryWriter, load_history, validate
 from .protocols import NoopNemesis
 from .runner import Runner
 from .schedule import HealingNemesis, test_generator
@@ -86,7 +86,8 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             _teardown(spec, cluster, nodes, target, nemesis, run_dir)
             shutil.rmtree(work_dir, ignore_errors=True)
         phase("checking")
-        results = check_history(history.ops, workload.checkers, run_dir)
+        history.close()
+        results = check_history(stored_history(run_dir), workload.checkers, run_dir)
     finally:
         history.close()
         if results is None:
@@ -100,6 +101,14 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
         logging.getLogger("tectonic").removeHandler(handler)
         handler.close()
     return RunOutcome(results["valid"], run_dir, results)
+
+
+def stored_history(run_dir: str):
+    """The history as stored, decoded: the checkers judge what the file holds (what
+    `tectonic analyze` reads later), never in-memory ops that skipped the encoder."""
+    history = load_history(os.path.join(run_dir, "history.jsonl"))
+    validate(history)
+    return history
 
 
 def check_history(ops: list[dict], checkers: dict, run_dir: str | None) -> dict:

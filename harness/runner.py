@@ -31,7 +31,7 @@ import traceback
 from typing import Any, Callable
 
 from .generator import NEMESIS_THREAD, NS, PENDING, Context, lift
-from .history import HistoryWriter
+from core.history import HistoryWriter, retire
 
 log = logging.getLogger("tectonic.runner")
 
@@ -257,7 +257,7 @@ class Runner:
         self.history.append(completion)
         self.on_op(completion)
         if completion["type"] == "info" and thread != NEMESIS_THREAD:
-            self.process_of[thread] += self.concurrency
+            self.process_of[thread] = retire(self.process_of[thread], self.concurrency)
         if gen is None or not gen.listens:
             return gen
         ctx = Context(completion["time"], self.threads, frozenset(self.free), self.process_of, self.rng)

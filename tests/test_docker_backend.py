@@ -388,7 +388,7 @@ def engine():
 @pytest.mark.skipif(_why_not_real() is not None, reason=_why_not_real() or "")
 @pytest.mark.parametrize("target", ["raftkv", "etcd"])
 def test_a_whole_test_on_containers_with_partitions_and_kills(engine, target, tmp_path):
-    from harness.history import load_history
+    from core.history import load_history
     from harness.run import run_test
     outcome = run_test({"backend": "docker", "target": target, "workload": "register",
                         "node_count": 3, "nemesis": ["partition", "kill"],

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from harness.campaign import load_campaign
-from harness.history import read_jsonl, validate
+from core.history import read_jsonl, validate
 from harness.run import run_test
 from tests.conftest import ROOT
 

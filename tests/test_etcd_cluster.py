@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from harness.history import read_jsonl, validate
+from core.history import read_jsonl, validate
 from harness.run import SetupError, run_test
 from harness.spec import SpecError
 

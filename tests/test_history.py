@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from harness.history import (HistoryError, HistoryWriter, load_history, pair_indices, read_jsonl,
+from core.history import (HistoryError, HistoryWriter, load_history, pair, read_jsonl,
                              validate, write_edn_history)
-from harness.history.edn import EdnSet, Keyword, dumps, loads, parse_edn
+from core.history.edn import EdnSet, Keyword, dumps, loads, parse_edn
 from tests.conftest import ROOT, conformance_files
 
 
@@ -61,11 +61,11 @@ def test_edn_round_trip_from_jsonl(tmp_path):
 def test_validation_errors_name_the_line(tmp_path):
     cases = {
         "two open": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"invoke","process":1,"f":"write"}'],
-        "orphan": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"ok","process":2,"f":"read"}'],
+        "process": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"ok","process":[2],"f":"read"}'],
         "type": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"done","process":1,"f":"read"}'],
     }
     expect = {"two open": r"h.jsonl:2: process 1 invokes 'write' while its op at .*h.jsonl:1 is still open",
-              "orphan": r"h.jsonl:2: ok of 'read' by process 2 has no invocation",
+              "process": r"h.jsonl:2: process must be an integer or \"nemesis\", got \[2\]",
               "type": r"h.jsonl:2: unknown op type 'done'"}
     for name, lines in cases.items():
         p = tmp_path / "h.jsonl"
@@ -86,7 +86,9 @@ def test_pairing_and_lone_nemesis_info():
          {"type": "info", "process": "nemesis", "f": "start-partition"},
          {"type": "invoke", "process": 1, "f": "write"},
          {"type": "ok", "process": 0, "f": "read"}]
-    assert pair_indices(h) == {0: 3, 2: None}
+    pairing = pair(h)
+    assert list(pairing.invocations()) == [(0, 3), (2, None)]
+    assert list(pairing.completions()) == [(None, 1), (0, 3)]
 
 
 def test_writer_keeps_everything_when_the_process_is_killed(tmp_path):
@@ -94,7 +96,7 @@ def test_writer_keeps_everything_when_the_process_is_killed(tmp_path):
     path = tmp_path / "history.jsonl"
     code = f"""
 import sys, time
-from harness.history import HistoryWriter
+from core.history import HistoryWriter
 w = HistoryWriter({str(path)!r}, autoflush=False)
 for i in range(1000):
     w.append({{"type": "invoke", "process": i, "f": "read", "value": None}})

@@ -154,8 +154,8 @@ def test_kv_splits_on_the_key_field():
 
 
 @pytest.mark.parametrize("events,message", [
-    ([(0, "invoke", "write", 1), (0, "invoke", "write", 2)], "op 1: process 0 invokes while its op at op 0 is still open"),
-    ([(0, "ok", "write", 1)], "op 0: ok of 'write' by process 0 has no invocation"),
+    ([(0, "invoke", "write", 1), (0, "invoke", "write", 2)],
+     "op 1: process 0 invokes 'write' while its op at op 0 is still open"),
     ([(0, "invoke", "write", 1), (0, "done", "write", 1)], "op 1: unknown op type 'done'"),
     ([(0, "invoke", "frob", 1), (0, "ok", "frob", 1)], "op 0: model cas-register has no operation 'frob'"),
 ])

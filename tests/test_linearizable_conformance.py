@@ -13,7 +13,7 @@ import re
 import pytest
 
 from checkers.linearizable import LinearizableChecker
-from harness.history import load_history
+from core.history import load_history
 
 from .conftest import CONFORMANCE, conformance_files
 

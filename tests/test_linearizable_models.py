@@ -132,7 +132,7 @@ def test_fifo_queue_hands_out_the_head():
 
 
 def test_edn_keywords_and_strings_are_the_same_keys():
-    from harness.history.edn import Keyword
+    from core.history.edn import Keyword
     m = make_model("multi-register", {Keyword("x"): 0})
     assert run(m, ("txn", [["write", "x", 1]], [["write", "x", 1]]),
                ("txn", [[Keyword("read"), Keyword("x"), None]], [[Keyword("read"), Keyword("x"), 1]]))[-1] == (("x", 1),)

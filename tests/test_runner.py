@@ -6,7 +6,7 @@ import sys
 import time
 
 from harness import generator as gen
-from harness.history import HistoryWriter, read_jsonl, validate
+from core.history import HistoryWriter, read_jsonl, validate
 from harness.protocols import NoopNemesis
 from harness.run import run_test
 from harness.runner import Runner
@@ -68,6 +68,39 @@ def test_run_test_end_to_end_with_a_fake_target(tmp_path):
     assert os.path.realpath(tmp_path / "store" / "latest") == os.path.realpath(out.run_dir)
     h = read_jsonl(os.path.join(out.run_dir, "history.jsonl"))
     assert any(o["f"] == "heal" for o in h)  # the final heal is in the history
+
+
+class SetReturningTarget(FakeTarget):
+    """Answers reads with a Python set, which JSON stores as a list."""
+
+    def client(self, node):
+        client = super().client(node)
+        invoke = client.invoke
+
+        def as_set(op, timeout):
+            out = invoke(op, timeout)
+            if op["f"] == "read-list" and out["type"] == "ok":
+                out["value"] = [out["value"][0], frozenset(out["value"][1])]
+            return out
+        client.invoke = as_set
+        return client
+
+
+def test_the_live_check_judges_the_stored_history_as_analyze_does(tmp_path):
+    """The checkers see the ops as the file holds them: a set-valued read is a list both
+    live and in `tectonic analyze` (judged in memory it was no read at all, and the live
+    verdict was unknown where analyze said valid)."""
+    spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 0.5, "rate": 100,
+            "concurrency": 2, "node_count": 2, "recovery_time": 0, "seed": 3}
+    out = run_test(spec, cluster_factory=lambda s, d: FakeCluster(s["node_count"], d),
+                   target_factory=lambda s, nodes: SetReturningTarget())
+    live = json.load(open(os.path.join(out.run_dir, "results.json")))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", out.run_dir], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    again = json.load(open(os.path.join(out.run_dir, "results.json")))
+    assert live["checkers"]["set"]["valid"] is True
+    assert live["checkers"] == again["checkers"]
 
 
 class BrokenTeardownTarget(FakeTarget):

@@ -320,7 +320,7 @@ def _ssh_spec(tmp_path, addresses, keys, **kw):
 
 
 def _assert_valid_with_faults(outcome):
-    from harness.history import read_jsonl
+    from core.history import read_jsonl
     history = read_jsonl(os.path.join(outcome.run_dir, "history.jsonl"))
     done = {op["f"] for op in history if op.get("process") == "nemesis" and op["type"] == "info"}
     assert {"start-partition", "start-kill"} <= done, done

@@ -5,17 +5,20 @@ a `fail` certainly did not happen, an invocation is only an intention). Nodes ar
 in history order, so graphs are integer graphs and per-node facts live in parallel lists.
 
 Realtime order comes from positions in the history, never from `time`: an op b follows a
-when b was invoked after a completed. Ops may lack `process` (then they have no process
-order and pair by their absent process) and `f` (then they count as transactions).
+when b was invoked after a completed. Pairing is `core.history.pairing`'s: a completion
+without an invocation (Elle's test histories are often completions only) was invoked
+before everything; a process invoking while its op is open is an error. Ops may lack
+`process` (then they have no process order and pair by their absent process) and `f`
+(then they count as transactions).
 """
 from __future__ import annotations
 
 from array import array
 from typing import Any
 
-NEMESIS = "nemesis"
+from core.history import NEMESIS, NO_PARTNER, pair
+
 _DROP = -2**31                      # an event slot whose transaction never became a node
-_NO_INVOCATION = (None, -1, -1)
 
 
 class TxnHistory:
@@ -41,42 +44,41 @@ class TxnHistory:
         self.invoke_position = array("q")
         self.fails: list[dict] = []
         events = array("i")
-        open_by_process: dict[Any, tuple[dict, int, int]] = {}
+        # Invocation events wait for their node number, known only when the completion
+        # comes: slot_of[invocation position] is its place in `events`.
+        slot_of: dict[int, int] = {}
         ops, ok, index, process, invocations = (self.ops, self.ok, self.index, self.process,
                                                 self.invocations)
         position, invoke_position = self.position, self.invoke_position
+        partner = pair(history).partner
         for pos, op in enumerate(history):
-            if type(op) is not dict and not isinstance(op, dict):
-                raise ValueError(f"op {pos}: expected an object, got {type(op).__name__}")
             p = op.get("process")
             if p == NEMESIS or op.get("f", "txn") not in ("txn", None):
                 continue
-            typ = op.get("type")
+            typ = op["type"]
             value = op.get("value")
             if value is not None and type(value) is not list and not isinstance(value, (list, tuple)):
                 raise ValueError(f"op {op.get('index', pos)}: a transaction's value must be a "
                                  f"list of micro-ops, got {value!r}")
             if typ == "invoke":
-                if p in open_by_process:  # its completion is missing: it never completes
-                    events[open_by_process[p][1]] = _DROP
-                open_by_process[p] = (op, len(events), pos)
-                events.append(_DROP)  # filled in when the completion arrives
+                if partner[pos] != NO_PARTNER:  # an invocation never completed is no node
+                    slot_of[pos] = len(events)
+                    events.append(_DROP)  # filled in when the completion arrives
                 continue
-            if typ not in ("ok", "info", "fail"):
-                raise ValueError(f"op {op.get('index', pos)}: unknown op type {typ!r} "
-                                 f"(expected invoke, ok, info or fail)")
-            inv, slot, inv_pos = open_by_process.pop(p, _NO_INVOCATION)
+            inv_pos = partner[pos]
             if typ == "fail":
                 self.fails.append(op)
+                slot_of.pop(inv_pos, None)
                 continue
             n = len(ops)
             ops.append(op)
             ok.append(typ == "ok")
             index.append(op.get("index", pos))
             process.append(p)
-            invocations.append(inv)
+            invocations.append(history[inv_pos] if inv_pos != NO_PARTNER else None)
             position.append(pos)
             invoke_position.append(inv_pos)
+            slot = slot_of.pop(inv_pos, -1)
             if slot >= 0:
                 events[slot] = ~n
             if typ == "ok":

@@ -19,9 +19,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.history import NEMESIS, NO_PARTNER, pair
+
 from .models import FAILED, UNKNOWN, Model
 
-NEMESIS = "nemesis"
 FAIL_CAS = ("ignored", "observed")
 SINGLE_KEY = "all"  # the key name of a history that is not split by key
 
@@ -63,40 +64,30 @@ def key_name(key: Any) -> str:
 
 def prepare(history: list[dict], model: Model, *, independent: bool = False,
             fail_cas: str = "ignored") -> Prepared:
-    """Pair invocations with completions (a process has one open op at a time) and build
-    the calls of each key. Raises ValueError naming the op on a malformed history."""
+    """Pair invocations with completions (`core.history.pairing`: a completion without an
+    invocation was invoked before everything) and build the calls of each key. Raises
+    ValueError (HistoryError for the pairing rule) naming the op on a malformed history."""
     if fail_cas not in FAIL_CAS:
         raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
     where = getattr(history, "where", None) or (lambda i: f"op {i}")
     prepared = Prepared()
-    open_by_process: dict[Any, int] = {}
+    partner = pair(history).partner
     invs: list[int] = []
     ends: list[int | None] = []
     for i, op in enumerate(history):
-        if not isinstance(op, dict):
-            raise ValueError(f"{where(i)}: an op must be a map, got {type(op).__name__}")
-        t = op.get("type")
-        p = op.get("process")
-        if p == NEMESIS:
+        t = op["type"]
+        if op.get("process") == NEMESIS:
             prepared.ignored += 1
-            continue
-        if t == "invoke":
-            if p in open_by_process:
-                raise ValueError(f"{where(i)}: process {p} invokes while its op at "
-                                 f"{where(invs[open_by_process[p]])} is still open")
-            open_by_process[p] = len(invs)
+        elif t == "invoke":
+            j = partner[i]
             invs.append(i)
-            ends.append(None)
-        elif t in ("ok", "fail", "info"):
-            slot = open_by_process.pop(p, None)
-            if slot is None:
-                if t == "info":
-                    prepared.ignored += 1
-                    continue
-                raise ValueError(f"{where(i)}: {t} of {op.get('f')!r} by process {p} has no invocation")
-            ends[slot] = i
-        else:
-            raise ValueError(f"{where(i)}: unknown op type {t!r} (expected invoke, ok, fail or info)")
+            ends.append(j if j != NO_PARTNER else None)
+        elif partner[i] == NO_PARTNER:
+            if t == "info":
+                prepared.ignored += 1  # nothing known: neither what nor when
+            else:
+                invs.append(NO_PARTNER)  # invoked at some unknown time before: the widest interval
+                ends.append(i)
 
     keys = prepared.keys
     names: dict = {}          # key -> its name, for the hashable ones
@@ -104,12 +95,14 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
     observe_failed_cas = fail_cas == "observed"
     model_call, read_only = model.call, model.read_only
     for inv, end in zip(invs, ends):
-        invoke = history[inv]
+        lone = inv == NO_PARTNER
+        at = end if lone else inv  # where errors point
+        invoke = history[at]       # a lone completion stands for its own invocation
         done = history[end] if end is not None else None
         kind = "open" if done is None else str.__str__(done["type"])
         f = invoke.get("f")
         if not isinstance(f, str):
-            raise ValueError(f"{where(inv)}: op has no f (a string), got {f!r}")
+            raise ValueError(f"{where(at)}: op has no f (a string), got {f!r}")
         if type(f) is not str:
             f = str.__str__(f)
         if kind == "fail" and not (observe_failed_cas and f == "cas"):
@@ -123,7 +116,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
             key = key_name(invoke[key_field])
         elif independent:
             if not isinstance(value, (list, tuple)) or len(value) != 2:
-                _not_a_pair(value, where(inv))
+                _not_a_pair(value, where(at))
             key, value = value
             try:
                 key = names[key]
@@ -138,15 +131,16 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         try:
             inp, out = model_call(f, value, FAILED if kind == "fail" else result)
         except ValueError as e:
-            raise ValueError(f"{where(inv)}: {e}") from None
+            raise ValueError(f"{where(at)}: {e}") from None
         if out is UNKNOWN and read_only(inp, out):
             prepared.skipped_unknown += 1
             continue
         last = done if done is not None else invoke
         call = Call(inp, out, inv, end if known else None, end, invoke.get("process"), f,
                     result if kind == "ok" else value, kind,
-                    last.get("index", end if done is not None else inv), invoke.get("index", inv),
-                    invoke.get("time"), done.get("time") if done is not None else None)
+                    last.get("index", end if done is not None else inv),
+                    None if lone else invoke.get("index", inv),
+                    None if lone else invoke.get("time"), done.get("time") if done is not None else None)
         calls = keys.get(key)
         if calls is None:
             keys[key] = [call]

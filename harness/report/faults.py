@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import NEMESIS
+from core.history import NEMESIS
 
 ALL_FAULTS = "*"  # what a heal stops
 

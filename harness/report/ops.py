@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import NEMESIS, pair_indices
+from core.history import NEMESIS, NO_PARTNER, pair
 
 
 @dataclass(slots=True)
@@ -42,22 +42,21 @@ def intervals(history: list[dict], include_nemesis: bool = False) -> list[Interv
     def when(i: int) -> int:
         return history[i]["time"] if timed else i
 
-    pairs = pair_indices(history)
-    paired = set(pairs) | {j for j in pairs.values() if j is not None}
+    partner = pair(history).partner
     out: list[Interval] = []
     for i, op in enumerate(history):
         if op.get("process") == NEMESIS and not include_nemesis:
             continue
-        if i in pairs:
-            j = pairs[i]
-            done = history[j] if j is not None else None
+        j = partner[i]
+        if op["type"] == "invoke":
+            done = history[j] if j != NO_PARTNER else None
             out.append(Interval(op.get("process"), op.get("f"),
                                 done["type"] if done else "open", when(i),
-                                when(j) if j is not None else None, op.get("value"),
+                                when(j) if done else None, op.get("value"),
                                 done.get("value") if done else op.get("value"),
                                 (done or op).get("node", op.get("node")),
                                 done.get("error") if done else None))
-        elif i not in paired:
+        elif j == NO_PARTNER:
             out.append(Interval(op.get("process"), op.get("f"), op.get("type"), when(i), when(i),
                                 op.get("value"), op.get("value"), op.get("node"), op.get("error")))
     return out

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import yaml
 
-from harness.history import HistoryError, load_history
+from core.history import HistoryError, load_history
 
 from .explain import checker_section
 from .faults import fault_periods

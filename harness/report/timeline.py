@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from harness.history import NEMESIS
+from core.history import NEMESIS
 
 from .faults import fault_periods
 from .html import esc, script_json

@@ -14,7 +14,10 @@ class HistoryWriter:
     Every op reaches the OS as soon as the writer's owner calls `flush`. The runner does
     before it waits, and every 10 ms while ops stream in: a controller that dies, even by
     SIGKILL, leaves on disk all it recorded but at most the last 10 ms of a full-speed
-    stream. With `autoflush` every append flushes. Thread-safe; `append` returns the op with its index set.
+    stream. With `autoflush` every append flushes. Thread-safe; `append` returns the op with
+    its index set. The writer keeps no copy of the ops: the file is the record, and the
+    checkers read it back (`read_jsonl`), so a live check sees exactly what `tectonic
+    analyze` sees later (tuples as lists, sets as lists, odd objects as their repr).
     """
 
     def __init__(self, path: str, autoflush: bool = True):
@@ -23,7 +26,6 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)
         self._next = 0
-        self.ops: list[dict] = []  # what was written, for the checkers after the run
 
     def append(self, op: dict) -> dict:
         with self._lock:
@@ -32,8 +34,11 @@ class HistoryWriter:
             self._file.write(_encode(op) + "\n")
             if self.autoflush:
                 self._file.flush()
-            self.ops.append(op)
             return op
+
+    def __len__(self) -> int:
+        """How many ops were appended."""
+        return self._next
 
     def flush(self) -> None:
         with self._lock:

@@ -3,6 +3,9 @@
 An op is a plain dict: index, time (ns since the test started), type (invoke / ok / fail /
 info), process (an int, or "nemesis"), f, value, and optionally node and error. Plain dicts
 keep the runner's hot path cheap and make every op JSON as it stands.
+
+This package is the contract between the runner (which writes histories) and the checkers
+(which read them): it sits in `core`, below both, so it is written once.
 """
 from __future__ import annotations
 
@@ -13,6 +16,13 @@ COMPLETIONS = ("ok", "fail", "info")
 NEMESIS = "nemesis"
 
 
+def retire(process: int, concurrency: int) -> int:
+    """The process a thread continues as after its op ended in `info` (Jepsen's rule).
+
+    An `info` op may still take effect at any later time, so the process that issued it
+    stays open forever; the thread goes on under a new process number, and a process
+    never has two ops open."""
+    return process + concurrency
 
 
 class History(list):

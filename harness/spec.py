@@ -16,8 +16,11 @@ from core.errors import SpecError
 
 
 
-TARGETS = ("raftkv", "etcd")
-WORKLOADS = ("register", "set", "list-append", "rw-register", "lock")
+TARGETS = ("raftkv", "etcd", "process", "maelstrom")
+# lin-kv and txn-list-append are Maelstrom's names for register and list-append.
+WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "lin-kv", "txn-list-append")
+# Targets described by the spec itself: their target_opts are checked with the spec.
+_SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom"}
 NEMESES = ("partition", "kill", "pause", "clock", "loss")
 BACKENDS = ("local", "ssh", "docker")
 
@@ -99,6 +102,9 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
         raise SpecError(f"{where}: field 'node_count' must be at most 50, got {out['node_count']}")
     _resolve_backend_nodes(out, where)
     _refuse_impossible_faults(out, where)
+    if out["target"] in _SPEC_DESCRIBED_TARGETS:
+        import importlib
+        importlib.import_module(_SPEC_DESCRIBED_TARGETS[out["target"]]).resolve_spec_block(out, where)
     if out["seed"] is None:
         out["seed"] = random.SystemRandom().randrange(2**31)
     if not out["name"]:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from core.errors import SpecError
-from harness.history import read_jsonl, validate
+from core.history import read_jsonl, validate
 from harness.run import run_test
 from harness.spec import load_spec, resolve_spec
 from tests.conftest import ROOT, needs_root

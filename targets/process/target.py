@@ -125,7 +125,7 @@ class ProcessTarget:
             if self._healthy(node):
                 waiting.pop(0)
                 continue
-            if not self._running(node):
+            if not self._pids(node, marked=False):
                 raise SetupError(f"{self.name}: the process on {node.name} exited before it was "
                                  f"healthy; its log ends: {self._log_tail(node)!r} ({self._log(node)})")
             if time.monotonic() >= deadline:
@@ -211,25 +211,27 @@ class ProcessTarget:
 
     # ---- processes ----------------------------------------------------------------------
 
-    def _pids(self, node) -> list[int]:
-        """This node's running processes: the spawned one first, then the Maelstrom node."""
+    def _pids(self, node, marked: bool = True) -> list[int]:
+        """This node's running processes: the spawned one first, then the Maelstrom node.
+        marked=False skips the mark, for just after the start: until the new process has
+        exec'd it still has its parent's environment."""
         pids = []
         for pidfile in (self._pidfile(node), self._node_pidfile(node)):
             res = node.remote.exec(["cat", pidfile], check=False)
             text = res.stdout.strip()
-            if res.returncode == 0 and text.isdigit() and self._is_ours(node, int(text)):
+            if res.returncode == 0 and text.isdigit() and self._is_ours(node, int(text), marked):
                 pids.append(int(text))
         return pids
 
     def _running(self, node) -> bool:
         return bool(self._pids(node))
 
-    def _is_ours(self, node, pid: int) -> bool:
-        """Alive, not a zombie, and carrying this node's mark (so never a reused pid)."""
+    def _is_ours(self, node, pid: int, marked: bool = True) -> bool:
+        """Alive, not a zombie, and (marked) carrying this node's mark, so never a reused pid."""
         res = node.remote.exec(["sh", "-c", 'cat "/proc/$1/stat" && tr "\\0" "\\n" < "/proc/$1/environ"',
                                 "sh", str(pid)], check=False)
         return res.returncode == 0 and ") Z " not in res.stdout and \
-            f"\n{MARK}={node.dir}\n" in res.stdout
+            (not marked or f"\n{MARK}={node.dir}\n" in res.stdout)
 
     def _healthy(self, node) -> bool:
         url = self.config.health_url(self.placeholders(node))

@@ -7,18 +7,31 @@ shared; the fastest run is the one least disturbed):
 - the 102 etcd logs of Porcupine's test data (cas-register, nil = absent, failed CAS =
   observed): total and worst file, parse excluded and included;
 - Porcupine's kv files (c01 / c10 / c50, -ok and -bad), c50-ok especially;
+- two generated, seeded shapes where search is hardest, 10 histories each, against
+  Porcupine's times on the same histories recorded in bench/porcupine_times.json:
+  "multi" (3-8 keys, 20-40 processes, 100-200 ops per process, 10-20% timeouts) and
+  "single" (one key, 10-30 processes, 20-40 ops per process, 15% timeouts); it prints
+  each ratio, the worst, and the totals;
 - a generated history of --ops cas-register ops on 10 keys at concurrency 10, with
   timeouts (info ops), checked with independent keys (worker processes when they pay),
   and in one process for comparison.
+Only decided runs count as results: an undecided one is reported as such, with why.
 Targets are Porcupine's (Go) times on this kind of machine, see the corpus README. Prints
 the figures, the ratio of each to its target, then one headline line per target.
+
+  .venv/bin/python bench/linearizability.py --record-porcupine BIN
+
+re-records Porcupine's times with the driver of bench/porcupine/ (see its README).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +46,9 @@ ETCD_TOTAL_TARGET_S = 1.2
 ETCD_WORST_TARGET_S = 0.5
 C50_OK_TARGET_S = 0.7
 BIG_TARGET_S = 10.0
+PORCUPINE_TIMES = os.path.join(ROOT, "bench", "porcupine_times.json")
+PORCUPINE_TIMEOUT_S = 30
+SHAPE_SEEDS = range(1, 11)
 
 
 def fastest(repeat: int, fn):
@@ -84,20 +100,103 @@ def bench_kv(repeat: int) -> float:
     return c50_ok
 
 
-def bench_big(n_ops: int, repeat: int) -> float:
+def bench_big(n_ops: int, repeat: int) -> float | None:
     started = time.perf_counter()
     history = register_history(n_ops, concurrency=10, keys=10, seed=1, timeout_rate=0.01)
     print(f"generated {n_ops} ops ({len(history)} events) in {time.perf_counter() - started:.2f} s")
-    best = 0.0
+    best = None
     for processes, label in ((None, "worker processes as they pay"), (1, "one process")):
         checker = LinearizableChecker("cas-register", initial=0, independent=True,
                                       fail_cas="observed", processes=processes)
         seconds, result = fastest(repeat, lambda: checker.check(history, {}))
-        print(f"{n_ops}-op cas-register, 10 keys, {label}: {seconds:.2f} s, verdict {result['valid']}, "
+        if result["valid"] is not True:   # linearizable by construction
+            print(f"{n_ops}-op cas-register, 10 keys, {label}: NOT DECIDED ({result['valid']}): "
+                  f"{result['unknown_reasons']}")
+            continue
+        print(f"{n_ops}-op cas-register, 10 keys, {label}: {seconds:.2f} s, "
               f"{result['ops_checked']} ops searched, {result['configurations']} configurations")
         if processes is None:
             best = seconds
     return best
+
+
+def shape(name: str, seed: int) -> dict:
+    """register_history's arguments for history `seed` of a shape (see the docstring)."""
+    rng = random.Random(seed)
+    if name == "multi":
+        keys, concurrency, per_process = rng.randint(3, 8), rng.randint(20, 40), rng.randint(100, 200)
+        timeout_rate = rng.uniform(0.10, 0.20)
+    else:
+        keys, concurrency, per_process = 1, rng.randint(10, 30), rng.randint(20, 40)
+        timeout_rate = 0.15
+    return dict(n_ops=concurrency * per_process, concurrency=concurrency, keys=keys,
+                seed=seed, timeout_rate=timeout_rate)
+
+
+def shape_histories():
+    """(name, register_history arguments, history) of every generated shape history."""
+    for name in ("multi", "single"):
+        for seed in SHAPE_SEEDS:
+            args = shape(name, seed)
+            yield f"{name}-{seed}", args, register_history(**args)
+
+
+def shape_checker() -> LinearizableChecker:
+    return LinearizableChecker("cas-register", initial=0, independent=True, fail_cas="observed")
+
+
+def bench_shapes(repeat: int) -> tuple[float | None, str, float, float]:
+    """Each shape history against Porcupine's recorded time: (worst ratio, its history,
+    our total, Porcupine's total over the histories both decided)."""
+    recorded = {}
+    if os.path.exists(PORCUPINE_TIMES):
+        with open(PORCUPINE_TIMES) as f:
+            recorded = json.load(f)["histories"]
+    worst, worst_name, ours_total, theirs_total = None, "", 0.0, 0.0
+    checker = shape_checker()
+    for name, args, history in shape_histories():
+        seconds, result = fastest(repeat, lambda: checker.check(history, {}))
+        line = (f"{name} ({args['keys']} keys, {args['concurrency']} processes, {args['n_ops']} ops, "
+                f"{args['timeout_rate']:.0%} timeouts): ")
+        if result["valid"] is not True:   # generated linearizable: anything else is wrong
+            print(line + f"NOT DECIDED VALID: {result['valid']} {result['unknown_reasons']}")
+            continue
+        line += f"{seconds:.3f} s, {result['configurations']} configurations"
+        theirs = recorded.get(name)
+        if theirs is None:
+            print(line + "; no Porcupine time recorded")
+        elif theirs["result"] != "ok":
+            print(line + f"; Porcupine: {theirs['result']} after {theirs['seconds']:.1f} s")
+        else:
+            r = seconds / theirs["seconds"]
+            print(line + f"; Porcupine {theirs['seconds']:.3f} s, ratio {r:.2f}")
+            ours_total += seconds
+            theirs_total += theirs["seconds"]
+            if worst is None or r > worst:
+                worst, worst_name = r, name
+    return worst, worst_name, ours_total, theirs_total
+
+
+def record_porcupine(binary: str) -> None:
+    """Run Porcupine (the driver of bench/porcupine/) on every shape history and write
+    the times to PORCUPINE_TIMES."""
+    times = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, _, history in shape_histories():
+            path = os.path.join(folder, name + ".jsonl")
+            with open(path, "w") as f:
+                f.writelines(json.dumps(op) + "\n" for op in history)
+            out = subprocess.run([binary, "-timeout", f"{PORCUPINE_TIMEOUT_S}s", "-repeat", "3", path],
+                                 capture_output=True, text=True, check=True)
+            answer = json.loads(out.stdout)
+            times[name] = {"seconds": round(answer["seconds"], 4), "result": answer["result"]}
+            print(name, times[name], flush=True)
+    go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
+    with open(PORCUPINE_TIMES, "w") as f:
+        json.dump({"recorded_with": f"bench/porcupine driver, {go}, timeout {PORCUPINE_TIMEOUT_S} s, "
+                                    f"fastest of 3 runs, on {os.cpu_count()} cores",
+                   "histories": times}, f, indent=1)
+        f.write("\n")
 
 
 def ratio(value: float, target: float) -> str:
@@ -108,22 +207,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, fastest kept")
     parser.add_argument("--ops", type=int, default=100_000, help="ops in the generated history")
+    parser.add_argument("--record-porcupine", metavar="BIN",
+                        help="record Porcupine's times on the shape histories with this driver")
     args = parser.parse_args()
+    if args.record_porcupine:
+        record_porcupine(args.record_porcupine)
+        return 0
     if not os.path.isdir(CORPUS):
         print(f"conformance corpus not found at {CORPUS}", file=sys.stderr)
         return 2
     total, total_parse, worst, worst_name = bench_etcd(args.repeat)
     c50_ok = bench_kv(args.repeat)
+    shapes_worst, shapes_worst_name, ours, theirs = bench_shapes(args.repeat)
     big = bench_big(args.ops, max(1, args.repeat - 1))
+    big_text = "undecided" if big is None else f"{big:.2f} s"
     print()
     print(f"ratios: etcd total {ratio(total, ETCD_TOTAL_TARGET_S)} "
           f"(with parsing {ratio(total_parse, ETCD_TOTAL_TARGET_S)}), etcd worst file "
           f"{ratio(worst, ETCD_WORST_TARGET_S)}, c50-ok {ratio(c50_ok, C50_OK_TARGET_S)}, "
-          f"{args.ops}-op history {ratio(big, BIG_TARGET_S)}")
+          f"{args.ops}-op history {'undecided' if big is None else ratio(big, BIG_TARGET_S)}")
+    if shapes_worst is None:
+        print("shape histories vs Porcupine: no history that both decided")
+    else:
+        print(f"shape histories vs Porcupine: worst ratio {shapes_worst:.2f} ({shapes_worst_name}); "
+              f"totals {ours:.3f} s vs Porcupine {theirs:.3f} s over the histories both decided")
     print(f"etcd logs total: {total:.3f} s (target {ETCD_TOTAL_TARGET_S} s)")
     print(f"etcd logs worst file: {worst:.3f} s (target {ETCD_WORST_TARGET_S} s)")
     print(f"kv c50-ok: {c50_ok:.3f} s (target {C50_OK_TARGET_S} s)")
-    print(f"{args.ops}-op cas-register history: {big:.2f} s (target {BIG_TARGET_S} s)")
+    print(f"{args.ops}-op cas-register history: {big_text} (target {BIG_TARGET_S} s)")
     return 0
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.history import NEMESIS
-from harness.report.faults import ALL_FAULTS, fault_action
+from core.history.faults import ALL_FAULTS, fault_action
 
 _PHASE_STYLE = {"setup": "cyan", "running": "green", "healing": "yellow", "checking": "magenta",
                 "teardown": "cyan"}

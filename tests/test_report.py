@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from harness.report import anomaly_types, describe_failures, write_report, write_timeline
-from harness.report.faults import fault_periods
+from core.history.faults import fault_periods
 from harness.report.timeline import render_timeline, timeline_data
 
 CHROMIUM = "/usr/bin/chromium"

@@ -6,6 +6,8 @@ import re
 import time
 from typing import Any
 
+from core.history.faults import fault_periods
+
 from .calls import FAIL_CAS, prepare
 from .explain import explain_failure, explain_text, jsonable
 from .models import make_model
@@ -76,7 +78,8 @@ class LinearizableChecker:
                 reasons[key] = outcome.reason or "undecided"
         out_dir = opts.get("out_dir")
         if out_dir and failures:
-            self._write_pages(out_dir, keys, outcomes, failures)
+            faults = {clock: fault_periods(history, clock) for clock in ("time", "position")}
+            self._write_pages(out_dir, keys, outcomes, failures, faults)
 
         result: dict[str, Any] = {
             "valid": False if failures else ("unknown" if unknown else True),
@@ -95,7 +98,7 @@ class LinearizableChecker:
         result["explanation"] = explain_text(result)
         return result
 
-    def _write_pages(self, out_dir, keys, outcomes, failures) -> None:
+    def _write_pages(self, out_dir, keys, outcomes, failures, faults) -> None:
         folder = os.path.join(out_dir, "linear")
         os.makedirs(folder, exist_ok=True)
         used: set[str] = set()
@@ -107,7 +110,8 @@ class LinearizableChecker:
                 name = f"{stem}-{n}"
             used.add(name)
             path = os.path.join(folder, name + ".html")
-            page = render_failure(key, keys[key], self.model, outcomes[key], failure, self.model_name)
+            page = render_failure(key, keys[key], self.model, outcomes[key], failure, self.model_name,
+                                  faults)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(page)
             failure["html"] = path

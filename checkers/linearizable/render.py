@@ -6,13 +6,17 @@ one, else by their positions in the history, equally spaced so that short ops st
 readable); a box per op from invocation to completion, dashed when
 its outcome is unknown; the ops of the longest partial linearization numbered in order,
 the op that cannot be linearized in red, the point the search could not get past as a
-vertical line. Hovering an op shows it and the model state after it. Long histories are
-cut to a window around the failure: the last WINDOW_TAIL linearized ops and the ops
-concurrent with the failing one.
+vertical line. Fault periods (the nemesis's start/stop ops, Porcupine#14) shade the
+timeline behind the ops, so a failure can be read against the fault that caused it.
+Hovering an op shows it and the model state after it. Long histories are cut to a window
+around the failure: the last WINDOW_TAIL linearized ops and the ops concurrent with the
+failing one, at most MAX_BOXES boxes and TABLE_ROWS rows, so the page of a 100,000-op
+history is as small and quick to open as that of a short one.
 """
 from __future__ import annotations
 
 import html
+from bisect import bisect_left, bisect_right
 
 from .explain import failure_text, op_ref, op_text
 
@@ -38,6 +42,7 @@ svg text { font: 11px monospace; pointer-events: none; }
 table { border-collapse: collapse; } td, th { padding: 2px 8px; border-bottom: 1px solid #ddd;
 text-align: left; font-family: monospace; } tr.badrow td { background: #f8d0d0; }
 .legend span { display: inline-block; padding: 0 .6em; margin-right: .5em; border: 1px solid #555; }
+.fault rect { fill: #d62728; fill-opacity: .12; stroke: none; } .fault text { fill: #a02020; }
 """
 
 _SCRIPT = """
@@ -51,14 +56,16 @@ document.querySelectorAll('g.op').forEach(function (g) {
 """
 
 
-def render_failure(key: str, calls: list, model, outcome, failure: dict, model_name: str) -> str:
+def render_failure(key: str, calls: list, model, outcome, failure: dict, model_name: str,
+                   faults: dict | None = None) -> str:
     """The page of one failing key: `calls` and `outcome` of its search, `failure` its
-    explanation (explain.explain_failure)."""
+    explanation (explain.explain_failure); `faults`: the history's fault periods on each
+    clock, {"time": [...], "position": [...]} (core.history.faults.fault_periods)."""
     bad_id = outcome.stuck_at
     order = {cid: n for n, (cid, _) in enumerate(outcome.path, 1)}
     after = {cid: state for cid, state in outcome.path}
     shown = _window(calls, outcome, bad_id)
-    svg = _timeline(calls, model, shown, order, after, bad_id, outcome)
+    svg = _timeline(calls, model, shown, order, after, bad_id, outcome, faults or {})
     esc = html.escape
     text = "\n".join(failure_text(key, failure))
     rows = []
@@ -80,7 +87,8 @@ def render_failure(key: str, calls: list, model, outcome, failure: dict, model_n
 <span style="background:#f19a9a">cannot be linearized</span>
 <span style="background:#fbe3a1">concurrent, not linearized</span>
 <span style="background:#e4e4e4">other</span>
-<span style="border-style:dashed">outcome unknown (info / never completed)</span></p>
+<span style="border-style:dashed">outcome unknown (info / never completed)</span>
+<span style="background:#f7dcdc;border-color:#f7dcdc">fault in force</span></p>
 <div id="panel">Hover over an operation to see it and the state after it.</div>
 {svg}
 <h2>Explanation</h2>
@@ -106,7 +114,7 @@ def _window(calls, outcome, bad_id) -> list[int]:
     return sorted(inside, key=lambda i: calls[i].inv)[-MAX_BOXES:]
 
 
-def _timeline(calls, model, shown, order, after, bad_id, outcome) -> str:
+def _timeline(calls, model, shown, order, after, bad_id, outcome, faults: dict) -> str:
     use_time = all(isinstance(calls[i].t0, (int, float)) and
                    (calls[i].end is None or isinstance(calls[i].t1, (int, float))) for i in shown)
 
@@ -137,6 +145,7 @@ def _timeline(calls, model, shown, order, after, bad_id, outcome) -> str:
     for n in range(len(processes)):
         y = n * ROW + 65
         parts.append(f'<line x1="0" x2="{width}" y1="{y}" y2="{y}" stroke="#eee"/>')
+    parts.extend(_fault_bands(faults.get("time" if use_time else "position", ()), coords, width, height))
     bad = calls[bad_id]
     stuck_x = x(span(bad)[1]) + SLOT - 2
     parts.append(f'<line x1="{stuck_x}" x2="{stuck_x}" y1="14" y2="{height - 20}" '
@@ -177,6 +186,28 @@ def _timeline(calls, model, shown, order, after, bad_id, outcome) -> str:
     parts.append(f'<text x="8" y="{height - 6}">{html.escape(axis)}</text>')
     parts.append("</svg></div></div>")
     return "\n".join(parts)
+
+
+def _fault_bands(periods, coords: list, width: int, height: int) -> list[str]:
+    """A shaded band per fault period overlapping the drawn window, from the first drawn
+    instant at or after its start to the last at or before its end. The axis is by rank
+    and a box reaches almost to the next slot, so a band's edges sit on slot boundaries:
+    between the boxes it separates."""
+    bands = []
+    for p in periods:
+        if not coords or p.end < coords[0] or p.start > coords[-1]:
+            continue
+        first, last = bisect_left(coords, p.start), bisect_right(coords, p.end) - 1
+        x0 = 0 if p.start <= coords[0] else 8 + first * SLOT - 1
+        x1 = width if p.end >= coords[-1] else 8 + (last + 1) * SLOT - 1
+        if x1 <= x0:
+            continue
+        what = f"fault {p.kind} in force" + ("" if p.stopped else " (never stopped)")
+        detail = f"{what}: {p.started_with!r}"[:300]
+        bands.append(f'<g class="fault"><title>{html.escape(detail)}</title>'
+                     f'<rect x="{x0}" y="20" width="{x1 - x0}" height="{height - 40}"/>'
+                     f'<text x="{x0 + 3}" y="30">{html.escape(p.kind)}</text></g>')
+    return bands
 
 
 def _fit(label: str, width: float) -> str:

@@ -14,9 +14,9 @@ from urllib.parse import quote
 import yaml
 
 from core.history import HistoryError, load_history
+from core.history.faults import fault_periods
 
 from .explain import checker_section
-from .faults import fault_periods
 from .html import compact_json, data_uri, esc, page, verdict_badge
 from .ops import has_times, intervals
 from .plots import PLOT_FILES, write_plots

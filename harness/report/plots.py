@@ -16,7 +16,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from .faults import FaultPeriod
+from core.history.faults import FaultPeriod
+
 from .ops import Interval
 
 PLOT_FILES = {"latency": "latency.png", "rate": "rate.png", "latency-quantiles": "latency-quantiles.png"}

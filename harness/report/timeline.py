@@ -12,8 +12,8 @@ import os
 from typing import Any
 
 from core.history import NEMESIS
+from core.history.faults import fault_periods
 
-from .faults import fault_periods
 from .html import esc, script_json
 from .ops import has_times, intervals
 

@@ -19,8 +19,8 @@ ALL_FAULTS = "*"  # what a heal stops
 @dataclass
 class FaultPeriod:
     kind: str
-    start: int            # ns since the test started
-    end: int              # ns; the history's last time when never stopped
+    start: int            # on the chosen clock (ns since the test started, or a position)
+    end: int              # the history's last time (len(history)) when never stopped
     started_with: Any     # the start op's value: what was done, to which nodes
     stopped: bool         # False when the history ends with the fault still in force
 
@@ -43,16 +43,23 @@ def fault_action(f: Any) -> tuple[str, str] | None:
     return None
 
 
-def fault_periods(history: list[dict]) -> list[FaultPeriod]:
-    """Every fault period in the history, ordered by start time."""
-    end_of_history = max((op["time"] for op in history if isinstance(op.get("time"), int)), default=0)
+def fault_periods(history: list[dict], clock: str = "time") -> list[FaultPeriod]:
+    """Every fault period in the history, ordered by start, on `clock` ("time" or
+    "position", see the module doc)."""
+    if clock not in ("time", "position"):
+        raise ValueError(f"clock must be 'time' or 'position', got {clock!r}")
+    by_position = clock == "position"
+    if by_position:
+        end_of_history = len(history)
+    else:
+        end_of_history = max((op["time"] for op in history if isinstance(op.get("time"), int)), default=0)
     open_periods: dict[str, FaultPeriod] = {}
     periods: list[FaultPeriod] = []
-    for op in history:
+    for position, op in enumerate(history):
         if op.get("process") != NEMESIS or op.get("type") == "invoke":
             continue
         action = fault_action(op.get("f"))
-        time = op.get("time")
+        time = position if by_position else op.get("time")
         if action is None or not isinstance(time, int):
             continue
         what, kind = action

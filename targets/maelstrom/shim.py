@@ -127,14 +127,22 @@ class Shim:
 
     def receive_peers(self) -> None:
         while True:
-            data, _ = self.udp.recvfrom(MAX_DATAGRAM + 1)
+            try:
+                data, _ = self.udp.recvfrom(MAX_DATAGRAM + 1)
+            except OSError:
+                continue  # an error queued by an earlier send (ICMP): no message lost here
             if _parse(data) is not None:
                 self.to_node(data)
 
     def serve_clients(self) -> None:
         self.tcp.listen(64)
         while True:
-            conn, _ = self.tcp.accept()
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError as e:
+                log(f"accept: {e}")
+                time.sleep(0.1)
+                continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client_id = f"c{next(self._client_ids)}"
             self._clients[client_id] = (conn, threading.Lock())

@@ -8,7 +8,7 @@
   .venv/bin/python bench/backends.py [--backends local,ssh,docker] [--runs 3] [--seconds 10]
 
 Needs root. The SSH hosts are this machine's own: an OpenSSH server in each of 5 network
-namespaces of the local backend (tests/sshd_lab.py), so `ssh` measures the protocol and the
+namespaces of the local backend (testkit/sshd_lab.py), so `ssh` measures the protocol and the
 remote process control, not a network; the hosts' own set-up is not counted. Every remote
 command starts the login shell, which reads root's ~/.bashrc: keep it fast (here one with
 `pyenv init` makes a command 0.12 s instead of 0.05 s, and SSH set-up and tear-down are
@@ -79,7 +79,7 @@ def one_run(backend: str, backend_opts: dict, seconds: float, store: str) -> dic
 @contextlib.contextmanager
 def ssh_hosts(directory: str):
     """backend_opts for 5 sshd hosts in namespaces of this machine."""
-    from tests.sshd_lab import sshd_hosts
+    from testkit.sshd_lab import sshd_hosts
     with sshd_hosts(directory, NODES) as (addresses, keys, _namespaces):
         remote_dir = os.path.join(directory, "on-the-hosts")
         os.makedirs(remote_dir)

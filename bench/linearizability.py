@@ -38,8 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from checkers.linearizable import LinearizableChecker  # noqa: E402
-from checkers.linearizable.simulate import register_history  # noqa: E402
 from core.history import load_history  # noqa: E402
+from testkit.register_history import register_history  # noqa: E402
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "conformance", "porcupine")
 ETCD_TOTAL_TARGET_S = 1.2

@@ -21,11 +21,12 @@ from core.errors import SetupError
 from checkers.exceptions import UnhandledExceptionsChecker
 from checkers.result import UNKNOWN, run_checkers
 from checkers.stats import StatsChecker
+from nemesis.healing import HealingNemesis
 
 from core.history import HistoryWriter, load_history, validate
 from .protocols import NoopNemesis
 from .runner import Runner
-from .schedule import HealingNemesis, test_generator
+from .schedule import test_generator
 from .spec import dump_spec, resolve_spec
 from .store import new_run_dir, write_results
 

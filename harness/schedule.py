@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+from nemesis.healing import HEAL
+
 from . import generator as gen
 from .generator import Gen
 
@@ -58,32 +60,6 @@ class FaultSchedule(Gen):
             chosen.append(kinds.pop(int(rng.random() * len(kinds))))
         listed = list(self.faults)
         return tuple(sorted(chosen, key=listed.index))
-
-
-HEAL = {"f": "heal", "value": None}
-
-
-class HealingNemesis:
-    """Wraps a nemesis so that a `heal` op heals every fault and is recorded like any other
-    nemesis op (the final heal then shows in the history and on the plots)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def setup(self):
-        self.inner.setup()
-
-    def invoke(self, op):
-        if op.get("f") == "heal":
-            self.inner.heal()
-            return {**op, "value": "healed every fault"}
-        return self.inner.invoke(op)
-
-    def heal(self):
-        self.inner.heal()
-
-    def teardown(self):
-        self.inner.teardown()
 
 
 def test_generator(spec: dict, workload, faults: dict[str, tuple[str, str]]):

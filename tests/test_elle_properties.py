@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from checkers.elle import ElleChecker, check, check_elle
 from checkers.elle import models
-from tests.elle_sim import simulate
+from testkit.txn_stores import simulate
 
 WORKLOADS = ("list-append", "rw-register")
 seeds = st.integers(min_value=0, max_value=2**20)

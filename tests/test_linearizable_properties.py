@@ -13,7 +13,7 @@ import pytest
 from checkers.linearizable import LinearizableChecker, make_model
 from checkers.linearizable.calls import prepare
 from checkers.linearizable.models import FAILED, UNKNOWN
-from checkers.linearizable.simulate import register_history
+from testkit.register_history import register_history
 
 
 def check(history, **kw):

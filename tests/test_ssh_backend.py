@@ -17,7 +17,7 @@ import pytest
 from harness.control.ssh_commands import (HostSpec, exec_command, kill_marked_command,
                                           parse_host, signal_command, spawn_command, with_env)
 from harness.protocols import Remote, RemoteError
-from tests.sshd_lab import SSHD, Keys, sshd, sshd_hosts, wait_for
+from testkit.sshd_lab import SSHD, Keys, sshd, sshd_hosts, wait_for
 
 WEIRD_ARGS = ["it's", '"quoted"', "$HOME", "`id`", "a b", "; rm -rf /", "*", "", "\\n"]
 

@@ -1,15 +1,26 @@
 """Generators: pure, seeded descriptions of what the workers and the nemesis do (Jepsen's).
 
-A generator is asked for its next op in a context (the time and which threads are free)
-and answers `(op, next_generator)`, `(PENDING, self)` when it has nothing *yet* (no free
-thread, or waiting for a phase to drain), or `(None, None)` when it is exhausted. It never
-mutates itself: the next state is a new object, so a generator can be restarted (`cycle`)
-or copied per thread (`each_thread`) for free, and the same seed yields the same ops.
+A generator is a value. Asked for its next op in a context (the time, which threads are
+free, the test's seed) it answers `(op, next_generator)`, `(PENDING, self)` when it has
+nothing *yet* (no free thread, or waiting for a phase to drain), or `(None, None)` when it
+is exhausted. It never mutates itself or anything else: the next state is a new object.
+So asking twice in the same context gives the same op, and an op that is asked for but
+not taken (the runner re-asking after a completion woke it, `any_of` keeping only the
+soonest of its children's ops) changes nothing; a generator can be restarted (`cycle`) or
+copied per thread (`each_thread`) for free.
+
+Randomness never comes from a shared rng, whose state would depend on how many ops were
+asked for and in which order (so on timing). A thread's op stream (`per_thread`) draws
+from `Draws(seed, thread, k)` for its k-th op: the k-th op each thread issues is the same
+in every run of the same seed, whatever the timing, and only its invocation time differs.
+Combinators that choose (`mix`, `stagger`, the free thread an op goes to) key their draws
+by their own position, so they too replay the same choices in the same order.
 
 Plain values lift to generators, as in Jepsen: a dict is one op (emitted once); a function
-`f(ctx)` (or `f()`) is called for each op until it returns None; a list or tuple runs its
-elements in order. Threads are ints: 0..concurrency-1 for clients and NEMESIS_THREAD for the
-nemesis; `clients(g)` and `nemesis(g)` route a generator to one side.
+`f(ctx)` is called for each op until it returns None (it must be a pure function of the
+context); a list or tuple runs its elements in order. Threads are ints: 0..concurrency-1
+for clients and NEMESIS_THREAD for the nemesis; `clients(g)` and `nemesis(g)` route a
+generator to one side.
 
 Ops may carry `time` (ns since the test started) to say "not before"; the interpreter
 waits until then. Two special op types never reach the history: `sleep` (the thread sleeps
@@ -17,67 +28,97 @@ waits until then. Two special op types never reach the history: `sleep` (the thr
 """
 from __future__ import annotations
 
-import random
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 NEMESIS_THREAD = -1
 PENDING: Any = type("Pending", (), {"__repr__": lambda self: "PENDING"})()
 NS = 1_000_000_000
 _NEMESIS_ONLY = frozenset((NEMESIS_THREAD,))
+_MASK = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15
+
+
+def _mix64(z: int) -> int:
+    """splitmix64's finaliser: every input bit flips about half the output bits."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+class Draws:
+    """The random numbers of one op: a splitmix64 stream keyed by (seed, stream, k).
+
+    The same key always gives the same numbers, so a generator that makes its k-th op from
+    `Draws(seed, thread, k)` makes the same op however often it is asked. (random.Random
+    would do as well but costs ~20 us to seed, as much as the runner's whole budget per op.)"""
+    __slots__ = ("_state",)
+
+    def __init__(self, seed: int, stream: int, k: int):
+        self._state = _mix64(_mix64(_mix64(seed & _MASK) ^ (stream & _MASK)) ^ (k & _MASK))
+
+    def _next(self) -> int:
+        self._state = (self._state + _GAMMA) & _MASK
+        return _mix64(self._state)
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        return (self._next() >> 11) * (1.0 / (1 << 53))
+
+    def randrange(self, n: int) -> int:
+        """An int in [0, n) (the modulo bias of a 64-bit draw is far below anything a test
+        could notice for the small n generators use)."""
+        return self._next() % n
+
+    def randint(self, a: int, b: int) -> int:
+        """An int in [a, b], both ends included."""
+        return a + self._next() % (b - a + 1)
+
+    def choice(self, seq):
+        return seq[self._next() % len(seq)]
+
+
+# Streams of draws that are not a thread's own (threads are >= NEMESIS_THREAD = -1).
+_THREAD_CHOICE, _MIX_CHOICE, _STAGGER_GAP = -2, -3, -4
 
 
 class Context:
     """What a generator may know: the time, all threads in scope, the free ones, each
-    thread's current process, and the test's seeded rng (the only source of randomness).
+    thread's current process, and the test's seed (the only source of randomness).
     Treat it as immutable. (A plain slotted class: it is built for every op.)"""
-    __slots__ = ("time", "threads", "free", "process_of", "rng")
+    __slots__ = ("time", "threads", "free", "process_of", "seed")
 
     def __init__(self, time: int, threads: frozenset, free: frozenset, process_of: dict,
-                 rng: random.Random):
+                 seed: int):
         self.time, self.threads, self.free = time, threads, free
-        self.process_of, self.rng = process_of, rng
+        self.process_of, self.seed = process_of, seed
 
     def only(self, threads: frozenset) -> "Context":
         """The same moment seen by a subset of the threads."""
         return Context(self.time, self.threads & threads, self.free & threads,
-                       self.process_of, self.rng)
+                       self.process_of, self.seed)
 
     def some_free_thread(self) -> int | None:
-        """A free thread chosen by the rng (so load spreads over the nodes). Sets of ints
-        iterate in a fixed order, so the choice depends on the seed alone."""
+        """A free thread, chosen from the seed, the time and the free set (so load spreads
+        over the nodes, and the same context always chooses the same thread). Sets of ints
+        iterate in a fixed order."""
         free = self.free
         if not free:
             return None
         if len(free) == 1:
             for t in free:
                 return t
-        return tuple(free)[int(self.rng.random() * len(free))]
+        return tuple(free)[Draws(self.seed, _THREAD_CHOICE, self.time ^ len(free)).randrange(len(free))]
 
     def all_free(self) -> bool:
         return self.free == self.threads
 
 
 class Gen:
-    """Base of every generator. Subclasses implement op(); update() sees every invocation
-    and completion (Jepsen's update) and by default changes nothing.
-
-    `listens` says whether anything in this generator's tree wants updates: a subclass
-    that defines update() listens; the combinators listen when a child does. When nothing
-    listens (the usual case) the runner skips updates altogether: they would cost more
-    than the ops themselves."""
-
-    listens = False
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if "update" in cls.__dict__:
-            cls.listens = True
+    """Base of every generator: a value with one method, op(ctx)."""
+    __slots__ = ()
 
     def op(self, ctx: Context):  # -> (op | PENDING | None, Gen | None)
         raise NotImplementedError
-
-    def update(self, ctx: Context, event: dict) -> "Gen":
-        return self
 
 
 def lift(g) -> Gen | None:
@@ -122,27 +163,44 @@ class Once(Gen):
 
 
 class Fn(Gen):
-    """Calls f(ctx) (or f()) for each op until it returns None."""
-    __slots__ = ("f", "takes_ctx")
+    """Calls f(ctx) for each op until it returns None. f must be a pure function of the
+    context (no state of its own, no rng): what it returns for a context is the op."""
+    __slots__ = ("f",)
 
-    def __init__(self, f, takes_ctx: bool | None = None):
+    def __init__(self, f: Callable[[Context], dict | None]):
         self.f = f
-        if takes_ctx is None:
-            import inspect
-            try:
-                takes_ctx = len(inspect.signature(f).parameters) > 0
-            except (TypeError, ValueError):
-                takes_ctx = False
-        self.takes_ctx = takes_ctx
 
     def op(self, ctx):
         if not ctx.free:
             return PENDING, self
-        template = self.f(ctx) if self.takes_ctx else self.f()
+        template = self.f(ctx)
         if template is None:
             return None, None
         filled = fill(template, ctx)
         return (PENDING, self) if filled is PENDING else (filled, self)
+
+
+class PerThread(Gen):
+    """Every thread's own op stream: the k-th op of thread t is `make(t, k, draws)`, with
+    `draws = Draws(seed, t, k)`; `make` returning None ends the generator. The counts are
+    this generator's state, so thread t's k-th op is the same in every run of the seed,
+    whichever threads happen to be free when."""
+    __slots__ = ("make", "counts")
+
+    def __init__(self, make: Callable[[int, int, Draws], dict | None], counts: dict):
+        self.make, self.counts = make, counts
+
+    def op(self, ctx):
+        thread = ctx.some_free_thread()
+        if thread is None:
+            return PENDING, self
+        k = self.counts.get(thread, 0)
+        template = self.make(thread, k, Draws(ctx.seed, thread, k))
+        if template is None:
+            return None, None
+        counts = self.counts.copy()
+        counts[thread] = k + 1
+        return fill({**template, "thread": thread}, ctx), PerThread(self.make, counts)
 
 
 class Seq(Gen):
@@ -151,7 +209,6 @@ class Seq(Gen):
 
     def __init__(self, items: tuple, i: int, cur: Gen | None):
         self.items, self.i, self.cur = items, i, cur
-        self.listens = any(g is not None and g.listens for g in items) or bool(cur and cur.listens)
 
     def op(self, ctx):
         i, cur = self.i, self.cur
@@ -167,12 +224,6 @@ class Seq(Gen):
             return o, Seq(self.items, i, nxt) if nxt is not None else Seq(self.items, i + 1, None)
         return None, None
 
-    def update(self, ctx, event):
-        if self.cur is None:
-            return self
-        cur = self.cur.update(ctx, event)
-        return self if cur is self.cur else Seq(self.items, self.i, cur)
-
 
 class Repeat(Gen):
     """The same generator's first op, again and again (forever, or n times)."""
@@ -180,7 +231,6 @@ class Repeat(Gen):
 
     def __init__(self, g: Gen, n: int | None):
         self.g, self.n = g, n
-        self.listens = False  # repeats its child's first op; never advances it
 
     def op(self, ctx):
         if self.n is not None and self.n <= 0:
@@ -197,7 +247,6 @@ class Cycle(Gen):
 
     def __init__(self, orig: Gen, cur: Gen):
         self.orig, self.cur = orig, cur
-        self.listens = orig.listens or cur.listens
 
     def op(self, ctx):
         o, nxt = self.cur.op(ctx)
@@ -209,39 +258,32 @@ class Cycle(Gen):
             return PENDING, Cycle(self.orig, nxt or self.cur)
         return o, Cycle(self.orig, nxt if nxt is not None else self.orig)
 
-    def update(self, ctx, event):
-        cur = self.cur.update(ctx, event)
-        return self if cur is self.cur else Cycle(self.orig, cur)
-
 
 class Mix(Gen):
-    """Each op from a randomly chosen one of the generators (an exhausted one drops out)."""
-    __slots__ = ("gens",)
+    """Each op from a randomly chosen one of the generators (an exhausted one drops out).
+    The n-th choice draws from (seed, n): the sequence of choices replays."""
+    __slots__ = ("gens", "n")
 
-    def __init__(self, gens: tuple):
-        self.gens = gens
-        self.listens = any(g.listens for g in gens)
+    def __init__(self, gens: tuple, n: int = 0):
+        self.gens, self.n = gens, n
 
     def op(self, ctx):
         gens = list(self.gens)
+        draws = Draws(ctx.seed, _MIX_CHOICE, self.n)
         while gens:
-            i = ctx.rng.randrange(len(gens))
+            i = draws.randrange(len(gens))
             o, nxt = gens[i].op(ctx)
             if o is None:
                 del gens[i]
                 continue
             if o is PENDING:
-                return PENDING, Mix(tuple(gens))
+                return PENDING, Mix(tuple(gens), self.n)
             if nxt is None:
                 del gens[i]
             else:
                 gens[i] = nxt
-            return o, (Mix(tuple(gens)) if gens else None)
+            return o, (Mix(tuple(gens), self.n + 1) if gens else None)
         return None, None
-
-    def update(self, ctx, event):
-        gens = tuple(g.update(ctx, event) for g in self.gens)
-        return self if all(a is b for a, b in zip(gens, self.gens)) else Mix(gens)
 
 
 class Limit(Gen):
@@ -249,7 +291,6 @@ class Limit(Gen):
 
     def __init__(self, n: int, g: Gen):
         self.n, self.g = n, g
-        self.listens = g.listens
 
     def op(self, ctx):
         if self.n <= 0:
@@ -261,10 +302,6 @@ class Limit(Gen):
             return PENDING, self
         return o, (Limit(self.n - 1, nxt) if nxt is not None and self.n > 1 else None)
 
-    def update(self, ctx, event):
-        g = self.g.update(ctx, event)
-        return self if g is self.g else Limit(self.n, g)
-
 
 class TimeLimit(Gen):
     """Ops until dt seconds after the first op was asked for."""
@@ -272,7 +309,6 @@ class TimeLimit(Gen):
 
     def __init__(self, dt: float, g: Gen, deadline: int | None):
         self.dt, self.g, self.deadline = dt, g, deadline
-        self.listens = g.listens
 
     def op(self, ctx):
         deadline = self.deadline if self.deadline is not None else ctx.time + int(self.dt * NS)
@@ -287,19 +323,15 @@ class TimeLimit(Gen):
             return None, None
         return o, (TimeLimit(self.dt, nxt, deadline) if nxt is not None else None)
 
-    def update(self, ctx, event):
-        g = self.g.update(ctx, event)
-        return self if g is self.g else TimeLimit(self.dt, g, self.deadline)
-
 
 class Paced(Gen):
     """Spaces ops out in time. random=True is Jepsen's stagger (a uniform gap in [0, 2dt),
-    dt on average, across all threads together); random=False is delay (exactly dt)."""
-    __slots__ = ("dt", "g", "next_time", "random")
+    dt on average, across all threads together; the n-th gap draws from (seed, n));
+    random=False is delay (exactly dt)."""
+    __slots__ = ("dt", "g", "next_time", "random", "n")
 
-    def __init__(self, dt: float, g: Gen, next_time: int | None, random: bool):
-        self.dt, self.g, self.next_time, self.random = dt, g, next_time, random
-        self.listens = g.listens
+    def __init__(self, dt: float, g: Gen, next_time: int | None, random: bool, n: int = 0):
+        self.dt, self.g, self.next_time, self.random, self.n = dt, g, next_time, random, n
 
     def op(self, ctx):
         o, nxt = self.g.op(ctx)
@@ -310,12 +342,10 @@ class Paced(Gen):
         at = max(o.get("time", ctx.time), self.next_time if self.next_time is not None else ctx.time)
         if at != o.get("time"):
             o = {**o, "time": at}
-        gap = self.dt * (2 * ctx.rng.random() if self.random else 1.0)
-        return o, (Paced(self.dt, nxt, at + int(gap * NS), self.random) if nxt is not None else None)
-
-    def update(self, ctx, event):
-        g = self.g.update(ctx, event)
-        return self if g is self.g else Paced(self.dt, g, self.next_time, self.random)
+        if nxt is None:
+            return o, None
+        gap = self.dt * (2 * Draws(ctx.seed, _STAGGER_GAP, self.n).random() if self.random else 1.0)
+        return o, Paced(self.dt, nxt, at + int(gap * NS), self.random, self.n + 1)
 
 
 class Synchronize(Gen):
@@ -324,25 +354,19 @@ class Synchronize(Gen):
 
     def __init__(self, g: Gen):
         self.g = g
-        self.listens = g.listens
 
     def op(self, ctx):
         if not ctx.all_free():
             return PENDING, self
         return self.g.op(ctx)
 
-    def update(self, ctx, event):
-        g = self.g.update(ctx, event)
-        return self if g is self.g else Synchronize(g)
-
 
 class OnThreads(Gen):
-    """Routes g to a subset of the threads (`None` in the set stands for every client)."""
+    """Routes g to one side: the nemesis thread, or every client thread."""
     __slots__ = ("which", "g")
 
     def __init__(self, which: str, g: Gen):
         self.which, self.g = which, g
-        self.listens = g.listens
 
     def _view(self, ctx: Context) -> Context:
         if self.which == "nemesis":
@@ -357,14 +381,6 @@ class OnThreads(Gen):
             return o, None
         return o, (self if nxt is self.g else OnThreads(self.which, nxt))
 
-    def update(self, ctx, event):
-        # Updates see the whole context: no built-in generator reads it there, and
-        # narrowing it for every event would cost more than the events themselves.
-        if (event.get("thread") == NEMESIS_THREAD) != (self.which == "nemesis"):
-            return self
-        g = self.g.update(ctx, event)
-        return self if g is self.g else OnThreads(self.which, g)
-
 
 class EachThread(Gen):
     """An independent copy of g for every thread in scope."""
@@ -372,7 +388,6 @@ class EachThread(Gen):
 
     def __init__(self, orig: Gen, per_thread: dict):
         self.orig, self.per_thread = orig, per_thread
-        self.listens = False  # copies are per thread; updates are not routed to them
 
     def op(self, ctx):
         best, best_t, best_next, any_pending = None, None, None, False
@@ -400,39 +415,39 @@ class EachThread(Gen):
         return best, EachThread(self.orig, d)
 
 
-class Any(Gen):
-    """Whichever generator has the soonest op (e.g. clients and nemesis side by side)."""
+class AnyOf(Gen):
+    """Whichever generator has the soonest op (e.g. clients and nemesis side by side). The
+    other children's ops are dropped unseen; they are values, so that changes nothing."""
     __slots__ = ("gens",)
 
     def __init__(self, gens: tuple):
         self.gens = gens
-        self.listens = any(g.listens for g in gens)
 
     def op(self, ctx):
-        best_i, best, best_next, live, pending = None, None, None, [], False
+        best_i, best, best_next, live = None, None, None, []
         for i, g in enumerate(self.gens):
             o, nxt = g.op(ctx)
             if o is None:
                 continue
             live.append(i)
             if o is PENDING:
-                pending = True
                 continue
             if best is None or o.get("time", 0) < best.get("time", 0):
                 best_i, best, best_next = i, o, nxt
         if best is None:
             if not live:
                 return None, None
-            return PENDING, Any(tuple(self.gens[i] for i in live))
+            return PENDING, AnyOf(tuple(self.gens[i] for i in live))
         gens = [self.gens[i] if i != best_i else best_next for i in live]
-        return best, Any(tuple(g for g in gens if g is not None))
-
-    def update(self, ctx, event):
-        gens = tuple(g.update(ctx, event) for g in self.gens)
-        return self if all(a is b for a, b in zip(gens, self.gens)) else Any(gens)
+        return best, AnyOf(tuple(g for g in gens if g is not None))
 
 
 # ------------------------------------------------------------------ the combinators
+
+def per_thread(make: Callable[[int, int, Draws], dict | None]) -> Gen:
+    """Each thread's op stream from `make(thread, k, draws)` (see PerThread)."""
+    return PerThread(make, {})
+
 
 def mix(*gens) -> Gen:
     return Mix(tuple(lift(g) for g in _flat(gens)))
@@ -493,7 +508,7 @@ def nemesis(g) -> Gen:
 
 
 def any_of(*gens) -> Gen:
-    return Any(tuple(lift(g) for g in _flat(gens)))
+    return AnyOf(tuple(lift(g) for g in _flat(gens)))
 
 
 def sleep(dt: float) -> dict:
@@ -516,19 +531,20 @@ def _flat(gens: Iterable) -> list:
 # ------------------------------------------------------------------ simulation
 
 def simulate(g, *, concurrency: int = 5, seed: int = 0, max_ops: int = 100_000,
-             latency: int = 1_000_000, with_nemesis: bool = True) -> list[dict]:
-    """Run a generator without a cluster: every op takes `latency` ns and succeeds.
+             latency: int | Callable[[dict], int] = 1_000_000,
+             with_nemesis: bool = True) -> list[dict]:
+    """Run a generator without a cluster: every op succeeds after `latency` ns (a number,
+    or a function of the op, to vary the timing).
 
     The same seed gives the same ops: this is how a schedule is previewed and how the
     generators' determinism is tested."""
-    rng = random.Random(seed)
     threads = set(range(concurrency)) | ({NEMESIS_THREAD} if with_nemesis else set())
     process_of = {t: t for t in range(concurrency)}
     process_of[NEMESIS_THREAD] = "nemesis"
     busy: dict[int, int] = {}  # thread -> time it frees up
     now, out, gen = 0, [], lift(g)
     while gen is not None and len(out) < max_ops:
-        ctx = Context(now, frozenset(threads), frozenset(threads - busy.keys()), process_of, rng)
+        ctx = Context(now, frozenset(threads), frozenset(threads - busy.keys()), process_of, seed)
         o, nxt = gen.op(ctx)
         if o is None:
             break
@@ -546,7 +562,10 @@ def simulate(g, *, concurrency: int = 5, seed: int = 0, max_ops: int = 100_000,
         gen = nxt
         if o.get("type") == "log":
             continue
-        dur = int(o["value"] * NS) if o.get("type") == "sleep" else latency
+        if o.get("type") == "sleep":
+            dur = int(o["value"] * NS)
+        else:
+            dur = latency(o) if callable(latency) else latency
         busy[o["thread"]] = now + dur
         if o.get("type") != "sleep":
             out.append(o)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 import traceback
@@ -133,7 +132,7 @@ class Runner:
         self.history = history
         self.concurrency = concurrency
         self.op_timeout, self.grace = op_timeout, grace
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.on_op = on_op or (lambda op: None)
         self.stop = stop or threading.Event()
         self.t0 = t0_ns if t0_ns is not None else time.monotonic_ns()
@@ -170,30 +169,30 @@ class Runner:
     def _interpret(self):
         gen = self.gen
         while gen is not None and not self.stop.is_set():
-            gen = self._handle_events(gen, block=0)
+            self._handle_events(block=0)
             now = self.now()
-            ctx = Context(now, self.threads, frozenset(self.free), self.process_of, self.rng)
+            ctx = Context(now, self.threads, frozenset(self.free), self.process_of, self.seed)
             op, nxt = gen.op(ctx)
             if op is None:
                 return
             if op is PENDING:
-                gen = self._handle_events(gen, block=self._wait_budget(0.1))
+                self._handle_events(block=self._wait_budget(0.1))
                 continue
             at = op.get("time", now)
             if at > now:
                 got = self._wait_event(min((at - now) / NS, self._wait_budget(1.0)))
                 if got is not None:
-                    gen = self._apply(gen, *got)
-                    continue  # the context changed: ask again
+                    self._apply(*got)
+                    continue  # the context changed: ask again (the op not taken changed nothing)
                 if self.now() < at:
                     continue  # woken early to run the watchdog: ask again
             gen = nxt
             if op.get("type") == "log":
                 log.info("%s", op.get("value"))
                 continue
-            gen = self._dispatch(op, ctx, gen)
+            self._dispatch(op)
 
-    def _dispatch(self, op: dict, ctx: Context, gen):
+    def _dispatch(self, op: dict) -> None:
         thread = op.pop("thread")
         self.free.discard(thread)
         w = self.workers[thread]
@@ -203,9 +202,6 @@ class Runner:
             self.on_op(op)
             w.current, w.started_ns = op, op["time"]
         w.inbox.put(dict(op))  # the worker's own copy: the recorded op stays as recorded
-        if gen is not None and gen.listens:
-            return gen.update(ctx, {**op, "thread": thread})
-        return gen
 
     def _wait_budget(self, cap: float) -> float:
         """How long the interpreter may block before the watchdog must look again."""
@@ -232,11 +228,11 @@ class Runner:
             self._watchdog()
             return None
 
-    def _handle_events(self, gen, block: float):
+    def _handle_events(self, block: float) -> None:
         if block:
             got = self._wait_event(block)
             if got is not None:
-                gen = self._apply(gen, *got)
+                self._apply(*got)
         while True:
             try:
                 got = self.events.get_nowait()
@@ -244,24 +240,20 @@ class Runner:
                 now = self.now()
                 if now - self._flushed_ns >= FLUSH_EVERY_NS:
                     self._flush(now)
-                return gen
-            gen = self._apply(gen, *got)
+                return
+            self._apply(*got)
 
-    def _apply(self, gen, thread: int, epoch: int, completion: dict | None):
+    def _apply(self, thread: int, epoch: int, completion: dict | None) -> None:
         if epoch != self.epochs[thread]:
-            return gen  # a late answer from a worker the watchdog gave up on
+            return  # a late answer from a worker the watchdog gave up on
         self.workers[thread].current = None
         self.free.add(thread)
         if completion is None:
-            return gen
+            return
         self.history.append(completion)
         self.on_op(completion)
         if completion["type"] == "info" and thread != NEMESIS_THREAD:
             self.process_of[thread] = retire(self.process_of[thread], self.concurrency)
-        if gen is None or not gen.listens:
-            return gen
-        ctx = Context(completion["time"], self.threads, frozenset(self.free), self.process_of, self.rng)
-        return gen.update(ctx, {**completion, "thread": thread})
 
     def _watchdog(self):
         """Record `info` for client calls that overran their timeout and replace the worker."""
@@ -287,6 +279,6 @@ class Runner:
         while len(self.free) < len(self.threads) and time.monotonic() < give_up:
             got = self._wait_event(0.2)
             if got is not None:
-                self._apply(None, *got)
+                self._apply(*got)
         if len(self.free) < len(self.threads):
             log.error("nemesis op still running after %.0fs; giving up on it", nemesis_patience)

@@ -16,21 +16,15 @@ class FaultSchedule(Gen):
     are held at once (some bugs show only under two, e.g. a leader whose clock jumps back
     while it is cut off). Immutable like every generator: the faults in effect travel in
     the next state, so a re-asked op never desynchronises starts and stops."""
-    __slots__ = ("faults", "interval", "together", "seed", "step", "pending", "active")
+    __slots__ = ("faults", "interval", "together", "step", "pending", "active")
 
     def __init__(self, faults: dict[str, tuple[str, str]], interval: float, together: int = 1,
-                 seed: int | None = None, step: int = 0, pending: tuple | None = None,
-                 active: tuple = ()):
+                 step: int = 0, pending: tuple | None = None, active: tuple = ()):
         self.faults, self.interval, self.together = faults, interval, max(1, together)
-        # With a seed, each period's kinds come from (seed, period) alone: the clients'
-        # draws from the shared rng, whose number depends on timing, cannot change them,
-        # so a stored spec repeats the same faults.
-        self.seed = seed
         self.step, self.pending, self.active = step, pending, active
 
     def _next(self, step: int, pending: tuple | None, active: tuple) -> FaultSchedule:
-        return FaultSchedule(self.faults, self.interval, self.together, self.seed, step,
-                             pending, active)
+        return FaultSchedule(self.faults, self.interval, self.together, step, pending, active)
 
     def op(self, ctx):
         phase = self.step % 4
@@ -41,8 +35,10 @@ class FaultSchedule(Gen):
             # After the hold, stop the faults in the reverse order of their starts.
             pending = tuple(reversed(self.active)) if phase == 2 else None
             return o, self._next(self.step + 1, pending, self.active)
+        # Each period's kinds come from (seed, period) alone, so a stored spec repeats the
+        # same faults whatever the clients did meanwhile.
         pending = self.pending if self.pending is not None else self._choose(
-            ctx.rng if self.seed is None else random.Random(f"{self.seed}/{self.step // 4}"))
+            random.Random(f"{ctx.seed}/{self.step // 4}"))
         kind, rest = pending[0], pending[1:]
         starting = phase == 1
         o = gen.fill({"f": self.faults[kind][0 if starting else 1], "value": None}, ctx)
@@ -67,8 +63,7 @@ def test_generator(spec: dict, workload, faults: dict[str, tuple[str, str]]):
     main = gen.clients(gen.rate(spec["rate"], workload.generator))
     if faults:
         together = spec["nemesis_opts"].get("together", 1)
-        main = gen.any_of(main, gen.nemesis(FaultSchedule(faults, spec["nemesis_interval"],
-                                                          together, seed=spec["seed"])))
+        main = gen.any_of(main, gen.nemesis(FaultSchedule(faults, spec["nemesis_interval"], together)))
     steps = [gen.time_limit(spec["time_limit"], main)]
     if workload.final_generator is not None or faults:
         steps += [gen.log("healing every fault"), gen.nemesis(HEAL)]

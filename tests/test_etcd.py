@@ -427,13 +427,13 @@ def test_lock_workload_cycles_each_process_and_restarts_a_successor_at_acquire()
     from workloads import make_workload
     g = make_workload({"workload": "lock", "target": "etcd",
                        "workload_opts": {"hold": 1, "rest": 1}}).generator
-    ctx = gen.Context(0, frozenset({0}), frozenset({0}), {0: 0}, random.Random(1))
+    ctx = gen.Context(0, frozenset({0}), frozenset({0}), {0: 0}, 1)
     fs = []
     for _ in range(5):
         op, g = g.op(ctx)
         fs.append(op["f"] if op["type"] == "invoke" else op["type"])
     assert fs == ["acquire", "sleep", "release", "sleep", "acquire"]
     op, g = g.op(ctx)  # the hold after that acquire, but...
-    retired = gen.Context(0, frozenset({0}), frozenset({0}), {0: 1}, random.Random(1))
+    retired = gen.Context(0, frozenset({0}), frozenset({0}), {0: 1}, 1)
     op, g = g.op(retired)  # ...process 0 got info: its successor starts over
     assert op["f"] == "acquire" and op["process"] == 1

@@ -1,5 +1,6 @@
 from harness import generator as gen
 from harness.generator import NEMESIS_THREAD, simulate
+from harness.schedule import FaultSchedule
 
 
 def fs(ops):
@@ -8,22 +9,101 @@ def fs(ops):
 
 def test_a_dict_is_one_op_and_a_function_repeats():
     assert fs(simulate(gen.clients({"f": "read"}))) == ["read"]
-    n = iter(range(3))
-    assert fs(simulate(gen.clients(lambda: {"f": "x"} if next(n, None) is not None else None))) == ["x"] * 3
+    until_3ms = simulate(gen.clients(lambda ctx: {"f": "x"} if ctx.time < 3_000_000 else None),
+                         concurrency=1)
+    assert fs(until_3ms) == ["x"] * 3
+
+
+def whole_test(concurrency=4):
+    """A generator of every kind the runner meets: mixed ops with random values on every
+    thread, a paced main phase beside a nemesis schedule, then a final phase."""
+    writes = gen.per_thread(lambda t, k, draws: {"f": "write", "value": [t, k, draws.randrange(100)]})
+    return gen.phases(
+        gen.time_limit(5, gen.any_of(
+            gen.clients(gen.stagger(0.01, gen.mix(gen.repeat({"f": "read"}), writes))),
+            gen.nemesis(FaultSchedule({"kill": ("kill", "start")}, 1.0)))),
+        gen.clients(gen.each_thread({"f": "final"})))
+
+
+def per_thread_streams(ops):
+    streams = {}
+    for o in ops:
+        streams.setdefault(o["thread"], []).append((o["f"], o.get("value")))
+    return streams
 
 
 def test_same_seed_same_ops_different_seed_different_ops():
-    def g():
-        return gen.phases(
-            gen.time_limit(5, gen.any_of(
-                gen.clients(gen.stagger(0.01, gen.mix(gen.repeat({"f": "read"}),
-                                                      lambda ctx: {"f": "write", "value": ctx.rng.randrange(100)}))),
-                gen.nemesis(gen.cycle([gen.sleep(1), {"f": "start"}, gen.sleep(1), {"f": "stop"}])))),
-            gen.clients(gen.each_thread({"f": "final"})))
-    a, b, c = (simulate(g(), concurrency=4, seed=s) for s in (7, 7, 8))
+    a, b, c = (simulate(whole_test(), concurrency=4, seed=s) for s in (7, 7, 8))
     assert a == b
     assert a != c
     assert len(a) > 100
+
+
+def test_each_threads_stream_replays_whatever_the_timing():
+    streams = per_thread_streams(simulate(gen.clients(gen.limit(400, ops_on_keys())),
+                                          concurrency=4, seed=3))
+    # The same seed with ops taking 1..9 ms, differing from op to op: the threads take
+    # their turns in another order, and each thread still issues the same ops.
+    jittery = per_thread_streams(simulate(gen.clients(gen.limit(400, ops_on_keys())),
+                                          concurrency=4, seed=3,
+                                          latency=lambda o: 1_000_000 * (1 + hash(str(o["value"])) % 9)))
+    assert streams.keys() == jittery.keys() == {0, 1, 2, 3}
+    for t in streams:
+        n = min(len(streams[t]), len(jittery[t]))
+        assert n >= 50 and streams[t][:n] == jittery[t][:n]
+    assert len({str(s[:50]) for s in streams.values()}) == 4  # and the threads differ
+
+
+def ops_on_keys():
+    def op(thread, k, draws):
+        return {"f": draws.choice(("read", "write")), "value": [k // 10, draws.randrange(5)]}
+    return gen.per_thread(op)
+
+
+class AskedAside(gen.Gen):
+    """g, but before each real question it is asked in three other contexts whose answers
+    are thrown away: a generator whose discarded ops changed anything would drift."""
+    __slots__ = ("g",)
+
+    def __init__(self, g):
+        self.g = g
+
+    def op(self, ctx):
+        for other in (gen.Context(ctx.time + 7, ctx.threads, ctx.free, ctx.process_of, ctx.seed),
+                      ctx.only(frozenset(sorted(ctx.free)[:1])),
+                      gen.Context(ctx.time * 2 + 1, ctx.threads, ctx.threads, ctx.process_of, ctx.seed)):
+            self.g.op(other)
+        o, nxt = self.g.op(ctx)
+        return o, (AskedAside(nxt) if nxt is not None else None)
+
+
+def test_an_op_asked_for_and_not_taken_changes_nothing():
+    assert simulate(AskedAside(whole_test()), seed=5) == simulate(whole_test(), seed=5)
+    assert simulate(AskedAside(gen.clients(gen.limit(300, ops_on_keys()))), seed=5) == \
+        simulate(gen.clients(gen.limit(300, ops_on_keys())), seed=5)
+
+
+def test_asked_twice_in_one_context_a_generator_answers_the_same():
+    g = whole_test()
+    threads = frozenset({0, 1, 2, 3, NEMESIS_THREAD})
+    process_of = {0: 0, 1: 1, 2: 2, 3: 3, NEMESIS_THREAD: "nemesis"}
+    for step in range(200):
+        ctx = gen.Context(step * 1_000_000, threads, threads, process_of, 11)
+        first, nxt = g.op(ctx)
+        again, _ = g.op(ctx)
+        assert first == again and first is not None
+        g = nxt
+
+
+def test_draws_are_fixed_by_their_key_and_spread_evenly():
+    assert [gen.Draws(1, 2, 3).random() for _ in range(3)] == [gen.Draws(1, 2, 3).random()] * 3
+    assert gen.Draws(1, 2, 3).random() != gen.Draws(1, 2, 4).random() != gen.Draws(1, 3, 3).random()
+    d = gen.Draws(42, 0, 0)
+    counts = [0] * 10
+    for _ in range(10_000):
+        counts[d.randrange(10)] += 1
+    assert all(900 < c < 1100 for c in counts)
+    assert all(0 <= d.random() < 1 and 3 <= d.randint(3, 5) <= 5 for _ in range(1000))
 
 
 def test_limit_and_sequence_and_cycle():

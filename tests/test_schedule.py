@@ -64,15 +64,12 @@ def test_faults_held_together_start_in_the_order_the_test_lists_them():
     assert starts[:4] == ["start-partition", "start-clock"] * 2
 
 
-def test_with_a_seed_the_faults_do_not_depend_on_the_clients_draws():
-    def kinds(client_draws):
-        def client(ctx):
-            for _ in range(client_draws):
-                ctx.rng.random()
-            return {"f": "read", "value": None}
-        g = gen.time_limit(40, gen.any_of(gen.clients(gen.Fn(client)),
-                                          gen.nemesis(FaultSchedule(FAULTS, 2.0, seed=9))))
-        return [o["f"] for o in gen.simulate(g, concurrency=2, seed=1)
+def test_the_faults_depend_on_the_seed_alone_not_on_what_the_clients_do():
+    def kinds(concurrency, latency):
+        clients = gen.per_thread(lambda t, k, draws: {"f": "read", "value": draws.randrange(9)})
+        g = gen.time_limit(40, gen.any_of(gen.clients(clients),
+                                          gen.nemesis(FaultSchedule(FAULTS, 2.0))))
+        return [o["f"] for o in gen.simulate(g, concurrency=concurrency, seed=9, latency=latency)
                 if o["process"] == "nemesis" and o["f"] in STARTS]
-    assert kinds(0) == kinds(3)
-    assert len(set(kinds(0))) > 1
+    assert kinds(2, 20_000_000) == kinds(7, 50_000_000)
+    assert len(set(kinds(2, 20_000_000))) > 1

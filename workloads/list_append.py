@@ -2,8 +2,6 @@
 and reads of whole lists, checked for strict serializability."""
 from __future__ import annotations
 
-from harness import generator as gen
-
 from . import Workload
 from .transactions import txn_generator
 
@@ -15,4 +13,5 @@ def make_workload(spec: dict) -> Workload:
     models = opts.get("consistency_models", ["strict-serializable"])
     checker = ElleChecker("list-append", consistency_models=models,
                           time_limit=float(opts.get("check_time_limit", 120)))
-    return Workload("list-append", gen.Fn(txn_generator("append", None, opts)), {"elle": checker})
+    ops = txn_generator("append", None, opts, int(spec.get("concurrency") or 1))
+    return Workload("list-append", ops, {"elle": checker})

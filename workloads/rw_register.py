@@ -3,8 +3,6 @@ Elle (with per-key linearizable version inference: every key is a linearizable r
 in a strictly serializable store)."""
 from __future__ import annotations
 
-from harness import generator as gen
-
 from . import Workload
 from .transactions import txn_generator
 
@@ -17,4 +15,5 @@ def make_workload(spec: dict) -> Workload:
     checker = ElleChecker("rw-register", consistency_models=models,
                           time_limit=float(opts.get("check_time_limit", 120)),
                           linearizable_keys=True, wfr_keys=True)
-    return Workload("rw-register", gen.Fn(txn_generator("w", None, opts)), {"elle": checker})
+    ops = txn_generator("w", None, opts, int(spec.get("concurrency") or 1))
+    return Workload("rw-register", ops, {"elle": checker})

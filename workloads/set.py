@@ -12,11 +12,12 @@ def make_workload(spec: dict) -> Workload:
 
     opts = spec.get("workload_opts") or {}
     keys = int(opts.get("keys", 3))
-    state = {"n": 0}
+    concurrency = max(1, int(spec.get("concurrency") or 1))
 
-    def add(ctx):
-        state["n"] += 1
-        return {"f": "add", "value": [state["n"] % keys, state["n"]]}
+    def add(thread, k, draws):
+        # Thread t's k-th element: unique across threads, and the same in every run.
+        element = k * concurrency + thread + 1
+        return {"f": "add", "value": [element % keys, element]}
 
     final = gen.clients(gen.each_thread([{"f": "read-list", "value": [k, None]} for k in range(keys)]))
-    return Workload("set", gen.Fn(add), {"set": SetChecker()}, final_generator=final)
+    return Workload("set", gen.per_thread(add), {"set": SetChecker()}, final_generator=final)

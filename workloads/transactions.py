@@ -1,37 +1,39 @@
-"""Random transactions over a rolling window of keys, shared by list-append and rw-register
+"""Random transactions over a sliding window of keys, shared by list-append and rw-register
 (Elle's generators): each txn has 1..max_txn_length micro-ops on `active_keys` keys at a
-time; a key is retired after `max_writes_per_key` writes, so version orders stay short."""
+time, and the window slides on as the test goes, so every key's version order stays short
+(about `max_writes_per_key` writes) while threads still meet on the same keys.
+
+Each thread slides its own window by its own count of transactions, so a thread's k-th
+transaction depends on (seed, thread, k) alone and replays. Written values are unique per
+key (Elle infers orders from them): they encode the thread, its transaction and the
+micro-op's position."""
 from __future__ import annotations
 
+from harness import generator as gen
 
-def txn_generator(write_mop: str, read_value, opts: dict):
-    """A function generator of `txn` ops. write_mop is "append" or "w"."""
+
+def txn_generator(write_mop: str, read_value, opts: dict, concurrency: int) -> gen.Gen:
+    """A generator of `txn` ops. write_mop is "append" or "w"; read_value is what a read
+    micro-op carries before the database fills it in."""
     active = int(opts.get("active_keys", 5))
     max_len = int(opts.get("max_txn_length", 4))
     max_writes = int(opts.get("max_writes_per_key", 32))
-    keys = list(range(active))
-    writes = dict.fromkeys(keys, 0)
-    next_key = [active]
-    next_value = {}
+    concurrency = max(1, concurrency)
+    # A key stays in a thread's window for active * slide transactions, which write it
+    # slide * (max_len + 1) / 4 times on average (half the micro-ops are writes, spread
+    # over the window): over all threads, about max_writes writes per key.
+    slide = max(1, round(4 * max_writes / (concurrency * (max_len + 1))))
 
-    def txn(ctx):
-        rng = ctx.rng
+    def txn(thread, k, draws):
+        base = k // slide
+        serial = (k * concurrency + thread) * max_len
         mops = []
-        for _ in range(rng.randint(1, max_len)):
-            i = rng.randrange(len(keys))
-            k = keys[i]
-            if rng.random() < 0.5:
-                mops.append(["r", k, read_value])
-                continue
-            v = next_value.get(k, 0) + 1
-            next_value[k] = v
-            mops.append([write_mop, k, v])
-            writes[k] += 1
-            if writes[k] >= max_writes:
-                del writes[k]
-                keys[i] = next_key[0]
-                writes[next_key[0]] = 0
-                next_key[0] += 1
+        for i in range(draws.randint(1, max_len)):
+            key = base + draws.randrange(active)
+            if draws.random() < 0.5:
+                mops.append(["r", key, read_value])
+            else:
+                mops.append([write_mop, key, serial + i + 1])
         return {"f": "txn", "value": mops}
 
-    return txn
+    return gen.per_thread(txn)

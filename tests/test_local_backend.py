@@ -12,6 +12,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tomllib
 
 import pytest
 
@@ -302,6 +303,23 @@ def shared_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def readable_project(shared_dir) -> pathlib.Path:
+    """A copy of the project's packages that the unprivileged user can read. The checkout
+    may live where only root can enter (a fresh clone under `mktemp -d`), and what these
+    tests show must not depend on where it lives. The packages are the ones pyproject.toml
+    installs."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        patterns = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
+    copy = shared_dir / "project"
+    for package in {p.rstrip("*") for p in patterns}:
+        shutil.copytree(ROOT / package, copy / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return copy
+
+
 def _unprivileged_command() -> list[str]:
     """How to run a Python script as an ordinary user here, or skip saying why not."""
     problem = userns_problem()
@@ -318,12 +336,12 @@ def _unprivileged_command() -> list[str]:
 
 
 @pytest.mark.integration
-def test_an_ordinary_user_runs_a_cluster_in_a_user_namespace(shared_dir):
+def test_an_ordinary_user_runs_a_cluster_in_a_user_namespace(shared_dir, readable_project):
     command = _unprivileged_command()
     script = _userns_script(shared_dir)
     script.chmod(0o644)
     before = set(list_netns())
-    proc = subprocess.run([*command, str(script), str(ROOT), str(shared_dir), "clean"],
+    proc = subprocess.run([*command, str(script), str(readable_project), str(shared_dir), "clean"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -336,11 +354,11 @@ def test_an_ordinary_user_runs_a_cluster_in_a_user_namespace(shared_dir):
 
 
 @pytest.mark.integration
-def test_killing_the_user_namespace_controller_leaves_no_process(shared_dir):
+def test_killing_the_user_namespace_controller_leaves_no_process(shared_dir, readable_project):
     command = _unprivileged_command()
     script = _userns_script(shared_dir)
     script.chmod(0o644)
-    proc = subprocess.Popen([*command, str(script), str(ROOT), str(shared_dir), "killed"],
+    proc = subprocess.Popen([*command, str(script), str(readable_project), str(shared_dir), "killed"],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         report = json.loads(proc.stdout.readline())

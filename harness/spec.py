@@ -18,7 +18,8 @@ from core.errors import SpecError
 
 TARGETS = ("raftkv", "etcd", "process", "maelstrom")
 # lin-kv and txn-list-append are Maelstrom's names for register and list-append.
-WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "lin-kv", "txn-list-append")
+WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "counter", "bank",
+             "lin-kv", "txn-list-append")
 # Targets described by the spec itself: their target_opts are checked with the spec.
 _SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom"}
 NEMESES = ("partition", "kill", "pause", "clock", "loss")

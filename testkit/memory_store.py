@@ -102,3 +102,40 @@ class LockStore:
             return {"type": "fail"}
         self.holder = None
         return {"type": "ok"}
+
+
+class CounterStore:
+    """Counters (increment, read). Bug: every third increment is acknowledged and lost."""
+
+    def __init__(self, bug: bool = False):
+        self.counts, self.bug, self.increments = {}, bug, 0
+
+    def apply(self, op):
+        key, arg = op["value"]
+        if op["f"] == "read":
+            return {"type": "ok", "value": [key, self.counts.get(key)]}
+        self.increments += 1
+        if not (self.bug and self.increments % 3 == 0):
+            self.counts[key] = self.counts.get(key, 0) + arg
+        return {"type": "ok"}
+
+
+class BankStore:
+    """Accounts (open-accounts, transfer, read-balances). Bug: a transfer credits its
+    destination one unit more than it debits the source."""
+
+    def __init__(self, bug: bool = False):
+        self.balances, self.bug = {}, bug
+
+    def apply(self, op):
+        if op["f"] == "open-accounts":
+            self.balances = dict(op["value"])
+            return {"type": "ok"}
+        if op["f"] == "read-balances":
+            return {"type": "ok", "value": [[a, self.balances.get(a)] for a, _ in op["value"]]}
+        t = op["value"]
+        if self.balances[t["from"]] < t["amount"]:
+            return {"type": "fail", "error": "insufficient funds"}
+        self.balances[t["from"]] -= t["amount"]
+        self.balances[t["to"]] += t["amount"] + (1 if self.bug else 0)
+        return {"type": "ok"}

@@ -7,11 +7,12 @@ import pytest
 
 from harness import generator as gen
 from harness.spec import WORKLOADS, resolve_spec
-from testkit.memory_store import LockStore, RegisterStore, SetStore, TxnStore, run
+from testkit.memory_store import (BankStore, CounterStore, LockStore, RegisterStore, SetStore,
+                                  TxnStore, run)
 from workloads import make_workload
 
 STORES = {"register": RegisterStore, "set": SetStore, "list-append": TxnStore,
-          "rw-register": TxnStore, "lock": LockStore}
+          "rw-register": TxnStore, "lock": LockStore, "counter": CounterStore, "bank": BankStore}
 
 
 def _spec(workload):

@@ -16,6 +16,8 @@ MODULES = {
     "list-append": "workloads.list_append",
     "rw-register": "workloads.rw_register",
     "lock": "workloads.lock",
+    "counter": "workloads.counter",
+    "bank": "workloads.bank",
     # Maelstrom's names for the same workloads: lin-kv is independent cas registers,
     # txn-list-append is Elle's list-append.
     "lin-kv": "workloads.register",

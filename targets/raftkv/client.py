@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -17,6 +18,10 @@ def ops_for(op: dict) -> list:
     f, value = op.get("f"), op.get("value")
     if f == "txn":
         return [list(m) for m in value]
+    if f == "open-accounts":
+        return [["w", account, balance] for account, balance in value]
+    if f == "read-balances":
+        return [["r", account, None] for account, _ in value]
     key = value[0]
     if f == "read":
         return [["r", key, None]]
@@ -29,14 +34,18 @@ def ops_for(op: dict) -> list:
         return [["append", key, value[1]]]
     if f == "read-list":
         return [["rl", key, None]]
+    if f == "increment":
+        return [["incr", key, value[1]]]
     raise ValueError(f"raftkv cannot run op f={f!r} (known: read, write, cas, add, "
-                     f"read-list, txn)")
+                     f"read-list, increment, txn, open-accounts, read-balances, transfer)")
 
 
 def completion_value(op: dict, result: list):
     f, value = op["f"], op["value"]
     if f == "txn":
         return result
+    if f == "read-balances":
+        return [[account, balance] for _, account, balance in result]
     if f in ("read", "read-list"):
         return [value[0], result[0][2]]
     return value
@@ -97,10 +106,35 @@ class RaftKVClient:
             return {"type": "info", "error": kind}
 
     def invoke(self, op: dict, timeout: float) -> dict:
+        if op.get("f") == "transfer":
+            return self._transfer(op, timeout)
         answer = self.request({"ops": ops_for(op)}, timeout)
         if answer["type"] == "ok":
             return {"type": "ok", "value": completion_value(op, answer["value"])}
         return {"type": answer["type"], "value": op.get("value"), "error": answer.get("error")}
+
+    def _transfer(self, op: dict, timeout: float) -> dict:
+        """A bank transfer as a client-side transaction: read both balances, then move the
+        money with a compare-and-set of both, so it applies only if neither changed since.
+        The read changes nothing, so any trouble before the second request is a `fail`."""
+        deadline = time.monotonic() + timeout
+        source, dest, amount = op["value"]["from"], op["value"]["to"], op["value"]["amount"]
+        read = self.request({"ops": [["r", source, None], ["r", dest, None]]}, timeout)
+        if read["type"] != "ok":
+            return {"type": "fail", "error": f"reading the balances: {read.get('error')}"}
+        (_, _, have), (_, _, other) = read["value"]
+        if have is None or other is None:
+            return {"type": "fail", "error": "no such account"}
+        if have < amount:
+            return {"type": "fail", "error": "insufficient funds"}
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return {"type": "fail", "error": "timeout before the transfer was sent"}
+        answer = self.request({"ops": [["cas", source, have, have - amount],
+                                       ["cas", dest, other, other + amount]]}, left)
+        if answer["type"] == "ok":
+            return {"type": "ok", "value": op["value"]}
+        return {"type": answer["type"], "value": op["value"], "error": answer.get("error")}
 
     def status(self, timeout: float = 1.0) -> dict | None:
         """The node's view of the cluster (state, term, leader, time, ...), or None."""

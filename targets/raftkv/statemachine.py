@@ -7,6 +7,7 @@ Every request is a transaction: a list of micro-ops applied atomically, all or n
   ["w", k, v]             write v to k
   ["cas", k, old, new]    if k holds old, write new; else the whole transaction fails
   ["append", k, v]        append v to the list at k (created empty)
+  ["incr", k, d]          add the int d to the int at k (a never-written k counts as 0)
 
 The result is the micro-op list with every read's third element filled in. Keys are ints or
 strings and stay distinct (3 and "3" are two keys), which is why snapshots are pair lists.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 READS = ("r", "rl")
-_ARITY = {"r": 3, "rl": 3, "w": 3, "append": 3, "cas": 4}
+_ARITY = {"r": 3, "rl": 3, "w": 3, "append": 3, "cas": 4, "incr": 3}
 
 
 class TxnAborted(Exception):
@@ -35,6 +36,8 @@ def validate(ops: Any) -> list:
         key = op[1]
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise ValueError(f"key {key!r} in {op!r} must be an int or a string")
+        if op[0] == "incr" and (isinstance(op[2], bool) or not isinstance(op[2], int)):
+            raise ValueError(f"increment {op[2]!r} in {op!r} must be an int")
     return ops
 
 
@@ -74,6 +77,14 @@ class KVStore:
                 if current(key) != op[2]:
                     raise TxnAborted("cas-mismatch")
                 staged[key] = op[3]
+                results.append(op)
+            elif kind == "incr":
+                value = current(key)
+                if value is None:
+                    value = 0
+                elif isinstance(value, bool) or not isinstance(value, int):
+                    raise TxnAborted("not-a-number")
+                staged[key] = value + op[2]
                 results.append(op)
             else:  # append
                 value = current(key)

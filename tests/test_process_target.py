@@ -5,17 +5,22 @@ The systems under test are written for these tests: tests/process_nodes/http_kv_
 (a fixed-primary KV, with a --stale-reads bug switch) and tests/maelstrom_nodes/ (a correct
 fixed-primary node, and one answering reads from a local copy).
 """
-import json
+import http.client
 import os
+import socket
 import subprocess
 import sys
+import time
+from email.utils import parsedate_to_datetime
 
 import pytest
 
 from core.errors import SpecError
 from core.history import read_jsonl, validate
+from harness.protocols import HostRemote, Node
 from harness.run import run_test
 from harness.spec import load_spec, resolve_spec
+from targets.process import make_target
 from tests.conftest import ROOT, needs_root
 
 HTTP_SPEC = os.path.join(ROOT, "tests", "process_nodes", "http_kv.yaml")
@@ -206,3 +211,37 @@ def test_maelstrom_txn_list_append_is_valid_under_partitions_clocks_and_pauses(t
     assert {"start-partition", "start-clock", "start-pause"} <= kinds, kinds
     assert len(completed(h)) > 200, "too few transactions completed to mean anything"
     assert out.valid is True, out.results["checkers"]
+
+
+@pytest.mark.integration
+def test_a_clock_fault_moves_the_programs_clock(tmp_path):
+    # Python's own web server stamps each answer's Date header with its wall clock: under
+    # libfaketime that is the node's clock, moved by the clock nemesis's setter.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = resolve_spec({"target": "process", "nemesis": ["clock"], "target_opts": {
+        "command": [sys.executable, "-m", "http.server", "{port}", "--bind", "{address}"],
+        "port": port, "health": "http://{address}:{port}/"}})
+    node = Node("n1", "127.0.0.1", HostRemote(), str(tmp_path / "n1"))
+    target = make_target(spec, [node])
+
+    def server_clock():
+        conn = http.client.HTTPConnection(node.address, port, timeout=5)
+        try:
+            conn.request("HEAD", "/")
+            return parsedate_to_datetime(conn.getresponse().getheader("Date")).timestamp()
+        finally:
+            conn.close()
+    try:
+        target.setup(node)
+        target.start(node)
+        target.wait_healthy([node], 20)
+        assert abs(server_clock() - time.time()) < 5
+        target.set_clock_offset(node, 3600)
+        assert abs(server_clock() - time.time() - 3600) < 5
+        target.set_clock_offset(node, 0)
+        assert abs(server_clock() - time.time()) < 5
+    finally:
+        target.teardown(node)
+    assert not target._pids(node, marked=False)

@@ -22,7 +22,7 @@ WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "counter",
              "lin-kv", "txn-list-append")
 # Targets described by the spec itself: their target_opts are checked with the spec.
 _SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom"}
-NEMESES = ("partition", "kill", "pause", "clock", "loss")
+NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate")
 BACKENDS = ("local", "ssh", "docker")
 
 DEFAULTS: dict[str, Any] = {
@@ -143,6 +143,9 @@ def _resolve_backend_nodes(spec: dict, where: str) -> None:
 def _refuse_impossible_faults(spec: dict, where: str) -> None:
     """Faults a combination cannot take, refused before any cluster exists (the nemesis
     checks again when it is built, for specs that reach it another way)."""
+    if "delay" in spec["nemesis"] and spec["backend"] != "local":
+        raise SpecError(f"{where}: delay faults need the local backend: they run an NFQUEUE "
+                        f"delayer inside each node's namespace (--backend local)")
     if "clock" not in spec["nemesis"]:
         return
     if spec["backend"] == "docker":

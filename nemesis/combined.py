@@ -5,7 +5,7 @@ rest, repeat, heal at the end) needs nothing else to drive any mix of kinds.
 """
 from __future__ import annotations
 
-from . import clock, kill, loss, partition, pause
+from . import clock, delay, duplicate, kill, loss, partition, pause
 
 FAULTS: dict[str, tuple[str, str]] = {
     "partition": (partition.START, partition.STOP),
@@ -13,12 +13,15 @@ FAULTS: dict[str, tuple[str, str]] = {
     "pause": (pause.START, pause.STOP),
     "clock": (clock.START, clock.STOP),
     "loss": (loss.START, loss.STOP),
+    "delay": (delay.START, delay.STOP),
+    "duplicate": (duplicate.START, duplicate.STOP),
 }
 
 # `together` (faults held at once) is the schedule's (harness/schedule.py); the rest are ours.
 OPTIONS = {"test_id", "interval", "together", "targets", *(f"{kind}_targets" for kind in FAULTS),
            "partition_shapes", "loss_probability", "clock_modes", "clock_max_offset",
-           "clock_strobe_period"}
+           "clock_strobe_period", "duplicate_probability",
+           *(f"delay_{param}" for param in delay.DEFAULTS)}
 
 _NEMESES = {
     "partition": partition.PartitionNemesis,
@@ -26,11 +29,13 @@ _NEMESES = {
     "pause": pause.PauseNemesis,
     "clock": clock.ClockNemesis,
     "loss": loss.LossNemesis,
+    "delay": delay.DelayNemesis,
+    "duplicate": duplicate.DuplicateNemesis,
 }
 
 # Healing order: clocks and network first, then resume paused processes, restart killed
 # ones last, so restarted nodes come back into a whole network with true time.
-_HEAL_ORDER = ("clock", "loss", "partition", "pause", "kill")
+_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "partition", "pause", "kill")
 
 
 class CombinedNemesis:
@@ -75,7 +80,8 @@ def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> Comb
 
     opts (all optional): test_id (names the iptables chains), targets / <kind>_targets
     (node selections to draw from), partition_shapes, loss_probability, clock_modes,
-    clock_max_offset, clock_strobe_period. Raises ValueError for an unknown kind or option
+    clock_max_offset, clock_strobe_period, duplicate_probability, delay_mean, delay_jitter,
+    delay_distribution, delay_reorder. Raises ValueError for an unknown kind or option
     value, and for clock faults on a target that cannot take them.
     """
     unknown = [k for k in kinds if k not in FAULTS]

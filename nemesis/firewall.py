@@ -1,8 +1,10 @@
 """iptables rules inside a node, kept in one chain per test and fault kind.
 
-Partitions and packet loss both drop packets arriving from chosen peers. Each nemesis owns a
-chain (e.g. tectonic-1a2b3c-partition) jumped to from INPUT, so healing is exact: remove the
-jump, flush and delete the chain, and nothing else on the node is touched. Rules are loaded
+Partitions and packet loss drop packets arriving from chosen peers; delay queues packets
+leaving for them; duplication copies them. Each nemesis owns a chain (e.g.
+tectonic-1a2b3c-partition) jumped to from one built-in chain (INPUT, OUTPUT, or mangle's
+POSTROUTING), so healing is exact: remove the jump, flush and delete the chain, and nothing
+else on the node is touched. Rules are loaded
 with one `iptables-restore --noflush` per node, so a fault lands on a node all at once.
 """
 from __future__ import annotations
@@ -33,36 +35,47 @@ def set_drops(node, chain: str, sources: list[str], match: list[str] | None = No
     """Make node drop packets from each address in sources (those matching `match`, e.g.
     a statistic match for random loss), replacing whatever the chain held before; with no
     sources, remove the chain."""
-    if not sources:
-        remove_chain(node, chain)
+    set_chain(node, chain, "INPUT", [["-s", checked_address(a), *(match or []), "-j", "DROP"]
+                                     for a in sources])
+
+
+def set_chain(node, chain: str, parent: str, rules: list[list[str]],
+              table: str = "filter") -> None:
+    """Make chain (in table, jumped to from the built-in chain parent) hold exactly rules,
+    each an argument list after `-A chain`; with no rules, remove the chain."""
+    if not rules:
+        remove_chain(node, chain, table)
         return
-    for address in sources:
-        if not _SAFE_ADDRESS.match(address):
-            raise ValueError(f"node address {address!r} is not an IP address or host name")
     # Declaring the chain creates it, or flushes it when it exists.
-    lines = ["*filter", f":{chain} - [0:0]"]
-    if f"-A INPUT -j {chain}" not in _rules(node):
-        lines.append(f"-A INPUT -j {chain}")
-    lines += [" ".join(["-A", chain, "-s", address, *(match or []), "-j", "DROP"])
-              for address in sources]
+    lines = [f"*{table}", f":{chain} - [0:0]"]
+    if f"-A {parent} -j {chain}" not in _rules(node, table):
+        lines.append(f"-A {parent} -j {chain}")
+    lines += [" ".join(["-A", chain, *rule]) for rule in rules]
     lines.append("COMMIT")
     node.remote.exec(["iptables-restore", "-w", IPTABLES_WAIT, "--noflush"],
                      input="\n".join(lines) + "\n")
 
 
-def remove_chain(node, chain: str) -> bool:
+def remove_chain(node, chain: str, table: str = "filter") -> bool:
     """Remove the chain and every jump to it from node; True when there was anything."""
-    rules = _rules(node)
+    rules = _rules(node, table)
     jumps = [line for line in rules if line.startswith("-A ") and line.endswith(f" -j {chain}")]
     if not jumps and f"-N {chain}" not in rules:
         return False
-    lines = ["*filter"] + ["-D" + line[2:] for line in jumps]
+    lines = [f"*{table}"] + ["-D" + line[2:] for line in jumps]
     if f"-N {chain}" in rules:
         lines += [f"-F {chain}", f"-X {chain}"]
     lines.append("COMMIT")
     node.remote.exec(["iptables-restore", "-w", IPTABLES_WAIT, "--noflush"],
                      input="\n".join(lines) + "\n")
     return True
+
+
+def checked_address(address: str) -> str:
+    """address, when it is fit to go into an iptables-restore file; else ValueError."""
+    if not _SAFE_ADDRESS.match(address):
+        raise ValueError(f"node address {address!r} is not an IP address or host name")
+    return address
 
 
 def on_each_node(nodes: list, action) -> list:
@@ -78,5 +91,5 @@ def on_each_node(nodes: list, action) -> list:
     return [f.result() for f in futures]
 
 
-def _rules(node) -> list[str]:
-    return node.remote.exec(["iptables", "-w", IPTABLES_WAIT, "-S"]).stdout.splitlines()
+def _rules(node, table: str = "filter") -> list[str]:
+    return node.remote.exec(["iptables", "-w", IPTABLES_WAIT, "-t", table, "-S"]).stdout.splitlines()

@@ -29,13 +29,13 @@ class LossNemesis(StartStopFault):
         self.target = target
         self.rng = rng
         self.allowed = allowed_selections("loss", opts)
-        self.probability = _checked_probability(opts.get("loss_probability", DEFAULT_PROBABILITY))
+        self.probability = checked_probability(opts.get("loss_probability", DEFAULT_PROBABILITY))
         self.chain = chain_name("loss", opts)
 
     def start(self, spec) -> dict:
         probability = self.probability
         if isinstance(spec, dict):
-            probability = _checked_probability(spec.get("probability", probability))
+            probability = checked_probability(spec.get("probability", probability))
             spec = spec.get("targets", spec.get("nodes"))
         selection, chosen = choose_nodes(spec, self.nodes, self.target, self.rng, self.allowed)
         lossy = set(names(chosen))
@@ -60,8 +60,9 @@ class LossNemesis(StartStopFault):
         return [node.name for node, had_rules in zip(self.nodes, removed) if had_rules]
 
 
-def _checked_probability(p) -> float:
+def checked_probability(p, kind: str = "loss") -> float:
+    """p as the statistic match will hold it, or ValueError naming the fault kind."""
     # Four decimals: what the rule on the nodes holds is exactly what the history says.
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0001 <= p <= 1:
-        raise ValueError(f"loss probability must be a number from 0.0001 to 1, got {p!r}")
+        raise ValueError(f"{kind} probability must be a number from 0.0001 to 1, got {p!r}")
     return round(float(p), 4)

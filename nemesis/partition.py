@@ -12,6 +12,15 @@ Shapes (after Jepsen's nemesis/combined):
   majorities-ring  every node sees a majority, but no two see the same one
   bridge           two halves that only a bridge node in the middle can talk to
   isolate-leader   the target's current leader alone | the rest
+One-way shapes (a grudge that is not symmetric; a link fails in one direction only):
+  one-way-isolate  one random node's messages reach the rest, theirs never reach it
+  one-way-mute     one random node hears the rest, its messages never reach them
+  one-way-leader   the leader's messages reach the rest, their answers never reach it
+  one-way-bridge   a bridge whose messages reach both halves, while only the first half's
+                   reach it (the halves cannot talk)
+With TCP a one-way cut stops new connections both ways, but on an established connection
+the open direction still delivers what is sent (only the acknowledgements are lost), which
+is how a leader whose followers cannot answer keeps sending heartbeats.
 """
 from __future__ import annotations
 
@@ -21,7 +30,7 @@ from .start_stop import StartStopFault
 
 START, STOP = "start-partition", "stop-partition"
 SHAPES = ("halves", "random-halves", "isolate-one", "majorities-ring", "bridge",
-          "isolate-leader")
+          "isolate-leader", "one-way-isolate", "one-way-mute", "one-way-leader", "one-way-bridge")
 
 
 def complete_grudge(components: list[list[str]]) -> dict[str, list[str]]:
@@ -71,6 +80,27 @@ def bridge(names: list[str]) -> dict[str, list[str]]:
     return complete_grudge([left, right]) if left and right else {}
 
 
+def one_way_isolate(names: list[str], deaf: str) -> dict[str, list[str]]:
+    """deaf drops everything from the others; they hear deaf."""
+    return {deaf: [n for n in names if n != deaf]}
+
+
+def one_way_mute(names: list[str], mute: str) -> dict[str, list[str]]:
+    """Everyone else drops what mute sends; mute hears them."""
+    return {n: [mute] for n in names if n != mute}
+
+
+def one_way_bridge(names: list[str]) -> dict[str, list[str]]:
+    """bridge, except that the bridge node also drops what the second half sends: the
+    second half hears the bridge, the bridge does not hear it."""
+    cut = len(names) // 2
+    grudge = bridge(names)
+    right = names[cut + 1:]
+    if grudge and right:
+        grudge[names[cut]] = list(right)
+    return grudge
+
+
 class PartitionNemesis(StartStopFault):
     """start-partition: value None (the rng picks one of opts["partition_shapes"], default
     all), a shape name, {"shape": name} or {"grudge": {...}}; the completed op's value is
@@ -114,14 +144,19 @@ class PartitionNemesis(StartStopFault):
             return shape, halves(names)
         if shape == "isolate-one":
             return shape, isolate(names, self.rng.choice(names))
-        if shape == "isolate-leader":
+        if shape in ("isolate-leader", "one-way-leader"):
             leader = current_leader(self.target, self.nodes)
             if leader is None:
                 return shape, {}  # nothing to isolate; the empty grudge records that
-            return shape, isolate(names, leader.name)
+            cut = isolate if shape == "isolate-leader" else one_way_isolate
+            return shape, cut(names, leader.name)
+        if shape == "one-way-isolate":
+            return shape, one_way_isolate(names, self.rng.choice(names))
+        if shape == "one-way-mute":
+            return shape, one_way_mute(names, self.rng.choice(names))
         shuffled = self.rng.sample(names, len(names))
         return shape, {"random-halves": halves, "majorities-ring": majorities_ring,
-                       "bridge": bridge}[shape](shuffled)
+                       "bridge": bridge, "one-way-bridge": one_way_bridge}[shape](shuffled)
 
     def stop(self) -> dict:
         return {"healed": self._heal()}

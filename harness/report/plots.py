@@ -23,8 +23,9 @@ from .ops import Interval
 PLOT_FILES = {"latency": "latency.png", "rate": "rate.png", "latency-quantiles": "latency-quantiles.png"}
 
 _FAULT_COLOURS = {"partition": "#d62728", "kill": "#444444", "pause": "#9467bd",
-                  "clock": "#ff7f0e", "loss": "#1f77b4", "fault": "#8c564b"}
-_SPARE_COLOURS = ["#e377c2", "#bcbd22", "#17becf", "#7f7f7f"]
+                  "clock": "#ff7f0e", "loss": "#1f77b4", "delay": "#2ca02c",
+                  "duplicate": "#17becf", "fault": "#8c564b"}
+_SPARE_COLOURS = ["#e377c2", "#bcbd22", "#7f7f7f"]
 _TYPE_MARKERS = {"ok": ("o", "ok"), "fail": ("x", "fail"), "info": ("^", "info (unknown)")}
 _QUANTILES = [(0.5, "-", "p50"), (0.95, "--", "p95"), (0.99, "-.", "p99"), (1.0, ":", "max")]
 NS_PER_S = 1e9

@@ -277,14 +277,14 @@ def test_strobe_flips_clocks_until_stopped():
 
 
 def test_faults_table_names_a_start_and_stop_op_per_kind():
-    assert set(FAULTS) == {"partition", "kill", "pause", "clock", "loss"}
+    assert set(FAULTS) == {"partition", "kill", "pause", "clock", "loss", "delay", "duplicate"}
     assert FAULTS["partition"] == ("start-partition", "stop-partition")
     assert all(start.startswith("start-") and stop.startswith("stop-")
                for start, stop in FAULTS.values())
 
 
 def test_unknown_kinds_and_ops_are_refused_with_what_is_known():
-    with pytest.raises(ValueError, match="known: partition, kill, pause, clock, loss"):
+    with pytest.raises(ValueError, match="known: partition, kill, pause, clock, loss, delay, duplicate"):
         make_nemesis(["kill", "flood"], fake_nodes(3), RecordingTarget(), random.Random(1), {})
     nem = make_nemesis(["kill"], fake_nodes(3), RecordingTarget(), random.Random(1), {})
     with pytest.raises(ValueError, match="start-kill, stop-kill"):

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from checkers.linearizable import LinearizableChecker
-from checkers.linearizable.simulate import register_history
+from testkit.register_history import register_history
 
 CHROMIUM = "/usr/bin/chromium"
 PAGE_LIMIT = 5 * 1024 * 1024

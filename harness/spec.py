@@ -16,7 +16,7 @@ from core.errors import SpecError
 
 
 
-TARGETS = ("raftkv", "etcd", "process", "maelstrom")
+TARGETS = ("raftkv", "etcd", "process", "maelstrom", "mariadb", "galera", "postgres")
 # lin-kv and txn-list-append are Maelstrom's names for register and list-append.
 WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "counter", "bank",
              "lin-kv", "txn-list-append")

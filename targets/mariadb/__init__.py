@@ -1,0 +1,15 @@
+"""MariaDB (Debian's mariadb-server 10.11), one server, as a tectonic target.
+
+  make_target(spec, nodes) -> MariaDBTarget   (target_opts: snapshot_isolation, ...)
+
+target.py deploys the server in the node's own directory; dialect.py is its SQL and its
+errors for the shared SQL client (targets/sql/client.py). Galera (targets/galera) builds on it.
+"""
+from targets.mariadb.target import MariaDBTarget
+
+
+def make_target(spec: dict, nodes: list) -> MariaDBTarget:
+    return MariaDBTarget(spec, nodes)
+
+
+__all__ = ["make_target", "MariaDBTarget"]

@@ -1,0 +1,184 @@
+"""MariaDB (Debian's mariadb-server, 10.11) as a tectonic Target: one server per node, each
+with its own data dir, never the system service.
+
+Under each node's directory:
+
+  my.cnf        the server's whole configuration (--defaults-file: nothing else is read)
+  data/         the data dir, made by mariadb-install-db at setup (a restart recovers it)
+  mysqld.sock   the server's socket; TCP on the node's own address only
+  mariadb.log   the server's output (kept: log_files collects it)
+  mariadb.pid   the pid tectonic spawned
+
+target_opts (all optional):
+  snapshot_isolation        innodb_snapshot_isolation (default false, 10.11's default):
+                            on, a repeatable-read transaction that writes a row changed
+                            since its snapshot fails ("record has changed since last read")
+  flush_log_at_trx_commit   innodb_flush_log_at_trx_commit, 0, 1 or 2 (default 1)
+  port                      the server's TCP port (default 3306)
+
+The schema (targets/sql/client.py) and the `tectonic` user are made once the server is up.
+"""
+from __future__ import annotations
+
+import os
+
+from core.errors import SetupError, SpecError
+from targets.daemon import Daemon
+from targets.mariadb.dialect import DATABASE, PASSWORD, USER, MariaDBDialect
+from targets.sql.client import SqlTxnClient, wait_until
+from workloads.sql import sql_options
+
+SERVER = "/usr/sbin/mariadbd"
+INSTALL_DB = "/usr/bin/mariadb-install-db"
+CLIENT = "/usr/bin/mariadb"
+# Small enough for several clusters on one machine; the workloads' tables are tiny.
+INNODB_SIZING = ("innodb_buffer_pool_size = 64M", "innodb_log_file_size = 16M")
+
+
+def option_types() -> dict:
+    return {"snapshot_isolation": bool, "flush_log_at_trx_commit": int, "port": int}
+
+
+def check_options(target: str, opts: dict, types: dict) -> dict:
+    """opts checked against {name: type}; SpecError naming the field otherwise."""
+    for key, value in opts.items():
+        want = types.get(key)
+        if want is None:
+            raise SpecError(f"spec: {target}: unknown option {key!r} in target_opts "
+                            f"(known: {', '.join(types)})")
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise SpecError(f"spec: {target}: target_opts.{key} must be {want.__name__}, "
+                            f"got {value!r}")
+    return opts
+
+
+class MariaDBTarget(Daemon):
+    name = "mariadb"
+
+    def __init__(self, spec: dict, nodes: list):
+        opts = check_options(self.name, dict(spec.get("target_opts") or {}), option_types())
+        self._init_options(opts)
+        self.options = sql_options(spec, self.name, default_isolation="repeatable-read")
+        self.nodes = list(nodes)
+        self._check_node_count()
+        self.process_mark = "my.cnf"  # with the node's dir: --defaults-file=<dir>/my.cnf
+        self._pids: dict[str, int] = {}
+
+    def _init_options(self, opts: dict) -> None:
+        self.snapshot_isolation = opts.get("snapshot_isolation", False)
+        self.flush_log = opts.get("flush_log_at_trx_commit", 1)
+        if self.flush_log not in (0, 1, 2):
+            raise SpecError(f"spec: {self.name}: target_opts.flush_log_at_trx_commit must be "
+                            f"0, 1 or 2, got {self.flush_log}")
+        self.port = opts.get("port", 3306)
+
+    def _check_node_count(self) -> None:
+        if len(self.nodes) != 1:
+            raise SpecError(f"spec: target mariadb is a single server: --node-count 1 "
+                            f"(got {len(self.nodes)}; --target galera is the cluster)")
+
+    # ---- paths ----------------------------------------------------------------------------
+
+    def data_dir(self, node) -> str:
+        return os.path.join(node.dir, "data")
+
+    def _cnf(self, node) -> str:
+        return os.path.join(node.dir, "my.cnf")
+
+    def _socket(self, node) -> str:
+        return os.path.join(node.dir, "mysqld.sock")
+
+    def _log(self, node) -> str:
+        return os.path.join(node.dir, "mariadb.log")
+
+    def _pidfile(self, node) -> str:
+        return os.path.join(node.dir, "mariadb.pid")
+
+    def config(self, node) -> list[str]:
+        """The [mariadbd] section's lines for this node."""
+        return [
+            f"datadir = {self.data_dir(node)}",
+            f"socket = {self._socket(node)}",
+            f"pid-file = {os.path.join(node.dir, 'mariadbd.pid')}",
+            f"bind-address = {node.address}",
+            f"port = {self.port}",
+            "user = root",  # the node's processes are tectonic's own, in its namespace
+            "skip-name-resolve",
+            "performance_schema = OFF",
+            "max_connections = 500",
+            *INNODB_SIZING,
+            f"innodb_flush_log_at_trx_commit = {self.flush_log}",
+            f"innodb_snapshot_isolation = {'ON' if self.snapshot_isolation else 'OFF'}",
+        ]
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def setup(self, node) -> None:
+        for binary in (SERVER, INSTALL_DB, CLIENT):
+            if node.remote.exec(["test", "-x", binary], check=False).returncode != 0:
+                raise SetupError(f"{self.name}: no {binary} on {node.name} "
+                                 f"(apt-get install mariadb-server; ./setup.sh does)")
+        node.remote.exec(["mkdir", "-p", node.dir])
+        self._write_config(node)
+        if node.remote.exec(["test", "-d", os.path.join(self.data_dir(node), "mysql")],
+                            check=False).returncode == 0:
+            return
+        node.remote.exec([INSTALL_DB, f"--defaults-file={self._cnf(node)}",
+                          "--auth-root-authentication-method=normal", "--skip-test-db"],
+                         timeout=120)
+
+    def _write_config(self, node) -> None:
+        text = "[mariadbd]\n" + "\n".join(self.config(node)) + "\n"
+        node.remote.exec(["tee", self._cnf(node)], input=text)
+
+    def start(self, node) -> None:
+        if self._running_pid(node) is not None:
+            return
+        self._pids[node.name] = node.remote.spawn(self.argv(node), log=self._log(node),
+                                                  pidfile=self._pidfile(node))
+
+    def argv(self, node) -> list[str]:
+        return [SERVER, f"--defaults-file={self._cnf(node)}"]
+
+    def wait_healthy(self, nodes: list, timeout: float) -> None:
+        """The server answers on its socket; then the user, database and tables exist."""
+        for node in nodes:
+            wait_until(lambda: self._ping(node), timeout, f"{self.name} on {node.name}")
+        self._make_schema(nodes[0])
+
+    def teardown(self, node) -> None:
+        super().teardown(node)
+        node.remote.exec(["rm", "-f", self._cnf(node), self._socket(node)], check=False)
+
+    def log_files(self, node) -> list[str]:
+        return [self._log(node)]
+
+    def leader(self, nodes: list):
+        return None
+
+    def client(self, node) -> SqlTxnClient:
+        return SqlTxnClient(MariaDBDialect(self.port, self.options), self.options)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def sql(self, node, statements: str, timeout: float = 10.0):
+        """Run statements as root over the node's socket (through its Remote)."""
+        return node.remote.exec([CLIENT, "--no-defaults", "-S", self._socket(node), "-u", "root",
+                                 "--batch", "--skip-column-names", "-e", statements],
+                                timeout=timeout, check=False)
+
+    def _ping(self, node) -> str | None:
+        if self._running_pid(node) is None:
+            return f"the server is not running (see {self._log(node)})"
+        res = self.sql(node, "SELECT 1", timeout=5)
+        return None if res.returncode == 0 else (res.stderr.strip() or "no answer")
+
+    def _make_schema(self, node) -> None:
+        tables = "; ".join(MariaDBDialect.create_tables)
+        res = self.sql(node, f"CREATE DATABASE IF NOT EXISTS {DATABASE}; "
+                             f"CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; "
+                             f"GRANT ALL ON {DATABASE}.* TO '{USER}'@'%'; "
+                             f"USE {DATABASE}; {tables}", timeout=30)
+        if res.returncode != 0:
+            raise SetupError(f"{self.name}: creating the schema on {node.name} failed: "
+                             f"{res.stderr.strip()[:300]}")

@@ -21,6 +21,7 @@ What a failure means (the Client contract: `fail` only when it certainly did not
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable
 
@@ -48,6 +49,11 @@ class Dialect:
         """An open DB-API connection to the node's server, every read and write bounded by
         `timeout` seconds."""
         raise NotImplementedError
+
+    def bounded(self, conn, timeout: float):
+        """A context manager bounding everything done on `conn` inside it by `timeout`
+        seconds, for drivers whose reads cannot time out on their own. PyMySQL's can."""
+        return contextlib.nullcontext()
 
     def aborted_for_certain(self, error: Exception) -> bool:
         """Whether a COMMIT that raised `error` certainly did not commit."""
@@ -86,6 +92,10 @@ class SqlTxnClient:
                 self._connect(timeout)
             except Exception as e:  # noqa: BLE001 - nothing was sent: a certain failure
                 return {"type": "fail", "value": mops, "error": f"connect: {_describe(e)}"}
+        with self.dialect.bounded(self.conn, timeout):
+            return self._run(mops)
+
+    def _run(self, mops: list) -> dict:
         cursor = self.conn.cursor()
         try:
             self.dialect.begin(cursor)

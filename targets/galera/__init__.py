@@ -1,0 +1,15 @@
+"""MariaDB Galera Cluster (mariadb-server 10.11 + galera-4) as a tectonic target.
+
+  make_target(spec, nodes) -> GaleraTarget   (target_opts: sync_wait, and mariadb's)
+
+target.py forms, restarts and re-bootstraps the cluster; the servers, their SQL and the
+client are MariaDB's (targets/mariadb).
+"""
+from targets.galera.target import GaleraTarget
+
+
+def make_target(spec: dict, nodes: list) -> GaleraTarget:
+    return GaleraTarget(spec, nodes)
+
+
+__all__ = ["make_target", "GaleraTarget"]

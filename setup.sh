@@ -14,6 +14,7 @@ APT_PACKAGES=(
   chromium                   # headless browser for the report/serve tests
   openssh-server openssh-client sudo  # the ssh backend's tests: an sshd inside each namespace
   docker.io debootstrap      # the docker backend: a daemon, and a Debian base image built locally
+  mariadb-server galera-4 rsync postgresql-15  # the SQL targets (servers started by tectonic only)
 )
 
 missing=()
@@ -27,7 +28,29 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   echo "setup.sh: installing ${missing[*]}" >&2
   apt-get update -qq
+  # Packages must not start their system services (mariadb, postgresql would listen on the
+  # host): policy-rc.d answering 101 forbids it for the install, unless one is already there.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+# A system mariadb or postgresql server running anyway (from an install before this script)
+# is stopped by its own pid file: tectonic's SQL targets start servers of their own, and a
+# system one would listen on the host. (Not the init script: its fallback is `killall
+# mariadbd`, which would also stop the servers of tests running now.)
+if [ "$(id -u)" = 0 ]; then
+  if [ -s /run/mysqld/mysqld.pid ]; then
+    kill -TERM "$(cat /run/mysqld/mysqld.pid)" 2>/dev/null || true
+  fi
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters -h | while read -r version cluster _port status _rest; do
+      if [ "$status" = online ]; then pg_ctlcluster "$version" "$cluster" stop || true; fi
+    done
+  fi
 fi
 
 # The Python environment: .venv with tectonic installed in editable mode.
@@ -36,6 +59,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.tectonic-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,ssh,docker]' >&2
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,ssh,docker,sql]' >&2
   touch "$stamp"
 fi

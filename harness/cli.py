@@ -37,7 +37,7 @@ def cli():
 
 @cli.command()
 @click.option("--spec", "spec_file", type=str, help="A YAML spec (e.g. a stored run's spec.yaml); flags override it.")
-@click.option("--target", help="raftkv, etcd, process (a program described in --spec) or maelstrom (--target-opt bin=NODE).")
+@click.option("--target", help="raftkv, etcd, process (a program described in --spec), maelstrom (--target-opt bin=NODE), or a SQL server: mariadb, postgres (--node-count 1), galera (3 or more).")
 @click.option("--workload", help="register, set, list-append, rw-register, lock (etcd); lin-kv, txn-list-append (Maelstrom's names).")
 @click.option("--nemesis", help="Comma-separated faults: partition,kill,pause,clock,loss.")
 @click.option("--nemesis-interval", type=float, help="Seconds each fault is held, and between faults.")

@@ -16,7 +16,7 @@ def tectonic(*args, cwd=ROOT):
 @pytest.mark.parametrize("args, message", [
     (["test", "--node-count", "many"], "'many' is not a valid integer"),
     (["test", "--nemesis", "partition,meteor"], "field 'nemesis': unknown fault 'meteor'"),
-    (["test", "--target", "mysql"], "field 'target' must be one of raftkv, etcd, process, maelstrom, got 'mysql'"),
+    (["test", "--target", "mysql"], "field 'target' must be one of raftkv, etcd, process, maelstrom, mariadb, galera, postgres, got 'mysql'"),
     (["test", "--concurrency", "0"], "field 'concurrency' must be at least 1"),
     (["test", "--frobnicate"], "No such option '--frobnicate'"),
     (["analyze", "/no/such/run"], "/no/such/run: not a directory"),

@@ -36,6 +36,9 @@ class MariaDBDialect(Dialect):
             host=node.address, port=self.port, user=USER, password=PASSWORD,
             database=DATABASE, autocommit=True, connect_timeout=timeout,
             read_timeout=timeout, write_timeout=timeout,
+            # The traffic stays inside the cluster's namespaces; and a TLS context costs
+            # 0.3 s of CPU per connection (loading the system's certificates).
+            ssl_disabled=True,
             # The session's level applies to every START TRANSACTION that follows.
             init_command=f"SET SESSION TRANSACTION ISOLATION LEVEL {self.options.isolation_sql}")
 

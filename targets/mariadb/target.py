@@ -5,7 +5,8 @@ Under each node's directory:
 
   my.cnf        the server's whole configuration (--defaults-file: nothing else is read)
   data/         the data dir, made by mariadb-install-db at setup (a restart recovers it)
-  mysqld.sock   the server's socket; TCP on the node's own address only
+  run/          the server's socket, its own pid file and temporary files; TCP on the
+                node's own address only
   mariadb.log   the server's output (kept: log_files collects it)
   mariadb.pid   the pid tectonic spawned
 
@@ -31,6 +32,9 @@ from workloads.sql import sql_options
 SERVER = "/usr/sbin/mariadbd"
 INSTALL_DB = "/usr/bin/mariadb-install-db"
 CLIENT = "/usr/bin/mariadb"
+# The server switches to Debian's mysql user, as a packaged one does: then what it starts
+# (Galera's rsync state transfer) runs as that user too and may write the data dir.
+RUN_AS = "mysql"
 # Small enough for several clusters on one machine; the workloads' tables are tiny.
 INNODB_SIZING = ("innodb_buffer_pool_size = 64M", "innodb_log_file_size = 16M")
 
@@ -85,11 +89,17 @@ class MariaDBTarget(Daemon):
     def _cnf(self, node) -> str:
         return os.path.join(node.dir, "my.cnf")
 
+    def _run_dir(self, node) -> str:
+        return os.path.join(node.dir, "run")
+
     def _socket(self, node) -> str:
-        return os.path.join(node.dir, "mysqld.sock")
+        return os.path.join(self._run_dir(node), "mysqld.sock")
 
     def _log(self, node) -> str:
         return os.path.join(node.dir, "mariadb.log")
+
+    def _tmp(self, node) -> str:
+        return os.path.join(self._run_dir(node), "tmp")
 
     def _pidfile(self, node) -> str:
         return os.path.join(node.dir, "mariadb.pid")
@@ -99,10 +109,11 @@ class MariaDBTarget(Daemon):
         return [
             f"datadir = {self.data_dir(node)}",
             f"socket = {self._socket(node)}",
-            f"pid-file = {os.path.join(node.dir, 'mariadbd.pid')}",
+            f"pid-file = {os.path.join(self._run_dir(node), 'mariadbd.pid')}",
+            f"tmpdir = {self._tmp(node)}",
             f"bind-address = {node.address}",
             f"port = {self.port}",
-            "user = root",  # the node's processes are tectonic's own, in its namespace
+            f"user = {RUN_AS}",
             "skip-name-resolve",
             "performance_schema = OFF",
             "max_connections = 500",
@@ -118,13 +129,25 @@ class MariaDBTarget(Daemon):
             if node.remote.exec(["test", "-x", binary], check=False).returncode != 0:
                 raise SetupError(f"{self.name}: no {binary} on {node.name} "
                                  f"(apt-get install mariadb-server; ./setup.sh does)")
+        if node.remote.exec(["id", "-u", RUN_AS], check=False).returncode != 0:
+            raise SetupError(f"{self.name}: no user {RUN_AS!r} on {node.name} to run the server "
+                             f"as (Debian's mariadb-server package creates it)")
         node.remote.exec(["mkdir", "-p", node.dir])
+        # Traversal only (o+x), so the server's user reaches its directories under it.
+        node.remote.exec(["chmod", "o+x", node.dir, os.path.dirname(node.dir)])
+        for path in (self.data_dir(node), self._run_dir(node), self._tmp(node)):
+            node.remote.exec(["install", "-d", "-m", "750", "-o", RUN_AS, "-g", RUN_AS, path])
         self._write_config(node)
         if node.remote.exec(["test", "-d", os.path.join(self.data_dir(node), "mysql")],
                             check=False).returncode == 0:
             return
-        node.remote.exec([INSTALL_DB, f"--defaults-file={self._cnf(node)}",
-                          "--auth-root-authentication-method=normal", "--skip-test-db"],
+        # The system tables only, without the node's configuration (no replication while
+        # bootstrapping); the redo log's size must be the one the server runs with.
+        node.remote.exec([INSTALL_DB, "--no-defaults", f"--datadir={self.data_dir(node)}",
+                          f"--tmpdir={self._tmp(node)}", f"--user={RUN_AS}",
+                          "--auth-root-authentication-method=normal", "--skip-test-db",
+                          "--skip-name-resolve",
+                          *(f"--{line.replace(' = ', '=')}" for line in INNODB_SIZING)],
                          timeout=120)
 
     def _write_config(self, node) -> None:
@@ -148,7 +171,7 @@ class MariaDBTarget(Daemon):
 
     def teardown(self, node) -> None:
         super().teardown(node)
-        node.remote.exec(["rm", "-f", self._cnf(node), self._socket(node)], check=False)
+        node.remote.exec(["rm", "-rf", self._cnf(node), self._run_dir(node)], check=False)
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]

@@ -20,8 +20,11 @@ TARGETS = ("raftkv", "etcd", "process", "maelstrom", "mariadb", "galera", "postg
 # lin-kv and txn-list-append are Maelstrom's names for register and list-append.
 WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "counter", "bank",
              "lin-kv", "txn-list-append")
-# Targets described by the spec itself: their target_opts are checked with the spec.
-_SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom"}
+# Targets whose target_opts (the SQL ones: also workload options and node count) are
+# checked with the spec, before any cluster exists: resolve_spec_block(spec, where).
+_SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom",
+                           "mariadb": "targets.mariadb", "galera": "targets.galera",
+                           "postgres": "targets.postgres"}
 NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate")
 BACKENDS = ("local", "ssh", "docker")
 

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from checkers.elle import ElleChecker
-from harness.history import read_jsonl, validate
+from core.history import read_jsonl, validate
 from harness.run import run_test
 
 MARIADB, GALERA = "/usr/sbin/mariadbd", "/usr/lib/galera/libgalera_smm.so"

@@ -37,21 +37,21 @@ class SqlOptions:
         return self.isolation.replace("-", " ").upper()
 
 
-def sql_options(spec: dict, target: str, default_isolation: str) -> SqlOptions:
+def sql_options(spec: dict, target: str, default_isolation: str, where: str = "spec") -> SqlOptions:
     """The SQL options of a resolved spec; SpecError (one line, naming the field) when the
     workload is not transactional or an option value is unknown."""
     if spec.get("workload") not in TXN_WORKLOADS:
-        raise SpecError(f"spec: target {target} runs the transactional workloads only "
+        raise SpecError(f"{where}: target {target} runs the transactional workloads only "
                         f"({', '.join(TXN_WORKLOADS)}), not {spec.get('workload')!r}")
     opts = spec.get("workload_opts") or {}
     isolation = opts.get("isolation", default_isolation)
     if isolation not in ISOLATION_LEVELS:
-        raise SpecError(f"spec: workload_opts.isolation must be one of "
+        raise SpecError(f"{where}: workload_opts.isolation must be one of "
                         f"{', '.join(ISOLATION_LEVELS)}, got {isolation!r}")
     append = opts.get("append", "concat")
     if append not in APPEND_MODES:
-        raise SpecError(f"spec: workload_opts.append must be one of {', '.join(APPEND_MODES)}, "
+        raise SpecError(f"{where}: workload_opts.append must be one of {', '.join(APPEND_MODES)}, "
                         f"got {append!r}")
     if "append" in opts and spec["workload"] != "list-append":
-        raise SpecError("spec: workload_opts.append is for the list-append workload only")
+        raise SpecError(f"{where}: workload_opts.append is for the list-append workload only")
     return SqlOptions(spec["workload"], isolation, append)

@@ -5,11 +5,17 @@
 target.py forms, restarts and re-bootstraps the cluster; the servers, their SQL and the
 client are MariaDB's (targets/mariadb).
 """
+from targets.sql import check_spec
 from targets.galera.target import GaleraTarget
+
+
+def resolve_spec_block(spec: dict, where: str) -> None:
+    """Check the spec's target and workload options and node count, before any cluster."""
+    check_spec(GaleraTarget, spec, where)
 
 
 def make_target(spec: dict, nodes: list) -> GaleraTarget:
     return GaleraTarget(spec, nodes)
 
 
-__all__ = ["make_target", "GaleraTarget"]
+__all__ = ["make_target", "resolve_spec_block", "GaleraTarget"]

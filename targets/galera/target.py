@@ -34,22 +34,22 @@ JOIN_TIMEOUT = 90.0
 class GaleraTarget(MariaDBTarget):
     name = "galera"
 
-    def __init__(self, spec: dict, nodes: list):
+    def __init__(self, spec: dict, nodes: list, where: str = "spec"):
         opts = dict(spec.get("target_opts") or {})
-        check_options(self.name, opts, {**option_types(), "sync_wait": int})
+        check_options(self.name, opts, {**option_types(), "sync_wait": int}, where)
         self.sync_wait = opts.pop("sync_wait", 0)
         if not 0 <= self.sync_wait <= 15:
-            raise SpecError(f"spec: galera: target_opts.sync_wait must be 0..15 (a bit mask), "
+            raise SpecError(f"{where}: galera: target_opts.sync_wait must be 0..15 (a bit mask), "
                             f"got {self.sync_wait}")
-        super().__init__({**spec, "target_opts": opts}, nodes)
+        super().__init__({**spec, "target_opts": opts}, nodes, where)
         addresses = ",".join(n.address for n in self.nodes)
         self.cluster_address = f"gcomm://{addresses}"
         # A name of its own per cluster: a node of another test never joins this one.
         self.cluster_name = "tectonic-" + hashlib.sha256(addresses.encode()).hexdigest()[:12]
 
-    def _check_node_count(self) -> None:
+    def _check_node_count(self, where: str) -> None:
         if len(self.nodes) < 2:
-            raise SpecError(f"spec: target galera is a cluster: --node-count 3 or more "
+            raise SpecError(f"{where}: target galera is a cluster: --node-count 3 or more "
                             f"(got {len(self.nodes)}; --target mariadb is one server)")
 
     def config(self, node) -> list[str]:

@@ -43,15 +43,15 @@ def option_types() -> dict:
     return {"snapshot_isolation": bool, "flush_log_at_trx_commit": int, "port": int}
 
 
-def check_options(target: str, opts: dict, types: dict) -> dict:
+def check_options(target: str, opts: dict, types: dict, where: str = "spec") -> dict:
     """opts checked against {name: type}; SpecError naming the field otherwise."""
     for key, value in opts.items():
         want = types.get(key)
         if want is None:
-            raise SpecError(f"spec: {target}: unknown option {key!r} in target_opts "
+            raise SpecError(f"{where}: {target}: unknown option {key!r} in target_opts "
                             f"(known: {', '.join(types)})")
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise SpecError(f"spec: {target}: target_opts.{key} must be {want.__name__}, "
+            raise SpecError(f"{where}: {target}: target_opts.{key} must be {want.__name__}, "
                             f"got {value!r}")
     return opts
 
@@ -59,26 +59,28 @@ def check_options(target: str, opts: dict, types: dict) -> dict:
 class MariaDBTarget(Daemon):
     name = "mariadb"
 
-    def __init__(self, spec: dict, nodes: list):
-        opts = check_options(self.name, dict(spec.get("target_opts") or {}), option_types())
-        self._init_options(opts)
-        self.options = sql_options(spec, self.name, default_isolation="repeatable-read")
+    def __init__(self, spec: dict, nodes: list, where: str = "spec"):
+        """Checks the spec (SpecError naming `where`) and does nothing else: a target
+        built for placeholder nodes checks a spec before any cluster exists."""
+        opts = check_options(self.name, dict(spec.get("target_opts") or {}), option_types(), where)
+        self._init_options(opts, where)
+        self.options = sql_options(spec, self.name, "repeatable-read", where)
         self.nodes = list(nodes)
-        self._check_node_count()
+        self._check_node_count(where)
         self.process_mark = "my.cnf"  # with the node's dir: --defaults-file=<dir>/my.cnf
         self._pids: dict[str, int] = {}
 
-    def _init_options(self, opts: dict) -> None:
+    def _init_options(self, opts: dict, where: str) -> None:
         self.snapshot_isolation = opts.get("snapshot_isolation", False)
         self.flush_log = opts.get("flush_log_at_trx_commit", 1)
         if self.flush_log not in (0, 1, 2):
-            raise SpecError(f"spec: {self.name}: target_opts.flush_log_at_trx_commit must be "
+            raise SpecError(f"{where}: {self.name}: target_opts.flush_log_at_trx_commit must be "
                             f"0, 1 or 2, got {self.flush_log}")
         self.port = opts.get("port", 3306)
 
-    def _check_node_count(self) -> None:
+    def _check_node_count(self, where: str) -> None:
         if len(self.nodes) != 1:
-            raise SpecError(f"spec: target mariadb is a single server: --node-count 1 "
+            raise SpecError(f"{where}: target mariadb is a single server: --node-count 1 "
                             f"(got {len(self.nodes)}; --target galera is the cluster)")
 
     # ---- paths ----------------------------------------------------------------------------

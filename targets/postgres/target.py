@@ -42,13 +42,15 @@ _OPTIONS = {"port": int, "synchronous_commit": bool}
 class PostgresTarget(Daemon):
     name = "postgres"
 
-    def __init__(self, spec: dict, nodes: list):
-        opts = check_options(self.name, dict(spec.get("target_opts") or {}), _OPTIONS)
+    def __init__(self, spec: dict, nodes: list, where: str = "spec"):
+        """Checks the spec (SpecError naming `where`) and does nothing else: a target
+        built for placeholder nodes checks a spec before any cluster exists."""
+        opts = check_options(self.name, dict(spec.get("target_opts") or {}), _OPTIONS, where)
         self.port = opts.get("port", 5432)
         self.synchronous_commit = opts.get("synchronous_commit", True)
-        self.options = sql_options(spec, self.name, default_isolation="read-committed")
+        self.options = sql_options(spec, self.name, "read-committed", where)
         if len(nodes) != 1:
-            raise SpecError(f"spec: target postgres is a single server: --node-count 1 "
+            raise SpecError(f"{where}: target postgres is a single server: --node-count 1 "
                             f"(got {len(nodes)})")
         self.nodes = list(nodes)
         self._pids: dict[str, int] = {}

@@ -109,6 +109,8 @@ def test(spec_file, bugs, serializable, nemesis_opts, workload_opts, target_opts
     if progress:
         progress.close()
     _print_summary(outcome.results, outcome.run_dir)
+    if outcome.results.get("aborted"):
+        raise UserError(f"{outcome.results['aborted']}: what was recorded is in {outcome.run_dir}")
     sys.exit(outcome.exit_code)
 
 
@@ -256,11 +258,14 @@ def campaign(file, store):
 @click.option("--store", default="store", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def serve(store, host, port):
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers may use to reach the server (IP addresses and localhost "
+                   "always work; other names are refused against DNS rebinding). Repeatable.")
+def serve(store, host, port, allowed_hosts):
     """Browse stored runs in a web page."""
     from .serve import serve as serve_store
     try:
-        serve_store(store, host=host, port=port)
+        serve_store(store, host=host, port=port, allowed_hosts=tuple(allowed_hosts))
     except (ValueError, OSError) as e:  # no such store, port taken
         raise UserError(f"serve: {e}") from None
 
@@ -288,6 +293,10 @@ def clean(force):
 def _print_summary(results: dict, run_dir: str) -> None:
     valid = results.get("valid")
     word = {True: "VALID", False: "INVALID"}.get(valid, "UNKNOWN")
+    if results.get("aborted"):
+        word = "ABORTED"
+    elif results.get("interrupted"):
+        word = f"INTERRUPTED (what was recorded is {word})"
     click.echo(f"\n{word}  ({run_dir})")
     for name, r in (results.get("checkers") or {}).items():
         line = f"  {name}: {r.get('valid')}"

@@ -216,3 +216,21 @@ class NoopNemesis:
 
     def teardown(self):
         pass
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    """A backend's set of nodes for one test (harness/control/<backend>.py `make_cluster`).
+
+    Contract: `create` makes the nodes and returns them, removing whatever it made if it
+    fails half-way; `destroy` removes everything `create` made, is idempotent, and leaves the
+    nodes' files for the caller to collect first. `vanished` names what of the created
+    cluster has disappeared from under the test (removed by someone else); it is cheap
+    enough to call every second, and empty while the cluster is whole.
+    """
+
+    def create(self) -> list[Node]: ...
+
+    def destroy(self) -> None: ...
+
+    def vanished(self) -> list[str]: ...

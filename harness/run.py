@@ -24,6 +24,8 @@ from checkers.stats import StatsChecker
 from nemesis.healing import HealingNemesis
 
 from core.history import HistoryWriter, load_history, validate
+
+from .cluster_watch import ClusterWatch
 from .protocols import NoopNemesis
 from .runner import Runner
 from .schedule import test_generator
@@ -33,6 +35,12 @@ from .store import new_run_dir, write_results
 log = logging.getLogger("tectonic")
 
 EXIT = {True: 0, False: 1, UNKNOWN: 2}
+# A run stopped by a signal exits as shells expect of an interrupted command, whatever the
+# part that was recorded checks out as; results.json says "interrupted" and has the verdict.
+INTERRUPTED = 130
+# A run whose cluster was removed from under it has no verdict: an error the user must
+# look into, not a bug in tectonic.
+ABORTED = 254
 
 
 
@@ -45,6 +53,10 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
+        if self.results.get("aborted"):
+            return ABORTED
+        if self.results.get("interrupted"):
+            return INTERRUPTED
         return EXIT.get(self.valid, 2)
 
 
@@ -61,6 +73,7 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
     history = HistoryWriter(os.path.join(run_dir, "history.jsonl"), autoflush=False)
     phase = progress.phase if progress else (lambda name: log.info("phase: %s", name))
     results: dict | None = None
+    watch = None
     try:
         log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
         _warn_leftovers()
@@ -75,11 +88,12 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             nemesis, faults = _make_nemesis(spec, nodes, target, cluster)
             workload = _make_workload(spec)
             phase("running")
-            Runner(generator=test_generator(spec, workload, faults), target=target,
-                   nemesis=nemesis, nodes=nodes, history=history,
-                   concurrency=spec["concurrency"], op_timeout=spec["op_timeout"],
-                   seed=spec["seed"], on_op=progress.op if progress else None, stop=stop).run()
-            if stop.is_set():
+            with ClusterWatch(cluster, stop) as watch:
+                Runner(generator=test_generator(spec, workload, faults), target=target,
+                       nemesis=nemesis, nodes=nodes, history=history,
+                       concurrency=spec["concurrency"], op_timeout=spec["op_timeout"],
+                       seed=spec["seed"], on_op=progress.op if progress else None, stop=stop).run()
+            if stop.is_set() and not watch.gone:
                 log.warning("stopped early by a signal: checking what was recorded")
         finally:
             history.flush()
@@ -88,7 +102,14 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             shutil.rmtree(work_dir, ignore_errors=True)
         phase("checking")
         history.close()
-        results = check_history(stored_history(run_dir), workload.checkers, run_dir)
+        if watch is not None and watch.gone:
+            results = {"valid": UNKNOWN, "aborted": watch.message,
+                       "error": f"{watch.message}: the history is stored, nothing was checked",
+                       "checkers": {}}
+        else:
+            results = check_history(stored_history(run_dir), workload.checkers, run_dir)
+            if stop.is_set():
+                results["interrupted"] = True
     finally:
         history.close()
         if results is None:

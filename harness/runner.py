@@ -62,7 +62,8 @@ class _Worker:
                 self._close_client()
                 return
             if op.get("type") == "sleep":
-                time.sleep(float(op.get("value") or 0))
+                # Woken by a stop: an interrupted test must not wait out a fault's interval.
+                r.stop.wait(float(op.get("value") or 0))
                 r._post(self, None)
                 continue
             completion = self._call(op)

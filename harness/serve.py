@@ -10,6 +10,7 @@ unless told otherwise.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import shutil
 import sys
@@ -30,13 +31,21 @@ _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inlin
         "img-src 'self' data:; frame-ancestors 'none'")
 
 
+# An idle connection (keep-alive, or one that never sends its request) is closed after this
+# many seconds, so idle clients cannot hold the server's threads forever.
+IDLE_TIMEOUT = 30.0
+
+
 class StoreServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, store: str, address: tuple[str, int]):
+    def __init__(self, store: str, address: tuple[str, int], *, allowed_hosts: tuple[str, ...] = (),
+                 idle_timeout: float = IDLE_TIMEOUT):
         if not os.path.isdir(store):
             raise ValueError(f"{store}: no such results store (run a test first, or pass --store)")
         self.store = os.path.realpath(store)
+        self.allowed_hosts = {h.lower() for h in allowed_hosts} | {"localhost"}
+        self.idle_timeout = idle_timeout
         self._summaries: dict[str, tuple[float, dict]] = {}
         self._lock = threading.Lock()
         super().__init__(address, StoreHandler)
@@ -72,6 +81,12 @@ class StoreHandler(BaseHTTPRequestHandler):
     server: StoreServer
     server_version = "tectonic"
 
+    def setup(self):
+        # StreamRequestHandler applies `timeout` to the socket: an idle read ends the
+        # connection (BaseHTTPRequestHandler closes it on the timeout) instead of a thread.
+        self.timeout = self.server.idle_timeout
+        super().setup()
+
     def do_GET(self):
         self._answer(send_body=True)
 
@@ -79,6 +94,14 @@ class StoreHandler(BaseHTTPRequestHandler):
         self._answer(send_body=False)
 
     def _answer(self, send_body: bool) -> None:
+        host = self.headers.get("Host")
+        if host is not None and not host_allowed(host, self.server.allowed_hosts):
+            # DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and reads
+            # the store with the browser's help; its requests still say Host: evil.example.
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
+                       f"Host {host!r} is not served here; start `tectonic serve --allow-host NAME` "
+                       f"to allow a name\n".encode(), send_body)
+            return
         url_path = urlsplit(self.path).path
         if url_path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", index_page(self.server).encode(), send_body)
@@ -138,6 +161,21 @@ class StoreHandler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
+
+
+def host_allowed(host_header: str, allowed: set[str]) -> bool:
+    """Whether a Host header names this server as a browser may: an IP address (a page
+    cannot rebind a literal address), localhost, or a name the user allowed."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8080
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host.rstrip(".") in allowed
 
 
 def find_runs(store: str) -> list[tuple[str, str]]:
@@ -228,14 +266,15 @@ def directory_page(store: str, directory: str) -> str:
     return page(rel, f'<p><a href="/">all runs</a></p><h1>{esc(rel)}</h1><ul>{"".join(entries)}</ul>')
 
 
-def make_server(store: str, host: str = "127.0.0.1", port: int = 8080) -> StoreServer:
+def make_server(store: str, host: str = "127.0.0.1", port: int = 8080, *,
+                allowed_hosts: tuple[str, ...] = (), idle_timeout: float = IDLE_TIMEOUT) -> StoreServer:
     """An HTTP server for the store, bound but not yet serving (port 0: any free port)."""
-    return StoreServer(store, (host, port))
+    return StoreServer(store, (host, port), allowed_hosts=allowed_hosts, idle_timeout=idle_timeout)
 
 
-def serve(store: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(store: str, host: str = "127.0.0.1", port: int = 8080, allowed_hosts: tuple[str, ...] = ()) -> None:
     """Serve the store until interrupted."""
-    server = make_server(store, host, port)
+    server = make_server(store, host, port, allowed_hosts=allowed_hosts)
     bound_host, bound_port = server.server_address[:2]
     print(f"Serving {server.store} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", file=sys.stderr)
     if not (bound_host.startswith("127.") or bound_host in ("::1", "localhost")):

@@ -22,6 +22,9 @@ class FakeCluster:
     def destroy(self):
         self.destroyed = True
 
+    def vanished(self):
+        return []
+
 
 class FakeTarget:
     name = "fake"

@@ -241,11 +241,13 @@ def test_clean_removes_what_a_sigkilled_controller_left(cluster_id, tmp_path):
         assert f"namespace {netns}" in "\n".join(found)
     assert any(line.startswith("process pid %d" % sleeper) for line in found)
     assert f"link {names.controller_link}" in found
+    guard = next(line for line in found if line.startswith("guard route "))
     assert f"namespace {names.switch_netns}" in clean_mod.find_leftovers()
 
     removed = clean_mod.clean(cluster_id)
     assert f"namespace {names.node_netns('n1')}" in removed
     assert f"link {names.controller_link}" in removed
+    assert guard in removed  # the route that kept the cluster's traffic on the machine
     assert any(line.startswith("process pid %d" % sleeper) for line in removed)
     assert _leftovers(cluster_id) == [] and not _alive(sleeper)
 

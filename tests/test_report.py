@@ -297,3 +297,37 @@ def test_hovering_a_timeline_box_shows_the_op_details(tmp_path):
     text = html_lib.unescape(tip.group(1))
     assert re.match(r"p\d+  (read|write|cas)  (ok|fail|info)\nvalue:  \[\"k1\",", text), text
     assert re.search(r"\d\.\d{3} s → \d\.\d{3} s  \(\d+\.\d\d ms\)$", text), text
+
+
+HOSTILE_VALUES = ["<!-- a comment opener", "</script><script>alert(1)</script>", "a & b > c",
+                  "<!--<script>", "\u2028line\u2029sep"]
+
+
+def _hostile_history():
+    h = []
+    for i, v in enumerate(HOSTILE_VALUES):
+        h.append({"index": 2 * i, "time": 1000 * i, "type": "invoke", "process": 0, "f": "write",
+                  "value": ["k", v]})
+        h.append({"index": 2 * i + 1, "time": 1000 * i + 500, "type": "ok", "process": 0,
+                  "f": "write", "value": ["k", v]})
+    return h
+
+
+def test_op_values_cannot_break_the_timeline_pages_embedded_data():
+    page = render_timeline(_hostile_history(), "hostile")
+    embedded = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
+    assert embedded, "the data element ended early"
+    assert "<!--" not in embedded.group(1) and "</" not in embedded.group(1)
+    data = json.loads(embedded.group(1))  # still JSON: the page's JSON.parse gets the values back
+    shown = json.dumps(data, ensure_ascii=False)
+    for v in HOSTILE_VALUES:
+        assert json.dumps(v, ensure_ascii=False)[1:-1] in shown
+
+
+@pytest.mark.slow
+def test_a_timeline_with_hostile_values_renders_in_a_browser(tmp_path):
+    path = tmp_path / "timeline.html"
+    path.write_text(render_timeline(_hostile_history(), "hostile"))
+    dom = _chromium_dump_dom(path.as_uri(), tmp_path)
+    drawn = re.search(r'data-rendered="(\d+)"', dom)
+    assert drawn and int(drawn.group(1)) == len(HOSTILE_VALUES)

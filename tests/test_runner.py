@@ -164,7 +164,13 @@ def test_ctrl_c_mid_test_still_writes_history_and_results(tmp_path):
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "started"
-        time.sleep(1.5)
+        # Interrupt once the clients have done some work (a loaded machine starts slowly).
+        deadline = time.monotonic() + 60
+        history = os.path.join(store, "latest", "history.jsonl")
+        while time.monotonic() < deadline:
+            if os.path.exists(history) and open(history).read().count('"ok"') > 60:
+                break
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:

@@ -146,3 +146,53 @@ def test_a_real_browser_shows_the_index_and_a_report(server, tmp_path):
                          capture_output=True, text=True, timeout=120).stdout
     shutil.rmtree(profile, ignore_errors=True)
     assert "3 of 3 shown" in dom  # the filter script ran
+
+
+def _get_with_host(server, host_header: str) -> int:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host_header)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("host_header,status", [
+    ("evil.example", 421), ("evil.example:8080", 421), ("127.0.0.1.evil.example", 421),
+    ("localhost:8080", 200), ("127.0.0.1:8080", 200), ("[::1]:8080", 200), ("LOCALHOST", 200),
+])
+def test_a_page_on_another_name_cannot_read_the_store_by_dns_rebinding(server, host_header, status):
+    assert _get_with_host(server, host_header) == status
+
+
+def test_names_the_user_allows_are_served(store):
+    srv = make_server(str(store), port=0, allowed_hosts=("results.lab",))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert _get_with_host(srv, "results.lab:8080") == 200
+        assert _get_with_host(srv, "other.lab") == 421
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_an_idle_connection_is_closed_and_holds_no_thread(store):
+    import socket
+    import time
+    srv = make_server(str(store), port=0, idle_timeout=0.5)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        idle = socket.create_connection(srv.server_address[:2], timeout=10)
+        began = time.monotonic()
+        # The handler closes the socket as it returns: the hang-up is its thread ending.
+        assert idle.recv(1) == b""
+        assert time.monotonic() - began < 5
+        idle.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -19,6 +19,7 @@ import shutil
 from . import owners
 from .docker_clean import docker_leftovers, remove_docker_leftovers
 from .names import PREFIX, SHORT_LINK_RE, ClusterNames, chain_tag, short_tag
+from .guard_route import guard_routes, orphaned_guard_routes, remove_guard_route
 from .netns import (ClusterError, delete_link, delete_netns, kill_netns_processes,
                     link_names, list_netns, netns_pids, process_description, run)
 
@@ -39,6 +40,7 @@ def find_leftovers(test_id: str | None = None, *, force: bool = False) -> list[s
     found.extend(f"link {name}" for name in match.links())
     found.extend(f"iptables chain {chain}" for chain in match.chains())
     found.extend(f"work directory {d}" for d in match.dirs())
+    found.extend(f"guard route {net}" for net in _stale_guard_routes(match))
     found.extend(docker_leftovers(test_id))
     return found
 
@@ -56,9 +58,14 @@ def clean(test_id: str | None = None, *, force: bool = False) -> list[str]:
         removed.extend(f"process {process_description(pid)} in namespace {netns}"
                        for pid in netns_pids(netns))
         kill_netns_processes(netns)
+    # The guard routes of the links about to go, found while their addresses still say.
+    guards = _stale_guard_routes(match)
     for name in match.links():
         delete_link(name)
         removed.append(f"link {name}")
+    for net in guards:
+        remove_guard_route(net)
+        removed.append(f"guard route {net}")
     for chain in match.chains():
         _delete_chain(chain)
         removed.append(f"iptables chain {chain}")
@@ -73,6 +80,26 @@ def clean(test_id: str | None = None, *, force: bool = False) -> list[str]:
     return removed
 
 
+def _stale_guard_routes(match: "_Matcher") -> list:
+    """Guard routes (guard_route.py) that clean removes: those of the matched links, and,
+    for every test's clean, those no link holds an address for any more."""
+    nets = set(_link_subnets(match.links()) & set(guard_routes()))
+    if match.every_test:
+        nets.update(orphaned_guard_routes())
+    return sorted(nets)
+
+
+def _link_subnets(links: list[str]) -> set:
+    import ipaddress
+    nets = set()
+    for name in links:
+        for line in run(["ip", "-4", "-o", "addr", "show", "dev", name], check=False).stdout.splitlines():
+            fields = line.split()
+            if "inet" in fields:
+                nets.add(ipaddress.ip_interface(fields[fields.index("inet") + 1]).network)
+    return nets
+
+
 def live_tests(test_id: str | None = None) -> list[str]:
     """One line per running test whose resources clean leaves alone (only test_id's)."""
     return [f"test {r.test_id} (controller pid {r.pid}): {len(r.netns)} namespaces"
@@ -84,6 +111,7 @@ class _Matcher:
     live controller owns."""
 
     def __init__(self, test_id: str | None, force: bool):
+        self.every_test = test_id is None
         if test_id is None:
             self.netns_re = re.compile(rf"^{PREFIX}-")
             self.link_re = re.compile(rf"^{PREFIX}|{SHORT_LINK_RE.pattern}")

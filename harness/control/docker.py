@@ -35,6 +35,7 @@ from .docker_clean import LABEL, TEST_LABEL
 from .docker_daemon import HOST, DockerDaemon, DockerUnavailable, answers, client_for
 from .docker_image import DEFAULT_IMAGE, ImageError, ensure_image
 from .docker_remote import DockerRemote, explain
+from .guard_route import add_guard_route, remove_guard_route
 from .names import ClusterNames, short_tag
 from .netns import ClusterError
 
@@ -74,6 +75,7 @@ class DockerCluster:
         # Only what this instance created is removed by destroy().
         self._containers: list[str] = []
         self._network: str | None = None
+        self._guarded = None  # the subnet whose guard route (guard_route.py) this instance added
 
     @property
     def network_name(self) -> str:
@@ -127,6 +129,12 @@ class DockerCluster:
                     self._network = None
                 else:
                     errors.append(f"network {self._network}: {e}")
+        if self._guarded is not None and self._network is None:
+            try:
+                remove_guard_route(self._guarded)
+                self._guarded = None
+            except ClusterError as e:
+                errors.append(str(e))
         self.nodes = []
         if self._daemon.started_here:
             self._stop_daemon_unless_in_use(client, errors)
@@ -135,6 +143,17 @@ class DockerCluster:
             self._client = None
         if errors:
             raise DockerClusterError("docker teardown: " + "; ".join(errors))
+
+    def vanished(self) -> list[str]:
+        """The containers of this cluster that are gone or no longer running."""
+        gone = []
+        for name in self._containers:
+            try:
+                if not self._client.api.inspect_container(name)["State"]["Running"]:
+                    gone.append(f"container {name} (stopped)")
+            except Exception as e:  # noqa: BLE001 - the engine's NotFound, or the engine itself gone
+                gone.append(f"container {name} ({'removed' if _is_not_found(e) else e})")
+        return gone
 
     def _stop_daemon_unless_in_use(self, client, errors: list[str]) -> None:
         # Another test may have found the engine running and be using it; and containers
@@ -209,6 +228,8 @@ class DockerCluster:
                 options={"com.docker.network.bridge.name": self.bridge_name},
                 labels={LABEL: "1", TEST_LABEL: self.names.test_id})
             self._network = self.network_name
+            add_guard_route(self.subnet)
+            self._guarded = self.subnet
 
     def _create_container(self, name: str, address: str) -> None:
         api = self._client.api

@@ -27,9 +27,10 @@ from contextlib import contextmanager
 from harness.protocols import HostRemote, Node
 
 from . import owners
+from .guard_route import add_guard_route, remove_guard_route
 from .names import PREFIX, ClusterNames, chain_tag
 from .netns import (ClusterError, delete_link, delete_netns, exec_prefix,
-                    kill_netns_processes, list_netns, run)
+                    kill_netns_processes, link_names, list_netns, run)
 from .subnet import choose_subnet, controller_address, node_address, taken_networks
 
 __all__ = ["PREFIX", "ClusterError", "LocalCluster"]
@@ -55,6 +56,7 @@ class LocalCluster:
         self._netns: list[str] = []
         self._controller_link: str | None = None
         self._claimed = False
+        self._guarded = None  # the subnet whose guard route this instance added
 
     def create(self) -> list[Node]:
         if self._netns:
@@ -88,6 +90,13 @@ class LocalCluster:
                 self._controller_link = None
             except ClusterError as e:
                 errors.append(str(e))
+        if self._guarded is not None and self._controller_link is None:
+            # Only once the veth is gone: until then the guard must stay behind it.
+            try:
+                remove_guard_route(self._guarded)
+                self._guarded = None
+            except ClusterError as e:
+                errors.append(str(e))
         for netns in list(self._netns):
             try:
                 delete_netns(netns)
@@ -100,6 +109,15 @@ class LocalCluster:
         if self._claimed:  # only now: a record must outlive anything it names
             owners.release(self.names.test_id)
             self._claimed = False
+
+    def vanished(self) -> list[str]:
+        """What of the created cluster is gone (namespaces, the controller's link): removed
+        by someone else while the test runs. Empty while the cluster is whole."""
+        present = set(list_netns())
+        gone = [f"namespace {n}" for n in self._netns if n not in present]
+        if self._controller_link and self._controller_link not in link_names():
+            gone.append(f"link {self._controller_link}")
+        return gone
 
     def __enter__(self) -> LocalCluster:
         self.create()
@@ -128,6 +146,8 @@ class LocalCluster:
             self._controller_link = names.controller_link
             run(["ip", "addr", "add", f"{self.controller_address}/{prefix_len}",
                  "dev", names.controller_link])
+            add_guard_route(self.subnet)
+            self._guarded = self.subnet
 
         run(["ip", "-n", sw, "link", "set", "lo", "up"])
         run(["ip", "-n", sw, "link", "add", "name", names.bridge, "type", "bridge"])

@@ -110,6 +110,11 @@ class SSHCluster:
             f"{n.name}={r.spec} ({n.address})" for n, r in zip(self.nodes, self.remotes)))
         return self.nodes
 
+    def vanished(self) -> list[str]:
+        """Always empty: the hosts are the user's, not made by this test, so nothing of them
+        can be removed from under it; an unreachable host fails its ops and commands instead."""
+        return []
+
     def destroy(self) -> None:
         """Kill what the test started on each host, remove its directories, disconnect.
         Idempotent; the nodes' logs were collected before (run.py collects, then destroys)."""

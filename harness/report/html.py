@@ -68,9 +68,18 @@ def pretty_json(x: Any, limit: int = 20000) -> str:
 
 
 def script_json(x: Any) -> str:
-    """JSON safe to place inside a <script> element (no `</script>` can end it early)."""
-    return (json.dumps(x, separators=(",", ":"), default=repr, ensure_ascii=False)
-            .replace("</", "<\\/").replace("<!--", "<\\!--"))
+    """JSON safe to place inside a <script> element, and still JSON.
+
+    Outside strings JSON has no `<`, `>` or `&`, so escaping every one as \\u00XX keeps the
+    text parseable by JSON.parse and leaves the HTML parser nothing to act on: no `</script>`
+    ends the element early and no `<!--` switches it into its escaped state (`<\\!--` would
+    do that job but is not JSON, which broke the page's data).
+    """
+    text = json.dumps(x, separators=(",", ":"), default=repr, ensure_ascii=False)
+    return text.translate(_SCRIPT_UNSAFE)
+
+
+_SCRIPT_UNSAFE = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
 
 
 def page(title: str, body: str, head_extra: str = "") -> str:

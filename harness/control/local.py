@@ -30,7 +30,7 @@ from . import owners
 from .guard_route import add_guard_route, remove_guard_route
 from .names import PREFIX, ClusterNames, chain_tag
 from .netns import (ClusterError, delete_link, delete_netns, exec_prefix,
-                    kill_netns_processes, link_names, list_netns, run)
+                    kill_netns_processes, link_names, list_netns, netns_inode, run)
 from .subnet import choose_subnet, controller_address, node_address, taken_networks
 
 __all__ = ["PREFIX", "ClusterError", "LocalCluster"]
@@ -57,6 +57,7 @@ class LocalCluster:
         self._controller_link: str | None = None
         self._claimed = False
         self._guarded = None  # the subnet whose guard route this instance added
+        self._inodes: dict[str, int] = {}  # netns -> its inode, to find it if its name goes
 
     def create(self) -> list[Node]:
         if self._netns:
@@ -81,7 +82,7 @@ class LocalCluster:
         errors = []
         for netns in self._netns:
             try:
-                kill_netns_processes(netns)
+                kill_netns_processes(netns, inode=self._inodes.get(netns))
             except ClusterError as e:
                 errors.append(str(e))
         if self._controller_link:
@@ -182,6 +183,7 @@ class LocalCluster:
                                f"behind (`tectonic clean` removes leftovers)")
         run(["ip", "netns", "add", netns])
         self._netns.append(netns)
+        self._inodes[netns] = netns_inode(netns)
 
 
 def make_cluster(spec: dict, work_dir: str) -> LocalCluster:

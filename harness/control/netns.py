@@ -56,6 +56,26 @@ def netns_pids(netns: str) -> list[int]:
     return [int(p) for p in proc.stdout.split()]
 
 
+def netns_inode(netns: str) -> int:
+    """The namespace's identity: the inode its name is bound to (as /proc/PID/ns/net shows
+    it), which outlives the name if someone deletes that."""
+    return os.stat(os.path.join(NETNS_DIR, netns)).st_ino
+
+
+def pids_in_netns_inode(inode: int) -> list[int]:
+    """Every process whose network namespace is `inode`, named or not."""
+    want = f"net:[{inode}]"
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/net") == want:
+                    pids.append(int(entry))
+            except OSError:
+                continue  # exited, or a kernel thread
+    return pids
+
+
 def process_description(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -65,15 +85,20 @@ def process_description(pid: int) -> str:
     return f"pid {pid} ({cmdline[:120] or 'exited'})"
 
 
-def kill_netns_processes(netns: str, timeout: float = 5.0) -> list[int]:
+def kill_netns_processes(netns: str, timeout: float = 5.0, *, inode: int | None = None) -> list[int]:
     """SIGKILL every process in netns and wait until none is left; return their pids.
 
     Repeats until the namespace is empty, because a process may fork while being killed.
+    With `inode` (netns_inode at creation), a namespace whose name was deleted from under
+    its test is still found: its processes live on, unnamed, until killed.
     """
     killed: list[int] = []
     deadline = time.monotonic() + timeout
     while True:
-        pids = netns_pids(netns)
+        if inode is not None and netns not in list_netns():
+            pids = pids_in_netns_inode(inode)
+        else:
+            pids = netns_pids(netns)
         if not pids:
             return killed
         if time.monotonic() > deadline:

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness.history import read_jsonl, validate
+from core.history import read_jsonl, validate
 from harness.run import ABORTED, INTERRUPTED, run_test
 from tests.conftest import ROOT, needs_root
 from tests.fakes import FakeCluster, FakeTarget

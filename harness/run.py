@@ -26,6 +26,7 @@ from nemesis.healing import HealingNemesis
 from core.history import HistoryWriter, load_history, validate
 
 from .cluster_watch import ClusterWatch
+from .control.crash_logs import write_manifest
 from .protocols import NoopNemesis
 from .runner import Runner
 from .schedule import test_generator
@@ -78,12 +79,19 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
         log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
         _warn_leftovers()
         work_dir = tempfile.mkdtemp(prefix=f"tectonic-{spec['name']}-")
-        cluster = (cluster_factory or _make_cluster)(spec, work_dir)
+        try:
+            cluster = (cluster_factory or _make_cluster)(spec, work_dir)
+        except BaseException:
+            shutil.rmtree(work_dir, ignore_errors=True)  # nothing was made in it yet
+            raise
+        log.info("work dir %s (the nodes' data; `tectonic clean` removes it if this controller dies)", work_dir)
         nodes, target, nemesis = [], None, None
         try:
             phase("setup")
             nodes = cluster.create()
             target = (target_factory or _make_target)(spec, nodes)
+            # Should this controller die, `tectonic clean` collects the logs (crash_logs.py).
+            write_manifest(work_dir, run_dir, {n.name: _log_files(target, n) for n in nodes})
             _start_target(target, nodes)
             nemesis, faults = _make_nemesis(spec, nodes, target, cluster)
             workload = _make_workload(spec)
@@ -216,10 +224,15 @@ def _attempt(what: str, step: Callable[[], None]) -> None:
         log.error("teardown: %s failed: %s", what, e)
 
 
+def _log_files(target, node) -> list[str]:
+    """The paths on the node that the target says are worth collecting."""
+    return list(target.log_files(node))
+
+
 def _collect(target, node, run_dir: str) -> None:
     dest = os.path.join(run_dir, "nodes", node.name)
     os.makedirs(dest, exist_ok=True)
-    for path in target.log_files(node):
+    for path in _log_files(target, node):
         try:
             node.remote.get_file(path, os.path.join(dest, os.path.basename(path)))
         except Exception as e:  # noqa: BLE001 - a missing log is worth a line, not a failure

@@ -202,3 +202,26 @@ def test_no_packet_leaves_when_the_cluster_is_removed_mid_test(tmp_path, monkeyp
         assert not [pid for inode in inodes.values() for pid in pids_in_netns_inode(inode)]
     finally:
         _iptables("-D", *rule)
+
+
+@pytest.mark.parametrize("fails_in", ["make_cluster", "create"])
+def test_a_failed_cluster_set_up_leaves_no_work_dir(tmp_path, fails_in):
+    import glob
+    import tempfile
+    from core.errors import SetupError
+    name = f"leak-probe-{fails_in}-{os.getpid()}"
+
+    class FailingCluster(FakeCluster):
+        def create(self):
+            raise SetupError("the nodes would not come up")
+
+    def factory(spec, work_dir):
+        if fails_in == "make_cluster":
+            raise SetupError("bad backend options")
+        return FailingCluster(3, work_dir)
+
+    pattern = os.path.join(tempfile.gettempdir(), f"tectonic-{name}-*")
+    with pytest.raises(SetupError):
+        run_test(_spec(tmp_path, name=name), cluster_factory=factory,
+                 target_factory=lambda s, n: FakeTarget())
+    assert glob.glob(pattern) == []

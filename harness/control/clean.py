@@ -17,6 +17,7 @@ import shlex
 import shutil
 
 from . import owners
+from .crash_logs import collect_logs
 from .docker_clean import docker_leftovers, remove_docker_leftovers
 from .names import PREFIX, SHORT_LINK_RE, ClusterNames, chain_tag, short_tag
 from .guard_route import guard_routes, orphaned_guard_routes, remove_guard_route
@@ -73,6 +74,7 @@ def clean(test_id: str | None = None, *, force: bool = False) -> list[str]:
         delete_netns(netns)
         removed.append(f"namespace {netns}")
     for d in match.dirs():
+        removed.extend(f"collected {line}" for line in collect_logs(d))
         shutil.rmtree(d, ignore_errors=True)
         removed.append(f"work directory {d}")
     for record in match.released:

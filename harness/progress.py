@@ -66,6 +66,8 @@ class Progress:
             self._phase = name
             if name == "running" and self._running_since is None:
                 self._running_since = time.monotonic()
+                # The first look's rate counts from here, not from a look that never was.
+                self._samples.append((self._running_since, self._ok + self._fail + self._info))
         if not self._tty:
             self._write(f"{self.name}: {name} ({self._elapsed():.1f}s)")
 

@@ -144,6 +144,8 @@ def _read_yaml(path: str) -> Any:
             return yaml.safe_load(f)
     except FileNotFoundError:
         raise CampaignError(f"{path}: no such campaign file") from None
+    except UnicodeDecodeError as e:
+        raise CampaignError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise CampaignError(f"{path}: cannot read ({e.strerror})") from None
     except yaml.YAMLError as e:

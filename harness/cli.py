@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 
 import click
 
-from core.errors import BAD_INPUT, INTERNAL, HistoryError, SpecError, UserError
+from core.errors import BAD_INPUT, INTERNAL, SetupError, SpecError, UserError
 
 from core.history import load_history, validate
 from .spec import load_spec, read_spec_file, resolve_spec
@@ -133,11 +134,13 @@ def _key_values(field: str, pairs: tuple[str, ...]) -> dict:
 def _reexec_unprivileged():
     if os.geteuid() == 0:
         return
+    # userns.py also runs as a plain script (no project on its path), so its error is not
+    # a core.errors class: it becomes one here.
     from .control.userns import UserNamespaceError, reexec_in_userns_if_needed
     try:
         reexec_in_userns_if_needed([sys.executable, "-m", "harness.cli", *sys.argv[1:]])
     except UserNamespaceError as e:
-        raise UserError(str(e)) from None
+        raise SetupError(str(e)) from None
 
 
 def _progress(spec):
@@ -157,12 +160,15 @@ def analyze(run_dir):
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: not a directory (give a run directory, e.g. store/latest)")
     spec = load_spec(os.path.join(run_dir, "spec.yaml"))
-    from workloads import make_workload
-
-    from .run import stored_history, _write_report, check_history
-    history = stored_history(run_dir)
+    from .run import _make_workload, _write_report, check_history, stored_history
     from .store import write_results
-    results = check_history(history, make_workload(spec).checkers, run_dir)
+    history = stored_history(run_dir)
+    try:
+        results = check_history(history, _make_workload(spec).checkers, run_dir)
+    except Exception as e:
+        if not isinstance(e, UserError):  # the run's own log takes the traceback
+            e.log_path = os.path.join(run_dir, "tectonic.log")
+        raise
     results["run_dir"] = run_dir
     results["seed"] = spec["seed"]
     write_results(run_dir, results)
@@ -187,6 +193,8 @@ def check(file, model, initial, nil_read, independent, workload, models, out_dir
     """Check a history file (history.jsonl, Jepsen history.edn, Jepsen/Porcupine log)."""
     if bool(model) == bool(workload):
         raise UserError("give exactly one of --model (linearizability) or --workload (transactions)")
+    if not math.isfinite(time_limit) or time_limit <= 0:
+        raise UserError(f"--time-limit must be a positive number of seconds, got {time_limit}")
     history = load_history(file)
     validate(history)
     if out_dir:
@@ -206,14 +214,22 @@ def check(file, model, initial, nil_read, independent, workload, models, out_dir
         if independent is None:
             independent = _looks_keyed(history)
         kwargs["independent"] = independent
-        result = LinearizableChecker(model, **kwargs).check(history, {"out_dir": out_dir})
+        try:
+            checker = LinearizableChecker(model, **kwargs)
+        except ValueError as e:  # the flags describe a model that cannot exist
+            raise UserError(f"--model {model}: {e}") from None
+        result = checker.check(history, {"out_dir": out_dir})
         click.echo(explain_text(result))
     else:
         from checkers.elle import ElleChecker
         if workload not in ("list-append", "rw-register"):
             raise UserError(f"--workload: must be list-append or rw-register, got {workload!r}")
         ms = [m.strip() for m in models.split(",") if m.strip()]
-        result = ElleChecker(workload, consistency_models=ms, time_limit=time_limit).check(history, {"out_dir": out_dir})
+        try:
+            checker = ElleChecker(workload, consistency_models=ms, time_limit=time_limit)
+        except ValueError as e:
+            raise UserError(f"--models: {e}") from None
+        result = checker.check(history, {"out_dir": out_dir})
         click.echo(_elle_summary(result))
     sys.exit(_verdict_exit(result["valid"]))
 
@@ -315,28 +331,52 @@ def _print_summary(results: dict, run_dir: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: map every way of failing to its exit code and one line."""
+    """Entry point: map every way of failing to its exit code and one line on stderr.
+
+    User errors (core.errors.UserError, bad flags) exit 254 with their message. Anything
+    else is a bug in tectonic: exit 255, one line naming the log that holds the traceback
+    (the run's tectonic.log, or a fresh file when there is no run); TECTONIC_DEBUG=1 also
+    prints the traceback."""
+    # The controller's log records go to the run's tectonic.log only; without this, a record
+    # logged outside a run would reach stderr through logging's last-resort handler.
+    logging.getLogger("tectonic").addHandler(logging.NullHandler())
     try:
         cli.main(args=argv, prog_name="tectonic", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("tectonic: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as e:  # usage errors: bad flag, missing argument
-        click.echo(f"tectonic: {e.format_message()}", err=True)
+        click.echo(f"tectonic: {_one_line(e.format_message())}", err=True)
         sys.exit(BAD_INPUT)
     except UserError as e:
-        click.echo(f"tectonic: {e}", err=True)
+        click.echo(f"tectonic: {_one_line(str(e))}", err=True)
         sys.exit(BAD_INPUT)
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - an internal error: one line, details in the log
         import traceback
-        logging.getLogger("tectonic").error("internal error: %s", traceback.format_exc())
-        click.echo(f"tectonic: internal error: {type(e).__name__}: {e} "
-                   f"(set TECTONIC_DEBUG=1 for the traceback)", err=True)
+        path = _write_traceback(getattr(e, "log_path", None), traceback.format_exc())
+        click.echo(f"tectonic: internal error: {_one_line(f'{type(e).__name__}: {e}')} "
+                   f"(a bug in tectonic; traceback in {path})", err=True)
         if os.environ.get("TECTONIC_DEBUG"):
             traceback.print_exc()
         sys.exit(INTERNAL)
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: its lines joined, so a log tail never spills over stderr."""
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or text
+
+
+def _write_traceback(log_path: str | None, text: str) -> str:
+    """Append the traceback to the run's log, or to a fresh file when there is no run."""
+    import tempfile
+    if log_path is None:
+        fd, log_path = tempfile.mkstemp(prefix="tectonic-internal-error-", suffix=".log")
+        os.close(fd)
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(f"internal error:\n{text}")
+    return log_path
 
 
 if __name__ == "__main__":

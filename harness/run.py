@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core.errors import SetupError
+from core.errors import SetupError, SpecError, UserError
 from checkers.exceptions import UnhandledExceptionsChecker
 from checkers.result import UNKNOWN, run_checkers
 from checkers.stats import StatsChecker
@@ -66,9 +66,19 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
     """Run one test and store it. `cluster_factory(spec, work_dir)` and
     `target_factory(spec, nodes)` replace the real backend and target in fast tests."""
     spec = resolve_spec(spec)
-    run_dir = new_run_dir(spec["store"], spec["name"])
+    # Everything that can be refused from the spec alone is, before anything exists: no
+    # run dir, no work dir, no node for an input the user has to fix.
+    workload = _make_workload(spec)
+    work_dir = tempfile.mkdtemp(prefix=f"tectonic-{spec['name']}-")
+    try:
+        cluster = (cluster_factory or _make_cluster)(spec, work_dir)  # checks options, creates nothing
+        run_dir = _new_run_dir(spec)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     dump_spec(spec, os.path.join(run_dir, "spec.yaml"))
-    handler = _log_to(os.path.join(run_dir, "tectonic.log"))
+    log_path = os.path.join(run_dir, "tectonic.log")
+    handler = _log_to(log_path)
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
     history = HistoryWriter(os.path.join(run_dir, "history.jsonl"), autoflush=False)
@@ -78,12 +88,6 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
     try:
         log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
         _warn_leftovers()
-        work_dir = tempfile.mkdtemp(prefix=f"tectonic-{spec['name']}-")
-        try:
-            cluster = (cluster_factory or _make_cluster)(spec, work_dir)
-        except BaseException:
-            shutil.rmtree(work_dir, ignore_errors=True)  # nothing was made in it yet
-            raise
         log.info("work dir %s (the nodes' data; `tectonic clean` removes it if this controller dies)", work_dir)
         nodes, target, nemesis = [], None, None
         try:
@@ -94,7 +98,6 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             write_manifest(work_dir, run_dir, {n.name: _log_files(target, n) for n in nodes})
             _start_target(target, nodes)
             nemesis, faults = _make_nemesis(spec, nodes, target, cluster)
-            workload = _make_workload(spec)
             phase("running")
             with ClusterWatch(cluster, stop) as watch:
                 Runner(generator=test_generator(spec, workload, faults), target=target,
@@ -118,6 +121,11 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             results = check_history(stored_history(run_dir), workload.checkers, run_dir)
             if stop.is_set():
                 results["interrupted"] = True
+    except Exception as e:
+        # The whole story goes to the run's log; the user sees one line pointing there.
+        log.error("test failed: %s", e, exc_info=not isinstance(e, UserError))
+        e.log_path = log_path
+        raise
     finally:
         history.close()
         if results is None:
@@ -171,7 +179,19 @@ def _make_target(spec: dict, nodes: list):
 
 def _make_workload(spec: dict):
     from workloads import make_workload
-    return make_workload(spec)
+    try:
+        return make_workload(spec)
+    except ValueError as e:  # the workload refuses its options or target: the spec is at fault
+        name = f"workload {spec['workload']}"
+        raise SpecError(str(e) if str(e).startswith(name) else f"{name}: {e}") from None
+
+
+def _new_run_dir(spec: dict) -> str:
+    try:
+        return new_run_dir(spec["store"], spec["name"])
+    except OSError as e:
+        raise SetupError(f"store {spec['store']!r}: cannot create the run directory: "
+                         f"{e.strerror}") from None
 
 
 def _start_target(target, nodes: list) -> None:

@@ -5,6 +5,7 @@ store/.../spec.yaml` repeats the same schedule.
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 from typing import Any
@@ -12,9 +13,6 @@ from typing import Any
 import yaml
 
 from core.errors import SpecError
-
-
-
 
 TARGETS = ("raftkv", "etcd", "process", "maelstrom", "mariadb", "galera", "postgres")
 # lin-kv and txn-list-append are Maelstrom's names for register and list-append.
@@ -27,6 +25,7 @@ _SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.m
                            "postgres": "targets.postgres"}
 NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate")
 BACKENDS = ("local", "ssh", "docker")
+MAX_CONCURRENCY = 1000
 
 DEFAULTS: dict[str, Any] = {
     "name": None,            # default: "<target>-<workload>"
@@ -69,6 +68,8 @@ def _coerce(field: str, value: Any, where: str) -> Any:
             return value
         raise SpecError(f"{where}: field '{field}' must be a list of names or a comma-separated string, got {value!r}")
     if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise SpecError(f"{where}: field '{field}' must be a finite number, got {value!r}")
         return float(value)
     if want is int and isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -93,6 +94,9 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
     for n in out["nemesis"]:
         if n not in NEMESES:
             raise SpecError(f"{where}: field 'nemesis': unknown fault '{n}' (known: {', '.join(NEMESES)})")
+    for field in ("backend_opts", "target_opts", "workload_opts", "nemesis_opts"):
+        _refuse_non_finite(out[field], f"{field}", where)
+    _check_nemesis_opts(out, where)
     _positive(out, "node_count", where, minimum=1)
     _positive(out, "concurrency", where, minimum=1)
     _positive(out, "time_limit", where, minimum=0.001)
@@ -104,6 +108,11 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
         raise SpecError(f"{where}: field 'recovery_time' must be >= 0, got {out['recovery_time']}")
     if out["node_count"] > 50:
         raise SpecError(f"{where}: field 'node_count' must be at most 50, got {out['node_count']}")
+    if out["concurrency"] > MAX_CONCURRENCY:  # a thread each: more would exhaust the machine
+        raise SpecError(f"{where}: field 'concurrency' must be at most {MAX_CONCURRENCY}, "
+                        f"got {out['concurrency']}")
+    if not out["store"].strip():
+        raise SpecError(f"{where}: field 'store' must name a directory, got {out['store']!r}")
     _resolve_backend_nodes(out, where)
     _refuse_impossible_faults(out, where)
     if out["target"] in _SPEC_DESCRIBED_TARGETS:
@@ -113,9 +122,41 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
         out["seed"] = random.SystemRandom().randrange(2**31)
     if not out["name"]:
         out["name"] = f"{out['target']}-{out['workload']}"
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", out["name"]):
-        raise SpecError(f"{where}: field 'name' may hold only letters, digits, '.', '_' and '-', got {out['name']!r}")
+    _check_name(out["name"], where)
     return out
+
+
+def _check_name(name: str, where: str) -> None:
+    """A test name is one directory below the store: no path separators, not `.` or `..`
+    (which would put the run beside or above the store) and not `latest` (the store's link
+    to the newest run)."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise SpecError(f"{where}: field 'name' may hold only letters, digits, '.', '_' and '-', got {name!r}")
+    if not name.strip(".") or name == "latest":
+        raise SpecError(f"{where}: field 'name' cannot be {name!r}: it must name a directory of "
+                        f"its own inside the store")
+
+
+def _refuse_non_finite(value: Any, path: str, where: str) -> None:
+    """No option anywhere takes NaN or infinity (YAML's .nan, .inf): refuse them with the
+    path of the option, before any part reads them as a duration or a probability."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(f"{where}: field '{path}' must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(v, f"{path}.{k}", where)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, f"{path}[{i}]", where)
+
+
+def _check_nemesis_opts(spec: dict, where: str) -> None:
+    """The nemesis options' values, checked as the faults will read them, before any cluster."""
+    from nemesis.combined import check_options
+    try:
+        check_options(spec["nemesis"], spec["nemesis_opts"])
+    except ValueError as e:
+        raise SpecError(f"{where}: field 'nemesis_opts': {e}") from None
 
 
 def _resolve_backend_nodes(spec: dict, where: str) -> None:
@@ -183,12 +224,18 @@ def read_spec_file(path: str) -> dict:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such spec file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec file: {e.strerror}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}{line}: not valid YAML ({problem})") from None
     if data is None:
-        data = {}
+        raise SpecError(f"{path}: the spec file is empty (a spec names at least its target and "
+                        f"workload; without --spec the defaults apply)")
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec is a mapping of fields, got {type(data).__name__}")
     return data

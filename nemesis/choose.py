@@ -5,17 +5,15 @@ same nodes. A caller may instead name the selection, or list the nodes outright.
 """
 from __future__ import annotations
 
+from .options import name_list
+
 SELECTIONS = ("one", "minority", "majority", "all", "leader")
 
 
 def allowed_selections(kind: str, opts: dict) -> list[str]:
     """opts["<kind>_targets"], else opts["targets"], else every selection."""
-    allowed = list(opts.get(f"{kind}_targets", opts.get("targets", SELECTIONS)))
-    unknown = [s for s in allowed if s not in SELECTIONS]
-    if unknown or not allowed:
-        raise ValueError(f"{kind} targets must be a non-empty list of {', '.join(SELECTIONS)}; "
-                         f"got {allowed!r}")
-    return allowed
+    key = f"{kind}_targets" if f"{kind}_targets" in opts else "targets"
+    return name_list(opts.get(key, SELECTIONS), SELECTIONS, key)
 
 
 def minority_size(n: int) -> int:

@@ -13,6 +13,7 @@ import logging
 import threading
 
 from .choose import allowed_selections, choose_nodes, names
+from .options import name_list, positive_seconds
 from .start_stop import StartStopFault
 
 START, STOP = "start-clock", "stop-clock"
@@ -41,14 +42,11 @@ class ClockNemesis(StartStopFault):
         self.target = target
         self.rng = rng
         self.allowed = allowed_selections("clock", opts)
-        self.modes = list(opts.get("clock_modes", MODES))
-        if not self.modes or any(m not in MODES for m in self.modes):
-            raise ValueError(f"clock modes must be a non-empty list of {', '.join(MODES)}; "
-                             f"got {self.modes!r}")
-        self.max_offset = _positive(opts.get("clock_max_offset", DEFAULT_MAX_OFFSET),
-                                    "clock_max_offset")
-        self.period = _positive(opts.get("clock_strobe_period", DEFAULT_STROBE_PERIOD),
-                                "clock_strobe_period")
+        self.modes = name_list(opts.get("clock_modes", MODES), MODES, "clock_modes")
+        self.max_offset = positive_seconds(opts.get("clock_max_offset", DEFAULT_MAX_OFFSET),
+                                           "clock_max_offset")
+        self.period = positive_seconds(opts.get("clock_strobe_period", DEFAULT_STROBE_PERIOD),
+                                       "clock_strobe_period")
         self.offsets = {n.name: 0.0 for n in self.nodes}  # what each node's clock is set to
         self._strobe: threading.Thread | None = None
         self._stop_strobe = threading.Event()
@@ -139,9 +137,3 @@ def _clock_setter(nodes: list, target):
     if callable(getattr(target, "set_clock_offset", None)):
         return target.set_clock_offset
     raise ValueError(next((e["clock_refused"] for e in extras if e.get("clock_refused")), REFUSAL))
-
-
-def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)

@@ -6,6 +6,9 @@ rest, repeat, heal at the end) needs nothing else to drive any mix of kinds.
 from __future__ import annotations
 
 from . import clock, delay, duplicate, kill, loss, partition, pause
+from .choose import SELECTIONS, allowed_selections
+from .loss import checked_probability
+from .options import name_list, positive_seconds
 
 FAULTS: dict[str, tuple[str, str]] = {
     "partition": (partition.START, partition.STOP),
@@ -17,11 +20,17 @@ FAULTS: dict[str, tuple[str, str]] = {
     "duplicate": (duplicate.START, duplicate.STOP),
 }
 
+# Options that only one kind of fault reads: giving one without its fault is a mistake.
+KIND_OPTIONS = {"partition_shapes": "partition", "loss_probability": "loss",
+                "clock_modes": "clock", "clock_max_offset": "clock", "clock_strobe_period": "clock",
+                "duplicate_probability": "duplicate",
+                **{f"delay_{param}": "delay" for param in delay.DEFAULTS},
+                # a partition's nodes come from its shapes, so it takes no targets
+                **{f"{kind}_targets": kind for kind in FAULTS if kind != "partition"}}
 # `together` (faults held at once) is the schedule's (harness/schedule.py); the rest are ours.
-OPTIONS = {"test_id", "interval", "together", "targets", *(f"{kind}_targets" for kind in FAULTS),
-           "partition_shapes", "loss_probability", "clock_modes", "clock_max_offset",
-           "clock_strobe_period", "duplicate_probability",
-           *(f"delay_{param}" for param in delay.DEFAULTS)}
+USER_OPTIONS = {"together", "targets", *KIND_OPTIONS}
+# Set by the harness, not by users: the chains' test id and the spec's nemesis_interval.
+INTERNAL_OPTIONS = {"test_id", "interval"}
 
 _NEMESES = {
     "partition": partition.PartitionNemesis,
@@ -84,14 +93,45 @@ def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> Comb
     delay_distribution, delay_reorder. Raises ValueError for an unknown kind or option
     value, and for clock faults on a target that cannot take them.
     """
+    check_options(kinds, {k: v for k, v in opts.items() if k not in INTERNAL_OPTIONS})
+    parts = {kind: _NEMESES[kind](nodes, target, rng, opts) for kind in dict.fromkeys(kinds)}
+    return CombinedNemesis(parts)
+
+
+def check_options(kinds: list[str], opts: dict) -> None:
+    """Refuse, with ValueError naming the option, what `make_nemesis` would refuse once the
+    cluster exists: an unknown kind or option, an option whose fault is not in `kinds`, or a
+    value the fault cannot take. Pure: runs on the spec before any node is made."""
     unknown = [k for k in kinds if k not in FAULTS]
     if unknown:
         raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(FAULTS)}")
-    unknown = sorted(set(opts) - OPTIONS)
+    unknown = sorted(set(opts) - USER_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown nemesis option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS - {'test_id', 'interval'}))})")
+        hint = " (set it with --nemesis-interval)" if unknown[0] == "interval" else ""
+        raise ValueError(f"unknown nemesis option {unknown[0]!r}{hint} "
+                         f"(known: {', '.join(sorted(USER_OPTIONS))})")
+    for key in sorted(opts):
+        kind = KIND_OPTIONS.get(key)
+        if kind is not None and kind not in kinds:
+            raise ValueError(f"nemesis option {key!r} is for the {kind} fault, which this test "
+                             f"does not inject (nemesis: {', '.join(kinds) or 'none'})")
     together = opts.get("together", 1)
     if isinstance(together, bool) or not isinstance(together, int) or together < 1:
         raise ValueError(f"nemesis option together must be a whole number >= 1, got {together!r}")
-    parts = {kind: _NEMESES[kind](nodes, target, rng, opts) for kind in dict.fromkeys(kinds)}
-    return CombinedNemesis(parts)
+    if "targets" in opts:
+        name_list(opts["targets"], SELECTIONS, "targets")
+    for kind in kinds:
+        if kind != "partition":
+            allowed_selections(kind, opts)
+    if "partition_shapes" in opts:
+        name_list(opts["partition_shapes"], partition.SHAPES, "partition_shapes")
+    for kind in ("loss", "duplicate"):
+        if f"{kind}_probability" in opts:
+            checked_probability(opts[f"{kind}_probability"], kind)
+    if "delay" in kinds:
+        delay.checked_params({k: opts.get(f"delay_{k}", v) for k, v in delay.DEFAULTS.items()})
+    if "clock_modes" in opts:
+        name_list(opts["clock_modes"], clock.MODES, "clock_modes")
+    for key in ("clock_max_offset", "clock_strobe_period"):
+        if key in opts:
+            positive_seconds(opts[key], key)

@@ -50,7 +50,7 @@ class DelayNemesis(StartStopFault):
         self.target = target
         self.rng = rng
         self.allowed = allowed_selections("delay", opts)
-        self.defaults = _checked_params({k: opts.get(f"delay_{k}", v) for k, v in DEFAULTS.items()})
+        self.defaults = checked_params({k: opts.get(f"delay_{k}", v) for k, v in DEFAULTS.items()})
         self.chain = chain_name("delay", opts)
         # Queues are per network namespace; a number of its own per test only eases reading.
         self.queue = 1 + int(hashlib.sha256(self.chain.encode()).hexdigest()[:4], 16) % 60000
@@ -60,7 +60,7 @@ class DelayNemesis(StartStopFault):
         params = dict(self.defaults)
         links = None
         if isinstance(spec, dict):
-            params = _checked_params({k: spec.get(k, v) for k, v in params.items()})
+            params = checked_params({k: spec.get(k, v) for k, v in params.items()})
             links = spec.get("links")
             spec = spec.get("targets", spec.get("nodes"))
         if links is not None:
@@ -142,7 +142,8 @@ class DelayNemesis(StartStopFault):
         return {k: sorted(set(v) - {k}, key=known.index) for k, v in links.items() if v}
 
 
-def _checked_params(params: dict) -> dict:
+def checked_params(params: dict) -> dict:
+    """The delay parameters as the delayer takes them, or ValueError naming the bad one."""
     for key in ("mean", "jitter"):
         v = params[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \

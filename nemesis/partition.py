@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from .choose import current_leader
 from .firewall import chain_name, on_each_node, remove_chain, set_drops
+from .options import name_list
 from .start_stop import StartStopFault
 
 START, STOP = "start-partition", "stop-partition"
@@ -112,11 +113,7 @@ class PartitionNemesis(StartStopFault):
         self.nodes = list(nodes)
         self.target = target
         self.rng = rng
-        self.shapes = list(opts.get("partition_shapes", SHAPES))
-        unknown = [s for s in self.shapes if s not in SHAPES]
-        if unknown or not self.shapes:
-            raise ValueError(f"partition shapes must be a non-empty list of {', '.join(SHAPES)}; "
-                             f"got {self.shapes!r}")
+        self.shapes = name_list(opts.get("partition_shapes", SHAPES), SHAPES, "partition_shapes")
         self.chain = chain_name("partition", opts)
 
     def start(self, spec) -> dict:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.history import HistoryError
+
 from .graph import RW, WR, WW, DependencyGraph
 from .lost_update import LostUpdates
 from .txns import TxnHistory
@@ -91,7 +93,7 @@ class ListAppend:
                 try:
                     f, k, v = mop
                 except (TypeError, ValueError):
-                    raise ValueError(f"op {txns.index[n]}: micro-op {mop!r} is not [f, key, value]") from None
+                    raise HistoryError(f"op {txns.index[n]}: micro-op {mop!r} is not [f, key, value]") from None
                 if f == "append":
                     wk = write_index.get(k)
                     if wk is None:
@@ -136,8 +138,8 @@ class ListAppend:
                         elif readers[-1] != n:
                             readers.append(n)
                 else:
-                    raise ValueError(f"op {txns.index[n]}: list-append micro-ops are append and r, "
-                                     f"got {mop!r}")
+                    raise HistoryError(f"op {txns.index[n]}: list-append micro-ops are append and r, "
+                                       f"got {mop!r}")
         failed: dict[Any, dict[Any, Any]] = {}
         for op in txns.fails:
             value = op.get("value") or ()

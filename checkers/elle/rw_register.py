@@ -20,6 +20,8 @@ from typing import Any
 
 import networkx as nx
 
+from core.history import HistoryError
+
 from .graph import RW, WR, WW, DependencyGraph, realtime_reduction
 from .lost_update import LostUpdates
 from .txns import TxnHistory
@@ -358,8 +360,8 @@ def _check_mops(op: dict) -> list:
     value = op.get("value") or []
     for mop in value:
         if not isinstance(mop, (list, tuple)) or len(mop) != 3 or mop[0] not in ("r", "w"):
-            raise ValueError(f"op {op.get('index')}: rw-register micro-ops are [\"r\", k, v] and "
-                             f"[\"w\", k, v], got {mop!r}")
+            raise HistoryError(f"op {op.get('index')}: rw-register micro-ops are [\"r\", k, v] and "
+                               f"[\"w\", k, v], got {mop!r}")
     return value
 
 

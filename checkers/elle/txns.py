@@ -16,7 +16,7 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from core.history import NEMESIS, NO_PARTNER, pair
+from core.history import NEMESIS, NO_PARTNER, HistoryError, pair
 
 _DROP = -2**31                      # an event slot whose transaction never became a node
 
@@ -58,7 +58,7 @@ class TxnHistory:
             typ = op["type"]
             value = op.get("value")
             if value is not None and type(value) is not list and not isinstance(value, (list, tuple)):
-                raise ValueError(f"op {op.get('index', pos)}: a transaction's value must be a "
+                raise HistoryError(f"op {op.get('index', pos)}: a transaction's value must be a "
                                  f"list of micro-ops, got {value!r}")
             if typ == "invoke":
                 if partner[pos] != NO_PARTNER:  # an invocation never completed is no node

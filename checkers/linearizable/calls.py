@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.history import NEMESIS, NO_PARTNER, pair
+from core.history import NEMESIS, NO_PARTNER, HistoryError, pair
 
 from .models import FAILED, UNKNOWN, Model
 
@@ -66,7 +66,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
             fail_cas: str = "ignored") -> Prepared:
     """Pair invocations with completions (`core.history.pairing`: a completion without an
     invocation was invoked before everything) and build the calls of each key. Raises
-    ValueError (HistoryError for the pairing rule) naming the op on a malformed history."""
+    HistoryError (a ValueError) naming the op on a malformed history."""
     if fail_cas not in FAIL_CAS:
         raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
     where = getattr(history, "where", None) or (lambda i: f"op {i}")
@@ -102,7 +102,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         kind = "open" if done is None else str.__str__(done["type"])
         f = invoke.get("f")
         if not isinstance(f, str):
-            raise ValueError(f"{where(at)}: op has no f (a string), got {f!r}")
+            raise HistoryError(f"{where(at)}: op has no f (a string), got {f!r}")
         if type(f) is not str:
             f = str.__str__(f)
         if kind == "fail" and not (observe_failed_cas and f == "cas"):
@@ -131,7 +131,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         try:
             inp, out = model_call(f, value, FAILED if kind == "fail" else result)
         except ValueError as e:
-            raise ValueError(f"{where(at)}: {e}") from None
+            raise HistoryError(f"{where(at)}: {e}") from None
         if out is UNKNOWN and read_only(inp, out):
             prepared.skipped_unknown += 1
             continue
@@ -150,4 +150,4 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
 
 
 def _not_a_pair(value, at: str):
-    raise ValueError(f"{at}: with independent keys a value must be [key, value], got {value!r}")
+    raise HistoryError(f"{at}: with independent keys a value must be [key, value], got {value!r}")

@@ -29,7 +29,7 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 from harness.protocols import Node, RemoteError
-from harness.run import SetupError
+from core.errors import SetupError
 
 from .docker_clean import LABEL, TEST_LABEL
 from .docker_daemon import HOST, DockerDaemon, DockerUnavailable, answers, client_for

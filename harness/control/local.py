@@ -188,6 +188,9 @@ class LocalCluster:
 
 def make_cluster(spec: dict, work_dir: str) -> LocalCluster:
     import secrets
+    if spec.get("backend_opts"):
+        raise ClusterError(f"the local backend takes no backend options, got "
+                           f"{sorted(spec['backend_opts'])[0]!r} (ssh and docker take them)")
     return LocalCluster(secrets.token_hex(3), spec["node_count"], work_dir)
 
 

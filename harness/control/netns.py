@@ -12,14 +12,17 @@ import signal
 import subprocess
 import time
 
+from core.errors import SetupError
+
 log = logging.getLogger("tectonic.control")
 
 NETNS_DIR = "/run/netns"
 COMMAND_TIMEOUT = 15.0
 
 
-class ClusterError(RuntimeError):
-    """Creating, using or removing the local cluster failed."""
+class ClusterError(SetupError):
+    """Creating, using or removing the local cluster failed: a missing tool, a name taken,
+    a command the host refused. The user fixes the host, so it is a SetupError (exit 254)."""
 
 
 def run(argv: list[str], *, check: bool = True, input: str | None = None,

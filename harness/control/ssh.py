@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from harness.protocols import Node, RemoteError
-from harness.run import SetupError
+from core.errors import SetupError
 
 from .names import ClusterNames
 from .ssh_clock import HostClock, boot_id, controller_boot_id, shared_kernel_refusal

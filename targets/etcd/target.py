@@ -26,6 +26,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from core.errors import SetupError
 from targets.daemon import Daemon
 from targets.etcd.client import EtcdClient
 from targets.etcd.gateway import Gateway, GatewayError, number
@@ -103,7 +104,7 @@ class EtcdTarget(Daemon):
     def setup(self, node) -> None:
         found = node.remote.exec(["test", "-x", self.binary], check=False)
         if found.returncode != 0:
-            raise RuntimeError(f"etcd: no executable {self.binary} on {node.name} "
+            raise SetupError(f"etcd: no executable {self.binary} on {node.name} "
                                f"(apt-get install -y etcd-server, or set target_opts.etcd_binary)")
         node.remote.exec(["mkdir", "-p", node.dir])
 
@@ -133,8 +134,8 @@ class EtcdTarget(Daemon):
                 problem = "no leader" if leader is None else \
                     f"a write through leader {leader.name} failed: {done.get('error')}"
             time.sleep(0.1)
-        raise RuntimeError(f"etcd not healthy after {timeout:.0f}s: {problem} "
-                           f"(see {', '.join(self._log(n) for n in nodes)})")
+        raise SetupError(f"etcd not healthy after {timeout:.0f}s: {problem} "
+                         f"(see {', '.join(self._log(n) for n in nodes)})")
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+from core.errors import SetupError
 from targets.daemon import Daemon
 from targets.raftkv.client import RaftKVClient
 from targets.raftkv.bugs import BUGS
@@ -129,8 +130,8 @@ class RaftKVTarget(Daemon):
                     return
                 problem = f"a write through leader {leader.name} failed: {done.get('error')}"
             time.sleep(0.1)
-        raise RuntimeError(f"raftkv not healthy after {timeout:.0f}s: {problem} "
-                           f"(see {', '.join(self._log(n) for n in nodes)})")
+        raise SetupError(f"raftkv not healthy after {timeout:.0f}s: {problem} "
+                         f"(see {', '.join(self._log(n) for n in nodes)})")
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
@@ -165,7 +166,7 @@ class RaftKVTarget(Daemon):
         """Move this node's clock `seconds` away from the true time (0 puts it back)."""
         if self.faketime_on(node) is None:
             if require:
-                raise RuntimeError(f"raftkv: clock faults need libfaketime on {node.name} "
+                raise SetupError(f"raftkv: clock faults need libfaketime on {node.name} "
                                    "(apt-get install -y faketime)")
             return
         # One fixed-width write over the old text, never truncating: libfaketime re-reads

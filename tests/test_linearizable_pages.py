@@ -123,3 +123,4 @@ def test_the_page_of_a_100000_op_failing_history_is_small_and_renders_quickly(tm
     small_history, _ = _failing(400, seed=4)
     small_ms, _ = _open(_page(small_history, tmp_path / "small")[0], "small.html", tmp_path)
     assert ms < max(2000, 2 * small_ms), f"{ms} ms to open (a 400-op history's page: {small_ms} ms)"
+

@@ -29,6 +29,10 @@ DEFAULT_MODELS = ("strict-serializable",)
 COMPONENT_BUDGET = 2.0
 # How many explained cycles per anomaly type go into the result (the files hold all).
 EXPLANATIONS_PER_TYPE = 10
+# How many cycles per anomaly type are drawn (DOT, SVG): a huge failing history has
+# thousands, each drawing costs a Graphviz run, and nobody looks past the first few (the
+# text file tells every one).
+DRAWINGS_PER_TYPE = 10
 
 _CYCLE_BASES = ("G0", "G1c", "G-single", "G-single-item", "G-nonadjacent",
                 "G-nonadjacent-item", "G2-item", "G2")
@@ -104,7 +108,7 @@ def _check(history, workload, consistency_models, anomalies, time_limit, compone
                                           for s in steps]})
             if kind in reportable and (out_dir is not None or number <= EXPLANATIONS_PER_TYPE):
                 texts.setdefault(kind, []).append(writer.text(cycle, steps, number))
-                if out_dir is not None:
+                if out_dir is not None and number <= DRAWINGS_PER_TYPE:
                     dots.setdefault(kind, []).append(writer.dot(cycle, steps, number))
 
     result = _verdict(found, prohibited, reportable)

@@ -3,7 +3,8 @@
 A cycle is told as numbered steps, one per dependency: who wrote or read what, and why
 that orders the two transactions; the last step closes the loop. The same cycle is drawn
 as a DOT file (and an SVG when Graphviz's `dot` is installed). Files go to
-`<out_dir>/elle/<anomaly>.txt` and `<out_dir>/elle/<anomaly>/<n>.dot|.svg`.
+`<out_dir>/elle/<anomaly>.txt` (every cycle) and `<out_dir>/elle/<anomaly>/<n>.dot|.svg`
+(the first few: checker.DRAWINGS_PER_TYPE).
 """
 from __future__ import annotations
 

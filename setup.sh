@@ -8,6 +8,7 @@ APT_PACKAGES=(
   python3-venv python3-pip   # the project's virtual environment
   iproute2 iptables procps   # network namespaces, partitions, packet loss, process control
   util-linux mount           # unshare and mounts for the unprivileged (user-namespace) path
+  fuse3                      # the disk fault's lazy filesystem (libfuse3, fusermount3)
   faketime                   # per-node clocks for raftkv (libfaketime)
   etcd-server etcd-client    # the etcd target and its benchmark peer
   graphviz                   # SVG pictures of Elle's cycles

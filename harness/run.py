@@ -89,15 +89,16 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
         log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
         _warn_leftovers()
         log.info("work dir %s (the nodes' data; `tectonic clean` removes it if this controller dies)", work_dir)
-        nodes, target, nemesis = [], None, None
+        nodes, target, nemesis, disks = [], None, None, None
         try:
             phase("setup")
             nodes = cluster.create()
             target = (target_factory or _make_target)(spec, nodes)
             # Should this controller die, `tectonic clean` collects the logs (crash_logs.py).
             write_manifest(work_dir, run_dir, {n.name: _log_files(target, n) for n in nodes})
+            disks = _mount_disks(spec, nodes, target, cluster)
             _start_target(target, nodes)
-            nemesis, faults = _make_nemesis(spec, nodes, target, cluster)
+            nemesis, faults = _make_nemesis(spec, nodes, target, cluster, disks)
             phase("running")
             with ClusterWatch(cluster, stop) as watch:
                 Runner(generator=test_generator(spec, workload, faults), target=target,
@@ -109,7 +110,7 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
         finally:
             history.flush()
             phase("teardown")
-            _teardown(spec, cluster, nodes, target, nemesis, run_dir)
+            _teardown(spec, cluster, nodes, target, nemesis, run_dir, disks)
             shutil.rmtree(work_dir, ignore_errors=True)
         phase("checking")
         history.close()
@@ -205,7 +206,34 @@ def _start_target(target, nodes: list) -> None:
     log.info("target %s healthy on %s", target.name, ", ".join(n.name for n in nodes))
 
 
-def _make_nemesis(spec: dict, nodes: list, target, cluster):
+def _test_id(cluster):
+    """The cluster's test id (names chains and mounts, for `tectonic clean`), or None."""
+    return getattr(getattr(cluster, "names", None), "test_id", None)
+
+
+def _mount_disks(spec: dict, nodes: list, target, cluster):
+    """With the disk fault, lazy filesystems over the target's data dirs (before it
+    starts, so it writes through them from its first byte); else None."""
+    if "disk" not in spec["nemesis"]:
+        return None
+    from nemesis.disk import LazyDisks
+    data_dir = getattr(target, "data_dir", None)
+    if not callable(data_dir):
+        raise SetupError(f"disk faults need a target that names its data dir (data_dir); "
+                         f"{spec['target']} does not")
+    try:
+        disks = LazyDisks(nodes, data_dir, _test_id(cluster) or spec["name"], spec["seed"])
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    try:
+        disks.mount()
+    except BaseException:
+        _attempt("unmount disks", disks.unmount)
+        raise
+    return disks
+
+
+def _make_nemesis(spec: dict, nodes: list, target, cluster, disks=None):
     if not spec["nemesis"]:
         return HealingNemesis(NoopNemesis()), {}
     from nemesis.combined import FAULTS, make_nemesis
@@ -213,14 +241,15 @@ def _make_nemesis(spec: dict, nodes: list, target, cluster):
         inner = make_nemesis(spec["nemesis"], nodes, target, random.Random(spec["seed"]),
                              {**spec["nemesis_opts"], "interval": spec["nemesis_interval"],
                               # names the iptables chains after the test, for `tectonic clean`
-                              "test_id": getattr(getattr(cluster, "names", None), "test_id", None)})
+                              "test_id": _test_id(cluster),
+                              **({"disks": disks} if disks is not None else {})})
     except ValueError as e:
         raise SetupError(str(e)) from None
     inner.setup()
     return HealingNemesis(inner), {k: FAULTS[k] for k in spec["nemesis"]}
 
 
-def _teardown(spec, cluster, nodes, target, nemesis, run_dir) -> None:
+def _teardown(spec, cluster, nodes, target, nemesis, run_dir, disks=None) -> None:
     """Undo everything, each step on its own so one failure does not skip the rest. The
     nodes are taken down side by side (resume, collect the logs, stop the target): on
     remote hosts each step is a few round trips, and one node at a time would add them up."""
@@ -234,6 +263,8 @@ def _teardown(spec, cluster, nodes, target, nemesis, run_dir) -> None:
             _attempt(f"teardown {n.name}", lambda: target.teardown(n))
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
             list(pool.map(down, nodes))
+    if disks is not None:
+        _attempt("unmount disks", disks.unmount)
     _attempt("destroy cluster", cluster.destroy)
 
 

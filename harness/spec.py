@@ -23,7 +23,7 @@ WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "counter",
 _SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom",
                            "mariadb": "targets.mariadb", "galera": "targets.galera",
                            "postgres": "targets.postgres"}
-NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate")
+NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "disk")
 BACKENDS = ("local", "ssh", "docker")
 MAX_CONCURRENCY = 1000
 
@@ -190,6 +190,9 @@ def _refuse_impossible_faults(spec: dict, where: str) -> None:
     if "delay" in spec["nemesis"] and spec["backend"] != "local":
         raise SpecError(f"{where}: delay faults need the local backend: they run an NFQUEUE "
                         f"delayer inside each node's namespace (--backend local)")
+    if "disk" in spec["nemesis"] and spec["backend"] != "local":
+        raise SpecError(f"{where}: disk faults need the local backend: they mount a FUSE "
+                        f"filesystem over each node's data dir (--backend local)")
     if "clock" not in spec["nemesis"]:
         return
     if spec["backend"] == "docker":

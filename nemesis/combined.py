@@ -5,7 +5,7 @@ rest, repeat, heal at the end) needs nothing else to drive any mix of kinds.
 """
 from __future__ import annotations
 
-from . import clock, delay, duplicate, kill, loss, partition, pause
+from . import clock, delay, disk, duplicate, kill, loss, partition, pause
 from .choose import SELECTIONS, allowed_selections
 from .loss import checked_probability
 from .options import name_list, positive_seconds
@@ -18,19 +18,21 @@ FAULTS: dict[str, tuple[str, str]] = {
     "loss": (loss.START, loss.STOP),
     "delay": (delay.START, delay.STOP),
     "duplicate": (duplicate.START, duplicate.STOP),
+    "disk": (disk.START, disk.STOP),
 }
 
 # Options that only one kind of fault reads: giving one without its fault is a mistake.
 KIND_OPTIONS = {"partition_shapes": "partition", "loss_probability": "loss",
                 "clock_modes": "clock", "clock_max_offset": "clock", "clock_strobe_period": "clock",
-                "duplicate_probability": "duplicate",
+                "duplicate_probability": "duplicate", "disk_torn": "disk",
                 **{f"delay_{param}": "delay" for param in delay.DEFAULTS},
                 # a partition's nodes come from its shapes, so it takes no targets
                 **{f"{kind}_targets": kind for kind in FAULTS if kind != "partition"}}
 # `together` (faults held at once) is the schedule's (harness/schedule.py); the rest are ours.
 USER_OPTIONS = {"together", "targets", *KIND_OPTIONS}
 # Set by the harness, not by users: the chains' test id and the spec's nemesis_interval.
-INTERNAL_OPTIONS = {"test_id", "interval"}
+# and the disk fault's mounted lazy filesystems (nemesis.disk.LazyDisks).
+INTERNAL_OPTIONS = {"test_id", "interval", "disks"}
 
 _NEMESES = {
     "partition": partition.PartitionNemesis,
@@ -40,11 +42,12 @@ _NEMESES = {
     "loss": loss.LossNemesis,
     "delay": delay.DelayNemesis,
     "duplicate": duplicate.DuplicateNemesis,
+    "disk": disk.DiskNemesis,
 }
 
 # Healing order: clocks and network first, then resume paused processes, restart killed
 # ones last, so restarted nodes come back into a whole network with true time.
-_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "partition", "pause", "kill")
+_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "partition", "pause", "kill", "disk")
 
 
 class CombinedNemesis:
@@ -90,7 +93,8 @@ def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> Comb
     opts (all optional): test_id (names the iptables chains), targets / <kind>_targets
     (node selections to draw from), partition_shapes, loss_probability, clock_modes,
     clock_max_offset, clock_strobe_period, duplicate_probability, delay_mean, delay_jitter,
-    delay_distribution, delay_reorder. Raises ValueError for an unknown kind or option
+    delay_distribution, delay_reorder, disk_torn, and disks (nemesis.disk.LazyDisks: the
+    mounted lazy filesystems the disk fault crashes). Raises ValueError for an unknown kind or option
     value, and for clock faults on a target that cannot take them.
     """
     check_options(kinds, {k: v for k, v in opts.items() if k not in INTERNAL_OPTIONS})
@@ -130,6 +134,8 @@ def check_options(kinds: list[str], opts: dict) -> None:
             checked_probability(opts[f"{kind}_probability"], kind)
     if "delay" in kinds:
         delay.checked_params({k: opts.get(f"delay_{k}", v) for k, v in delay.DEFAULTS.items()})
+    if not isinstance(opts.get("disk_torn", False), bool):
+        raise ValueError(f"disk_torn must be true or false, got {opts['disk_torn']!r}")
     if "clock_modes" in opts:
         name_list(opts["clock_modes"], clock.MODES, "clock_modes")
     for key in ("clock_max_offset", "clock_strobe_period"):

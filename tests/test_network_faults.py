@@ -235,3 +235,14 @@ def test_delay_parameters_are_checked_and_other_backends_refused():
     with pytest.raises(ValueError, match="unknown nodes"):
         DelayNemesis(local, None, random.Random(1), {}).start({"links": {"n9": ["n1"]}})
     assert PartitionNemesis(local, None, random.Random(1), {}).grudge_for("one-way-mute")[1]
+
+
+@pytest.mark.parametrize("fault", ["delay", "disk"])
+@pytest.mark.parametrize("backend", ["docker", "ssh"])
+def test_faults_that_need_the_local_backend_are_refused_before_any_cluster(fault, backend):
+    from core.errors import SpecError
+    from harness.spec import resolve_spec
+    spec = {"nemesis": [fault], "backend": backend,
+            "backend_opts": {"nodes": ["h1", "h2", "h3"]} if backend == "ssh" else {}}
+    with pytest.raises(SpecError, match=f"{fault} faults need the local backend"):
+        resolve_spec(spec)

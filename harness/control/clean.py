@@ -40,6 +40,7 @@ def find_leftovers(test_id: str | None = None, *, force: bool = False) -> list[s
         found.extend(f"process {process_description(pid)} in namespace {netns}" for pid in pids)
     found.extend(f"link {name}" for name in match.links())
     found.extend(f"iptables chain {chain}" for chain in match.chains())
+    found.extend(f"FUSE mount {mount}" for mount in match.mounts())
     found.extend(f"work directory {d}" for d in match.dirs())
     found.extend(f"guard route {net}" for net in _stale_guard_routes(match))
     found.extend(docker_leftovers(test_id))
@@ -73,6 +74,10 @@ def clean(test_id: str | None = None, *, force: bool = False) -> list[str]:
     for netns in netns_list:
         delete_netns(netns)
         removed.append(f"namespace {netns}")
+    # After the processes: a lazy disk's filesystem process is gone, its mount is not.
+    for mount in match.mounts():
+        _unmount(mount)
+        removed.append(f"FUSE mount {mount}")
     for d in match.dirs():
         removed.extend(f"collected {line}" for line in collect_logs(d))
         shutil.rmtree(d, ignore_errors=True)
@@ -150,10 +155,33 @@ class _Matcher:
         names = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("-N ")]
         return [c for c in names if self.chain_re.match(c) and not c.startswith(self._kept_chains)]
 
+    def mounts(self) -> list[str]:
+        """Mount points of the disk fault's lazy filesystems, named '<chain tag>-disk'
+        (nemesis/disk.py) in the controller's mount table."""
+        try:
+            with open("/proc/self/mounts") as f:
+                lines = [line.split() for line in f]
+        except OSError:
+            return []
+        return [_unescape(fields[1]) for fields in lines
+                if len(fields) > 2 and fields[2].startswith("fuse") and fields[0].endswith("-disk")
+                and self.chain_re.match(fields[0]) and not fields[0].startswith(self._kept_chains)]
+
     def dirs(self) -> list[str]:
         """The work directories (the nodes' data dirs) of dead tests' records."""
         return [d for r in self.released for d in r.dirs
                 if os.path.isabs(d) and os.path.dirname(d) != d and os.path.isdir(d)]
+
+
+def _unescape(field: str) -> str:
+    """A /proc/self/mounts field as a path (spaces and the like are octal escapes)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _unmount(mount: str) -> None:
+    proc = run(["umount", "-l", mount], check=False)
+    if proc.returncode != 0 and os.path.ismount(mount):
+        raise ClusterError(f"cannot unmount {mount}: {proc.stderr.strip()}")
 
 
 def _delete_chain(chain: str) -> None:

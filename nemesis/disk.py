@@ -1,0 +1,166 @@
+"""Disk faults: a node crashes and loses what its target wrote but did not fsync.
+
+Before the target starts, each node's data dir gets a lazy filesystem of its own
+(nemesis/lazyfs.py, FUSE): writes stay in memory until fsync. start-disk "crashes" the
+chosen nodes: the target is killed (SIGKILL), then the filesystem forgets every write not
+yet fsynced, or with `torn` keeps only a random prefix of them (a write cut short by the
+power cut); stop-disk (and heal) restarts the crashed nodes. A target that fsyncs what it
+acknowledges loses nothing that matters; one that does not (raftkv --bug no-fsync) loses
+acknowledged writes without a majority ever being down at once.
+
+The filesystem's process runs in the node's network namespace (so `tectonic clean` finds
+and kills it with the namespace's processes) but mounts in the controller's mount
+namespace, where the target's processes inherit the mount when they start. Its mount is
+named `<chain tag>-disk` (harness/control/names.py), so clean can unmount it after a
+SIGKILLed controller. Local backend only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+from harness.control.names import chain_tag
+from harness.protocols import HostRemote
+
+from .choose import allowed_selections, choose_nodes, names
+from .local_only import refuse_unless_local
+from .start_stop import StartStopFault
+
+START, STOP = "start-disk", "stop-disk"
+MOUNT_TIMEOUT = 15.0  # seconds for a lazy filesystem to mount and answer
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def mount_name(test_id: str) -> str:
+    """The fsname of a test's lazy filesystems: its chain tag and "-disk"."""
+    return f"{chain_tag(str(test_id))}-disk"
+
+
+class LazyDisks:
+    """One lazy filesystem over each node's data dir; `unmount` takes them all away.
+
+    Mount before the target's setup (an empty data dir is mounted over; its files live in
+    a backing dir beside it), unmount after the target's teardown."""
+
+    def __init__(self, nodes: list, data_dir, test_id: str, seed: int):
+        refuse_unless_local(nodes, "disk", "a FUSE filesystem mounted beside each node")
+        if shutil.which("fusermount3") is None:
+            raise ValueError("disk faults need FUSE 3 (apt-get install -y fuse3)")
+        self.nodes = list(nodes)
+        self.data_dir = data_dir  # node -> the target's data dir on it
+        self.name = mount_name(test_id)
+        self.seed = seed
+        self.mounts: dict[str, str] = {}  # node name -> mount point
+
+    def control(self, node) -> str:
+        return os.path.join(node.dir, "lazyfs.sock")
+
+    def mount(self) -> None:
+        for i, node in enumerate(self.nodes):
+            mount, backing = self.data_dir(node), os.path.join(node.dir, "disk-backing")
+            os.makedirs(mount, exist_ok=True)
+            os.makedirs(backing, exist_ok=True)
+            # nsenter --net keeps the controller's mount namespace, where the mount must be.
+            remote = HostRemote(wrap=["nsenter", f"--net=/run/netns/{node.extra['netns']}", "--"])
+            remote.spawn([sys.executable, "-m", "nemesis.lazyfs", "--backing", backing,
+                          "--mount", mount, "--control", self.control(node), "--name", self.name,
+                          "--seed", str(self.seed + i)],
+                         log=os.path.join(node.dir, "lazyfs.log"),
+                         pidfile=os.path.join(node.dir, "lazyfs.pid"),
+                         env={"PYTHONPATH": _PROJECT_ROOT}, cwd=_PROJECT_ROOT)
+            self.mounts[node.name] = mount
+        for node in self.nodes:
+            self._wait_mounted(node)
+
+    def _wait_mounted(self, node) -> None:
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while True:
+            try:
+                if os.path.ismount(self.mounts[node.name]):
+                    self.ask(node, {"do": "pending"})
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the lazy filesystem on {node.name} did not mount within "
+                                   f"{MOUNT_TIMEOUT:.0f}s (see {os.path.join(node.dir, 'lazyfs.log')})")
+            time.sleep(0.05)
+
+    def ask(self, node, request: dict) -> dict:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(self.control(node))
+            sock.sendall((json.dumps(request) + "\n").encode())
+            answer = json.loads(sock.makefile().readline())
+        if "error" in answer:
+            raise RuntimeError(f"lazy filesystem on {node.name}: {answer['error']}")
+        return answer
+
+    def unmount(self) -> None:
+        """Unmount every mount (lazily when busy); the filesystems' processes then exit."""
+        errors = []
+        for name, mount in list(self.mounts.items()):
+            proc = subprocess.run(["umount", "-l", mount], capture_output=True, text=True)
+            if proc.returncode != 0 and os.path.ismount(mount):
+                errors.append(f"{mount}: {proc.stderr.strip()}")
+                continue
+            del self.mounts[name]
+        if errors:
+            raise RuntimeError("cannot unmount lazy filesystems: " + "; ".join(errors))
+
+
+class DiskNemesis(StartStopFault):
+    """start-disk: value None (the rng picks one of opts["disk_targets"]), a selection, a
+    list of node names, or {"targets": ..., "torn": bool} (default opts["disk_torn"],
+    False). Completed: {"targets", "crashed": [nodes], "torn", "lost": {node: {"files",
+    "bytes"}}}, what each crash lost. stop-disk: {"restarted": [nodes]}."""
+
+    kind = "disk"
+
+    def __init__(self, nodes: list, target, rng, opts: dict):
+        disks = opts.get("disks")
+        if not isinstance(disks, LazyDisks):
+            raise ValueError("disk faults need the nodes' data dirs on lazy filesystems, "
+                             "mounted before the target starts (tectonic test does it)")
+        self.disks = disks
+        self.nodes = list(nodes)
+        self.target = target
+        self.rng = rng
+        self.allowed = allowed_selections("disk", opts)
+        self.torn = opts.get("disk_torn", False)
+        if not isinstance(self.torn, bool):
+            raise ValueError(f"disk_torn must be true or false, got {self.torn!r}")
+        self.crashed: list = []
+
+    def start(self, value) -> dict:
+        torn = self.torn
+        if isinstance(value, dict):
+            torn = value.get("torn", torn)
+            value = value.get("targets")
+        selection, chosen = choose_nodes(value, self.nodes, self.target, self.rng, self.allowed)
+        lost = {}
+        for node in chosen:
+            self.target.kill(node)
+            lost[node.name] = self.disks.ask(node, {"do": "crash", "torn": bool(torn)})
+            if node not in self.crashed:
+                self.crashed.append(node)
+        return {"targets": selection, "crashed": names(chosen), "torn": bool(torn), "lost": lost}
+
+    def stop(self) -> dict:
+        restarted, errors = [], []
+        for node in list(self.crashed):
+            try:
+                self.target.start(node)
+            except Exception as e:  # one node that will not start must not keep the rest down
+                errors.append(e)
+                continue
+            self.crashed.remove(node)
+            restarted.append(node.name)
+        if errors:
+            raise errors[0]
+        return {"restarted": restarted}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ class LazyDisks:
         self.name = mount_name(test_id)
         self.seed = seed
         self.mounts: dict[str, str] = {}  # node name -> mount point
+        self.pids: dict[str, int] = {}    # node name -> its filesystem's process
 
     def control(self, node) -> str:
         return os.path.join(node.dir, "lazyfs.sock")
@@ -67,7 +69,7 @@ class LazyDisks:
             os.makedirs(backing, exist_ok=True)
             # nsenter --net keeps the controller's mount namespace, where the mount must be.
             remote = HostRemote(wrap=["nsenter", f"--net=/run/netns/{node.extra['netns']}", "--"])
-            remote.spawn([sys.executable, "-m", "nemesis.lazyfs", "--backing", backing,
+            self.pids[node.name] = remote.spawn([sys.executable, "-m", "nemesis.lazyfs", "--backing", backing,
                           "--mount", mount, "--control", self.control(node), "--name", self.name,
                           "--seed", str(self.seed + i)],
                          log=os.path.join(node.dir, "lazyfs.log"),
@@ -102,7 +104,9 @@ class LazyDisks:
         return answer
 
     def unmount(self) -> None:
-        """Unmount every mount (lazily when busy); the filesystems' processes then exit."""
+        """Unmount every mount (lazily, so a process still holding a file cannot block it),
+        then stop the filesystems' processes: libfuse does not always leave its loop when
+        its mount goes, but it does on SIGTERM."""
         errors = []
         for name, mount in list(self.mounts.items()):
             proc = subprocess.run(["umount", "-l", mount], capture_output=True, text=True)
@@ -110,8 +114,33 @@ class LazyDisks:
                 errors.append(f"{mount}: {proc.stderr.strip()}")
                 continue
             del self.mounts[name]
+            pid = self.pids.pop(name, None)
+            if pid is not None:
+                _stop(pid)
         if errors:
             raise RuntimeError("cannot unmount lazy filesystems: " + "; ".join(errors))
+
+
+def _stop(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM pid, and SIGKILL it if it is still there after timeout."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return ") Z " not in f.read()  # a zombie is gone: the spawner's reaper collects it
+    except OSError:
+        return False
 
 
 class DiskNemesis(StartStopFault):

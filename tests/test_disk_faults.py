@@ -48,6 +48,7 @@ def lazy(tmp_path):
         yield mount, backing, ask
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+        proc.terminate()  # libfuse does not always leave its loop on umount alone
         proc.wait(timeout=10)
         assert not os.path.ismount(mount)
 
@@ -162,6 +163,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_clean_after_a_sigkilled_controller_removes_delayers_and_lazy_mounts(tmp_path):
     from harness.control.clean import clean, find_leftovers
     test_id = f"diskk-{secrets.token_hex(3)}"

@@ -60,6 +60,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.tectonic-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,ssh,docker,sql]' >&2
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,ssh,docker,sql,dask]' >&2
   touch "$stamp"
 fi

@@ -21,6 +21,8 @@ class SetChecker:
         attempted: dict = {}
         acked: dict = {}
         final: dict = {}
+        add_index: dict = {}   # (key, element) -> the add's invocation index
+        read_index: dict = {}  # key -> the final read's index
         for op in history:
             f, t, v = op.get("f"), op.get("type"), op.get("value")
             if op.get("process") == "nemesis" or not isinstance(v, (list, tuple)) or len(v) != 2:
@@ -29,10 +31,12 @@ class SetChecker:
             if f == self.add_f:
                 if t == "invoke":
                     attempted.setdefault(k, set()).add(v[1])
+                    add_index.setdefault((k, v[1]), op.get("index"))
                 elif t == "ok":
                     acked.setdefault(k, set()).add(v[1])
             elif f == self.read_f and t == "ok" and isinstance(v[1], (list, tuple)):
                 final[k] = list(v[1])
+                read_index[k] = op.get("index")
         keys = {}
         for k in sorted(set(attempted) | set(final), key=str):
             if k not in final:
@@ -52,6 +56,11 @@ class SetChecker:
         valid = merge_valid(r["valid"] for r in keys.values()) if keys else UNKNOWN
         lost_all = {k: r["lost"] for k, r in keys.items() if r.get("lost")}
         out = {"valid": valid, "keys": keys}
+        # The lost adds, and the final reads that showed what was never added.
+        blamed = [add_index[(k, e)] for k, r in keys.items() for e in r.get("lost") or ()]
+        blamed += [read_index[k] for k, r in keys.items() if r.get("unexpected")]
+        if blamed:
+            out["blamed"] = blamed
         if lost_all:
             out["lost"] = lost_all
             out["explanation"] = "; ".join(

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 
 import click
@@ -262,12 +263,33 @@ def _elle_summary(result: dict) -> str:
 @cli.command()
 @click.argument("file", type=str)
 @click.option("--store", help="Results directory (default: the campaign's, else ./store).")
-def campaign(file, store):
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tests at once on this machine, each with its own cluster and subnet.")
+@click.option("--dask", "dask_address", metavar="tcp://HOST:PORT",
+              help="Run each test as a task on the Dask cluster with this scheduler.")
+@click.option("--shared-store", is_flag=True,
+              help="--dask: the workers see --store at the same path; else runs are shipped back.")
+def campaign(file, store, parallel, dask_address, shared_store):
     """Run a matrix of tests with expected verdicts (regression testing)."""
     from .campaign import load_campaign, run_campaign
-    load_campaign(file, store)  # a malformed campaign is reported before anything starts
-    _reexec_unprivileged()
-    sys.exit(run_campaign(file, store=store))
+    from .campaign_exec import DaskExecutor, PoolExecutor, SerialExecutor
+    if dask_address is not None and parallel != 1:
+        raise UserError("campaign: give --parallel or --dask, not both (Dask workers decide "
+                        "their own parallelism with --nthreads)")
+    if shared_store and dask_address is None:
+        raise UserError("campaign: --shared-store is for --dask")
+    if dask_address is not None and not re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", dask_address):
+        raise UserError(f"campaign: --dask must look like tcp://HOST:PORT, got {dask_address!r}")
+    loaded = load_campaign(file, store)  # a malformed campaign is reported before anything starts
+    if dask_address is not None:
+        if shared_store and not os.path.isabs(loaded.store):
+            raise UserError(f"campaign: --shared-store needs an absolute --store path (the workers' "
+                            f"working directories differ), got {loaded.store!r}")
+        executor = DaskExecutor(dask_address, shared_store=shared_store)
+    else:
+        _reexec_unprivileged()
+        executor = PoolExecutor(parallel) if parallel > 1 else SerialExecutor()
+    sys.exit(run_campaign(file, store=store, executor=executor))
 
 
 @cli.command()

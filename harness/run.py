@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from core.errors import SetupError, SpecError, UserError
+from checkers.detection import first_blamed
 from checkers.exceptions import UnhandledExceptionsChecker
 from checkers.result import UNKNOWN, run_checkers
 from checkers.stats import StatsChecker
@@ -152,7 +153,10 @@ def stored_history(run_dir: str):
 
 def check_history(ops: list[dict], checkers: dict, run_dir: str | None) -> dict:
     every = {"stats": StatsChecker(), **checkers, "unhandled-exceptions": UnhandledExceptionsChecker()}
-    return run_checkers(every, ops, {"out_dir": run_dir})
+    results = run_checkers(every, ops, {"out_dir": run_dir})
+    if results["valid"] is False:
+        results["detection"] = first_blamed(ops, results)
+    return results
 
 
 # ----------------------------------------------------------------- the parts

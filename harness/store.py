@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import threading
 
 
 def new_run_dir(store: str, test_name: str) -> str:
@@ -27,7 +28,8 @@ def new_run_dir(store: str, test_name: str) -> str:
 
 def _point_latest(store: str, run_dir: str) -> None:
     link = os.path.join(store, "latest")
-    tmp = link + ".tmp"
+    # A temporary name of this process and thread: parallel runs share the store.
+    tmp = f"{link}.{os.getpid()}-{threading.get_ident()}.tmp"
     rel = os.path.relpath(run_dir, store)
     try:
         os.remove(tmp)

@@ -10,6 +10,8 @@ import json
 import os
 import pathlib
 import re
+import subprocess
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
@@ -18,7 +20,7 @@ import pytest
 
 from harness.campaign import CampaignError, load_campaign, run_campaign
 from harness.spec import SpecError
-from tests.conftest import needs_root
+from tests.conftest import ROOT, needs_root
 
 RUN_NUMBERS = itertools.count(1)
 
@@ -51,7 +53,9 @@ class FakeRunner:
         run_dir = self.store / spec["name"] / f"20240101T{next(RUN_NUMBERS):06d}.000"
         run_dir.mkdir(parents=True)
         checkers = {"linearizable": {"valid": valid, "failures": {} if valid else {"k1": {}}}}
-        results = {"valid": valid, "checkers": checkers}
+        results = {"valid": valid, "checkers": checkers, "seed": spec.get("seed")}
+        if valid is False and spec.get("seed") is not None:  # found after seed/2 seconds
+            results["detection"] = {"index": 7, "time": 0, "seconds": spec["seed"] / 2, "checker": "linearizable"}
         (run_dir / "results.json").write_text(json.dumps(results))
         return SimpleNamespace(valid=valid, run_dir=str(run_dir), results=results,
                                exit_code=0 if valid else 1)
@@ -86,10 +90,10 @@ def test_campaign_as_expected_exits_0_with_one_testcase_per_run(tmp_path, capsys
     assert cases[2].find("failure") is None
     assert "verdict: invalid" in cases[2].find("system-out").text
     html = (store / "campaigns" / "small" / "campaign.html").read_text()
-    assert "3 of 3 runs as expected" in html and "nonlinearizable" in html
+    assert "3 of 3 entries as expected" in html and "nonlinearizable" in html
     assert re.search(r'href="../../small-raftkv-register-partition-stale-reads/20240101T\d{6}.000/report.html"', html)
     out = capsys.readouterr().out
-    assert "3 of 3 runs as expected" in out and "campaign small" in out
+    assert "3 of 3 entries as expected" in out and "campaign small" in out
 
 
 def test_a_verdict_other_than_expected_fails_the_campaign_and_its_testcase(tmp_path):
@@ -180,7 +184,61 @@ def test_the_same_run_listed_twice_runs_twice(tmp_path):
     assert names == ["raftkv register nemesis=none seed=1", "raftkv register nemesis=none seed=1#2"]
 
 
+REPEATED = """
+name: repeated
+base: {target: raftkv, workload: register, nemesis: [partition], seed: 1}
+entries:
+  - {bugs: [stale-reads], repeat: 5, expect: invalid, at_least: 0.6}
+  - {bugs: [lease-reads], repeat: 5, expect: invalid}
+  - {repeat: 2}
+"""
+
+
+class SomeSeedsFind(FakeRunner):
+    """A bug shows only under odd seeds (3 of the 5 seeds 1..5)."""
+
+    def __call__(self, spec):
+        return super().__call__({**spec, "bugs": spec.get("bugs") if spec["seed"] % 2 else []}) \
+            if spec.get("bugs") else super().__call__(spec)
+
+
+def test_repeat_and_pass_policy_decide_each_entry_with_bug_finding_figures(tmp_path):
+    store = tmp_path / "store"
+    runner = SomeSeedsFind(store)
+    assert run_campaign(write(tmp_path, REPEATED, "repeated.yaml"), store=str(store), runner=runner) == 1
+    assert [c["seed"] for c in runner.calls] == [1, 2, 3, 4, 5] * 2 + [1, 2]
+    suite = junit(store, "repeated").find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
+    found, missed, clean = suite.findall("testcase")
+    assert found.get("name") == "raftkv register nemesis=partition bugs=stale-reads seeds=1..5"
+    assert found.find("failure") is None  # 3 of 5 >= 60%
+    out = found.find("system-out").text
+    assert "found in 3 of 5 runs (seeds 1, 3, 5)" in out
+    assert "time to detection: median 1.5 s, max 2.5 s" in out   # seeds 1, 3, 5 -> 0.5, 1.5, 2.5
+    failure = missed.find("failure")  # `all` by default: 3 of 5 is not enough
+    assert failure.get("message") == "expected invalid in all 5 runs, got valid 2, invalid 3"
+    assert failure.text.index("run seed 2: valid") < failure.text.index("run seed 1: invalid")
+    assert "repeat: tectonic test --spec" in failure.text
+    assert clean.find("failure") is None
+    html = (store / "campaigns" / "repeated" / "campaign.html").read_text()
+    assert "2 of 3 entries as expected, 1 not" in html
+    assert 'src="data:image/png;base64,' in html and (store / "campaigns" / "repeated" / "ttd.png").exists()
+    assert html.count('title="invalid, seed') == 6 and html.count('title="valid, seed') == 6
+
+
+def test_an_interrupted_entry_is_undecided_until_its_runs_are_done(tmp_path):
+    store, path = tmp_path / "store", write(tmp_path, REPEATED, "repeated.yaml")
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(path, store=str(store), runner=SomeSeedsFind(store, interrupt_at=3))
+    cases = junit(store, "repeated").findall(".//testcase")
+    assert [c.find("skipped") is not None for c in cases] == [True, True, True]
+    assert run_campaign(path, store=str(store), runner=SomeSeedsFind(store)) == 1
+
+
 @pytest.mark.parametrize("text, message", [
+    ("at_least: 0\nentries: [{}]", "field 'at_least' must be 'all' or a fraction"),
+    ("entries: [{at_least: 1.5}]", "field 'entries[0].at_least' must be 'all' or a fraction"),
+    ("entries: [{at_least: most}]", "field 'entries[0].at_least' must be 'all' or a fraction"),
     ("matrix: {workload: register}", "field 'matrix.workload' must be a non-empty list"),
     ("matrix: {workloads: [register]}", "field 'matrix.workloads': use the spec field name 'workload'"),
     ("entries: [{workload: register, expect: broken}]", "field 'entries[0].expect' must be one of valid, invalid, unknown"),
@@ -205,6 +263,35 @@ def test_malformed_campaign_files_name_the_file_and_field(tmp_path, text, messag
     assert not (tmp_path / "store").exists()  # nothing ran, nothing was written
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--parallel", "0"], "Invalid value for '--parallel'"),
+    (["--dask", "scheduler:8786"], "--dask must look like tcp://HOST:PORT, got 'scheduler:8786'"),
+    (["--dask", "tcp://127.0.0.1:8786", "--parallel", "2"], "give --parallel or --dask, not both"),
+    (["--shared-store"], "--shared-store is for --dask"),
+    (["--dask", "tcp://127.0.0.1:8786", "--shared-store", "--store", "rel"], "needs an absolute --store"),
+])
+def test_bad_executor_flags_are_one_line_and_254(tmp_path, capsys, flags, message):
+    from harness.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["campaign", write(tmp_path, SMALL), *flags])
+    err = capsys.readouterr().err
+    assert e.value.code == 254 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.slow
+def test_an_unreachable_dask_scheduler_is_one_line_and_254(tmp_path):
+    # In a process of its own: Dask's client leaves an event-loop thread behind, and
+    # other tests' checkers refuse to fork beside threads.
+    pytest.importorskip("distributed")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "campaign", write(tmp_path, SMALL),
+                           "--store", str(tmp_path / "store"), "--dask", "tcp://127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 254 and len(err) == 1, proc.stderr
+    assert err[0].startswith("tectonic: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
 def test_missing_campaign_file(tmp_path):
     with pytest.raises(CampaignError, match="no such campaign file"):
         load_campaign(str(tmp_path / "nope.yaml"))
@@ -221,6 +308,15 @@ def test_shipped_campaigns_are_valid(name):
         # no-term-check (Figure 8) is shown on a simulated network: tests/test_raft_sim.py
         assert bugs == {"stale-reads", "no-fsync", "lease-reads", "early-ack"}
         assert all((r.expect == "invalid") == bool(r.spec.get("bugs")) for r in campaign.runs)
+
+
+def test_the_shipped_repeat_campaign_has_ten_seeds_per_bug_and_a_pass_policy():
+    root = pathlib.Path(__file__).resolve().parent.parent
+    campaign = load_campaign(str(root / "campaigns" / "raftkv-bugs-repeat.yaml"), store="store")
+    assert [len(e.runs) for e in campaign.entries] == [10] * 4
+    assert {b for r in campaign.runs for b in r.spec["bugs"]} == {"stale-reads", "no-fsync", "lease-reads", "early-ack"}
+    assert all(e.expect == "invalid" and e.at_least < 1 for e in campaign.entries)
+    assert [r.spec["seed"] for r in campaign.entries[0].runs] == list(range(100, 110))
 
 
 # ---- the pytest plugin: one run with an expectation, inside a user's pytest test

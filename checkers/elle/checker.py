@@ -161,8 +161,26 @@ def _verdict(found: dict[str, list], prohibited: frozenset | set, reportable) ->
         return {"valid": True, "anomaly-types": [], "anomalies": {}, "not": [], "also_not": []}
     weakest, stronger = models.boundary(found)
     valid = False if any(k in prohibited for k in shown) else UNKNOWN
+    blamed = sorted({i for k, cases in shown.items() if k in prohibited
+                     for case in cases for i in _op_indices(case)})
     return {"valid": valid, "anomaly-types": sorted(shown), "anomalies": shown,
-            "not": weakest, "also_not": stronger}
+            "not": weakest, "also_not": stronger, "blamed": blamed}
+
+
+def _op_indices(case: Any):
+    """The history indices an anomaly names: a cycle's transactions, and every op it
+    quotes (a dict with an integer `index`), however deep (checkers/detection.py)."""
+    if isinstance(case, dict):
+        if isinstance(case.get("index"), int):
+            yield case["index"]
+        for key, value in case.items():
+            if key == "cycle" and isinstance(value, list):
+                yield from (i for i in value if isinstance(i, int))
+            elif isinstance(value, (dict, list)):
+                yield from _op_indices(value)
+    elif isinstance(case, list):
+        for item in case:
+            yield from _op_indices(item)
 
 
 def check_elle(history: list[dict], workload: str, opts: dict) -> dict[str, Any]:

@@ -87,6 +87,8 @@ class LinearizableChecker:
             "keys_checked": len(keys),
             "ops_checked": sum(len(c) for c in keys.values()),
             "failures": failures,
+            # the op no linearization could fit, per failing key (checkers/detection.py)
+            "blamed": [f["op"]["invoke_index"] for f in failures.values()],
             "unknown_keys": unknown,
             "unknown_reasons": reasons,
             "configurations": sum(o.configurations for o in outcomes.values()),

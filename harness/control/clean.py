@@ -47,12 +47,15 @@ def find_leftovers(test_id: str | None = None, *, force: bool = False) -> list[s
     return found
 
 
-def clean(test_id: str | None = None, *, force: bool = False) -> list[str]:
+def clean(test_id: str | None = None, *, force: bool = False, docker: bool = True) -> list[str]:
     """Remove every dead test's leftovers (only test_id's when given; a live test's too
-    when force); return one line per thing removed, worded as find_leftovers words it."""
+    when force); return one line per thing removed, worded as find_leftovers words it.
+
+    docker=False leaves tectonic's docker engine alone: its containers carry no owner
+    record, so a clean that runs beside live tests (a campaign worker's) must skip them."""
     match = _Matcher(test_id, force)
     # Containers first: removing them removes their network's bridge, a link of ours.
-    removed = remove_docker_leftovers(test_id)
+    removed = remove_docker_leftovers(test_id) if docker else []
     netns_list = match.netns()
     # Processes first: a namespace whose name is gone but which still holds a process
     # lives on, unnamed and unfindable.

@@ -17,10 +17,10 @@ unprivileged user namespace first (userns.reexec_in_userns_if_needed).
 """
 from __future__ import annotations
 
-import errno
+import fcntl
+import ipaddress
 import logging
 import os
-import socket
 import time
 from contextlib import contextmanager
 
@@ -132,13 +132,19 @@ class LocalCluster:
         sw = names.switch_netns
         # Before the first namespace: `tectonic clean` must never see this test's
         # resources without their live owner.
-        owners.claim(names.test_id, netns=names.all_netns, link_tag=names.short,
+        claim = dict(netns=names.all_netns, link_tag=names.short,
                      chain_tag=chain_tag(names.test_id), dirs=[self.base_dir])
+        owners.claim(names.test_id, **claim)
         self._claimed = True
         with _subnet_lock():
-            # Held until the controller's address claims the subnet, so two tests
-            # starting at once cannot pick the same one.
-            self.subnet = choose_subnet(names.test_id, taken_networks())
+            # Held until the controller's address and the owner record claim the subnet,
+            # so two tests starting at once cannot pick the same one. The records also
+            # keep apart tests whose controllers sit in different network namespaces of
+            # one host (Dask workers in namespaces), which see different routes.
+            held = [ipaddress.ip_network(r.subnet) for r in owners.records()
+                    if r.subnet and r.test_id != names.test_id and r.alive()]
+            self.subnet = choose_subnet(names.test_id, taken_networks() + held)
+            owners.claim(names.test_id, **claim, subnet=str(self.subnet))
             prefix_len = self.subnet.prefixlen
             self._add_netns(sw)
             self.controller_address = controller_address(self.subnet)
@@ -196,20 +202,22 @@ def make_cluster(spec: dict, work_dir: str) -> LocalCluster:
 
 @contextmanager
 def _subnet_lock(timeout: float = 30.0):
-    """Exclusive among the controllers of this network namespace, which is exactly the
-    scope of its routes. An abstract socket name serves as the lock: it leaves no file
-    behind and is released by the kernel even when its holder is SIGKILLed."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    """Exclusive among the controllers that share this /run (the owner records' scope,
+    which covers every network namespace of the host). An flock is released by the kernel
+    even when its holder is SIGKILLed; each call opens its own file, so threads of one
+    process exclude each other too."""
+    os.makedirs(owners.OWNERS_DIR, exist_ok=True)
     deadline = time.monotonic() + timeout
-    try:
+    with open(os.path.join(owners.OWNERS_DIR, "subnet.lock"), "a") as lock:
         while True:
             try:
-                sock.bind(f"\0{PREFIX}-subnet-lock")
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    raise ClusterError(f"cannot take the subnet lock: {e}") from e
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"cannot take the subnet lock within {timeout}s") from None
                 time.sleep(0.01)
-        yield
-    finally:
-        sock.close()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -4,7 +4,8 @@ A local test writes OWNERS_DIR/<test id>.json before it creates its first namesp
 removes it after it has removed its last:
 
     {"test_id": "3fa2c1", "controller": {"pid": 4242, "start": 1234567},
-     "netns": [...], "link_tag": "tec1a2b3c", "chain_tag": "tectonic-1a2b3c", "dirs": [...]}
+     "netns": [...], "link_tag": "tec1a2b3c", "chain_tag": "tectonic-1a2b3c", "dirs": [...],
+     "subnet": "10.180.3.0/24"}
 
 `start` is the process's start time in clock ticks since boot (/proc/<pid>/stat, field 22):
 a pid alone can be reused by an unrelated process after the controller died, the pair
@@ -35,6 +36,7 @@ class OwnerRecord:
     link_tag: str = ""
     chain_tag: str = ""
     dirs: list[str] = field(default_factory=list)
+    subnet: str | None = None   # the cluster's /24, once chosen (no other live test takes it)
 
     def alive(self) -> bool:
         """Is the controller that wrote this record still running?"""
@@ -43,7 +45,7 @@ class OwnerRecord:
     def to_json(self) -> dict:
         return {"test_id": self.test_id, "controller": {"pid": self.pid, "start": self.start},
                 "netns": self.netns, "link_tag": self.link_tag, "chain_tag": self.chain_tag,
-                "dirs": self.dirs}
+                "dirs": self.dirs, "subnet": self.subnet}
 
 
 def process_start(pid: int) -> int | None:
@@ -61,7 +63,7 @@ def process_start(pid: int) -> int | None:
 
 
 def claim(test_id: str, *, netns: list[str], link_tag: str, chain_tag: str,
-          dirs: list[str], owners_dir: str = OWNERS_DIR) -> OwnerRecord:
+          dirs: list[str], subnet: str | None = None, owners_dir: str = OWNERS_DIR) -> OwnerRecord:
     """Record this process as the owner of test_id's resources (before creating them).
 
     Raises ClusterError when another live controller owns test_id: its record, and what
@@ -72,7 +74,7 @@ def claim(test_id: str, *, netns: list[str], link_tag: str, chain_tag: str,
             raise ClusterError(f"test id {test_id!r} is in use by the running controller pid "
                                f"{other.pid}")
     record = OwnerRecord(test_id, pid, process_start(pid), list(netns), link_tag, chain_tag,
-                         [os.path.abspath(d) for d in dirs])
+                         [os.path.abspath(d) for d in dirs], subnet)
     os.makedirs(owners_dir, exist_ok=True)
     path = _path(test_id, owners_dir)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -104,7 +106,8 @@ def records(owners_dir: str = OWNERS_DIR) -> list[OwnerRecord]:
                 data = json.load(f)
             found.append(OwnerRecord(data["test_id"], int(data["controller"]["pid"]),
                                      data["controller"]["start"], list(data["netns"]),
-                                     data["link_tag"], data["chain_tag"], list(data["dirs"])))
+                                     data["link_tag"], data["chain_tag"], list(data["dirs"]),
+                                     data.get("subnet")))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found

@@ -5,7 +5,7 @@ import pytest
 
 from checkers.elle import check
 from checkers.elle.checker import DRAWINGS_PER_TYPE
-from tests.elle_sim import simulate
+from testkit.txn_stores import simulate
 
 FILE_LIMIT = 5 * 1024 * 1024
 

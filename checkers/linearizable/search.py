@@ -161,23 +161,20 @@ def searching(calls: list, model, budget: Budget = Budget()):
         add(k, INF, -1, -1, None, None, NOT_EXACT, 0)
     # Calls of unknown outcome with equal inputs are interchangeable once invoked (each
     # may take effect at any later point, or never), so of such a class only the earliest
-    # not yet linearized is a candidate: the unknown section links one member per class,
-    # and linearizing a member links the class's next one (`succ`) in its place. Its
-    # order is then no longer by invocation, so that section is scanned to its tail.
-    succ = [-1] * len(nxt)
-    last_of: dict = {}
-    info_tail = len(nxt) - 1
-    for node in range(heads[INFO] + 1, info_tail):
+    # not yet linearized is a candidate. same[node]: the bits of the earlier members of
+    # its class; the node is a candidate when all of them are set. (Linking only one
+    # member per class into the list saves scanning the others, but loses invocation
+    # order, which guides the search: measured on bench/linearizability.py's shapes,
+    # 2.44 s CPU in all against 1.59 s this way.)
+    same = [0] * len(nxt)
+    earlier_of: dict = {}
+    for node in range(heads[INFO] + 1, len(nxt) - 1):
         try:
-            earlier = last_of.get(inp[node])
-            last_of[inp[node]] = node
+            earlier = earlier_of.get(inp[node], 0)
+            earlier_of[inp[node]] = earlier | ibit[node]
         except TypeError:   # an unhashable input: its own class
             continue
-        if earlier is not None:
-            succ[earlier] = node
-            p, n = prv[node], nxt[node]   # not linked until its predecessor is taken
-            nxt[p] = n
-            prv[n] = p
+        same[node] = earlier
     rnxt, rprv = _links(n_ok)
 
     cache: dict = {}
@@ -217,14 +214,14 @@ def searching(calls: list, model, budget: Budget = Budget()):
         while True:
             if inv[node] >= limit:
                 k = kind[node]
-                if k != INFO:
-                    node = nxt[heads[k + 1]]
-                    continue
-                if node == info_tail:
+                if k == INFO:
                     break
-                node = nxt[node]
+                node = nxt[heads[k + 1]]
                 continue
             bit = ibit[node]
+            if bit and ib & same[node] != same[node]:
+                node = nxt[node]   # an interchangeable earlier call is tried instead
+                continue
             s2 = exact[node]
             if s2 is NOT_EXACT:
                 ok, s2 = step(state, inp[node], out[node])
@@ -265,14 +262,8 @@ def searching(calls: list, model, budget: Budget = Budget()):
                 yield count
             stack.append((node, state, limit, base, rel, ib))
             p, n = prv[node], nxt[node]
-            s = succ[node]
-            if s < 0:
-                nxt[p] = n
-                prv[n] = p
-            else:
-                nxt[p] = prv[n] = s
-                nxt[s] = n
-                prv[s] = p
+            nxt[p] = n
+            prv[n] = p
             if not bit:
                 r = xof[node] + 1
                 p, n = rprv[r], rnxt[r]

@@ -21,7 +21,8 @@ import os
 import time
 
 from core.errors import SetupError, SpecError
-from targets.mariadb.target import MariaDBTarget, check_options, option_types
+from targets.mariadb.target import MariaDBTarget, option_types
+from targets.sql import check_options
 
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 GROUP_PORT = 4567

@@ -26,6 +26,7 @@ import os
 from core.errors import SetupError, SpecError
 from targets.daemon import Daemon
 from targets.mariadb.dialect import DATABASE, PASSWORD, USER, MariaDBDialect
+from targets.sql import check_options, last_line
 from targets.sql.client import SqlTxnClient, wait_until
 from workloads.sql import sql_options
 
@@ -41,19 +42,6 @@ INNODB_SIZING = ("innodb_buffer_pool_size = 64M", "innodb_log_file_size = 16M")
 
 def option_types() -> dict:
     return {"snapshot_isolation": bool, "flush_log_at_trx_commit": int, "port": int}
-
-
-def check_options(target: str, opts: dict, types: dict, where: str = "spec") -> dict:
-    """opts checked against {name: type}; SpecError naming the field otherwise."""
-    for key, value in opts.items():
-        want = types.get(key)
-        if want is None:
-            raise SpecError(f"{where}: {target}: unknown option {key!r} in target_opts "
-                            f"(known: {', '.join(types)})")
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise SpecError(f"{where}: {target}: target_opts.{key} must be {want.__name__}, "
-                            f"got {value!r}")
-    return opts
 
 
 class MariaDBTarget(Daemon):
@@ -145,12 +133,15 @@ class MariaDBTarget(Daemon):
             return
         # The system tables only, without the node's configuration (no replication while
         # bootstrapping); the redo log's size must be the one the server runs with.
-        node.remote.exec([INSTALL_DB, "--no-defaults", f"--datadir={self.data_dir(node)}",
-                          f"--tmpdir={self._tmp(node)}", f"--user={RUN_AS}",
-                          "--auth-root-authentication-method=normal", "--skip-test-db",
-                          "--skip-name-resolve",
-                          *(f"--{line.replace(' = ', '=')}" for line in INNODB_SIZING)],
-                         timeout=120)
+        made = node.remote.exec([INSTALL_DB, "--no-defaults", f"--datadir={self.data_dir(node)}",
+                                 f"--tmpdir={self._tmp(node)}", f"--user={RUN_AS}",
+                                 "--auth-root-authentication-method=normal", "--skip-test-db",
+                                 "--skip-name-resolve",
+                                 *(f"--{line.replace(' = ', '=')}" for line in INNODB_SIZING)],
+                                timeout=120, check=False)
+        if made.returncode != 0:
+            raise SetupError(f"{self.name}: mariadb-install-db failed on {node.name}: "
+                             f"{last_line(made.stderr)}")
 
     def _write_config(self, node) -> None:
         text = "[mariadbd]\n" + "\n".join(self.config(node)) + "\n"
@@ -207,3 +198,4 @@ class MariaDBTarget(Daemon):
         if res.returncode != 0:
             raise SetupError(f"{self.name}: creating the schema on {node.name} failed: "
                              f"{res.stderr.strip()[:300]}")
+

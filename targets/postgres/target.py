@@ -29,7 +29,7 @@ import signal
 
 from core.errors import SetupError, SpecError
 from targets.daemon import Daemon
-from targets.mariadb.target import check_options
+from targets.sql import check_options, last_line
 from targets.postgres.dialect import PostgresDialect
 from targets.sql.client import SqlTxnClient, wait_until
 from workloads.sql import sql_options
@@ -100,9 +100,11 @@ class PostgresTarget(Daemon):
                             check=False).returncode == 0:
             return
         node.remote.exec(["install", "-d", "-m", "700", "-o", RUN_AS, "-g", RUN_AS, data])
-        node.remote.exec(self._as_postgres([f"{BIN}/initdb", "-D", data, "-U", "postgres",
-                                            "--auth=trust", "-E", "UTF8", "--locale=C",
-                                            "--no-sync"]), timeout=120)
+        made = node.remote.exec(self._as_postgres([f"{BIN}/initdb", "-D", data, "-U", "postgres",
+                                                   "--auth=trust", "-E", "UTF8", "--locale=C",
+                                                   "--no-sync"]), timeout=120, check=False)
+        if made.returncode != 0:
+            raise SetupError(f"postgres: initdb failed on {node.name}: {last_line(made.stderr)}")
         # Clients come from the controller's address on the cluster's own subnet.
         node.remote.exec(["tee", "-a", os.path.join(data, "pg_hba.conf")],
                          input="host all all all trust\n")

@@ -25,6 +25,7 @@ import contextlib
 import time
 from typing import Any, Callable
 
+from core.errors import SetupError
 from workloads.sql import SqlOptions
 
 
@@ -183,7 +184,8 @@ def _describe(error: Exception) -> str:
 
 def wait_until(probe: Callable[[], str | None], timeout: float, what: str) -> None:
     """Call `probe` until it returns None (ready) or `timeout` passes; then raise
-    RuntimeError with `what` and the last problem the probe named."""
+    SetupError (a server that never came up: one line for the user) with `what` and the
+    last problem the probe named."""
     deadline = time.monotonic() + timeout
     problem = "not tried"
     while time.monotonic() < deadline:
@@ -191,4 +193,4 @@ def wait_until(probe: Callable[[], str | None], timeout: float, what: str) -> No
         if problem is None:
             return
         time.sleep(0.2)
-    raise RuntimeError(f"{what} not ready after {timeout:.0f}s: {problem}")
+    raise SetupError(f"{what} not ready after {timeout:.0f}s: {problem}")

@@ -47,6 +47,7 @@ class GaleraTarget(MariaDBTarget):
         self.cluster_address = f"gcomm://{addresses}"
         # A name of its own per cluster: a node of another test never joins this one.
         self.cluster_name = "tectonic-" + hashlib.sha256(addresses.encode()).hexdigest()[:12]
+        self._formed = False  # whether the first node has bootstrapped the cluster
 
     def _check_node_count(self, where: str) -> None:
         if len(self.nodes) < 2:
@@ -81,9 +82,13 @@ class GaleraTarget(MariaDBTarget):
     def start(self, node) -> None:
         if self._running_pid(node) is not None:
             return
-        others = [n for n in self.nodes if n is not node and self._running_pid(n) is not None]
-        first_start = not self._pids and node is self.nodes[0]
-        bootstrap = first_start or (not others and bool(self._pids))
+        if not self._formed:
+            # Forming: the nodes start side by side, and only the first may bootstrap
+            # (two bootstraps would be two clusters, and one aborts the other).
+            bootstrap = node is self.nodes[0]
+        else:
+            bootstrap = not [n for n in self.nodes
+                             if n is not node and self._running_pid(n) is not None]
         if not bootstrap:
             # A joiner started before anyone is Synced finds no one to copy from.
             self._wait_synced_peer(node)
@@ -92,6 +97,8 @@ class GaleraTarget(MariaDBTarget):
         argv = self.argv(node) + (["--wsrep-new-cluster"] if bootstrap else [])
         self._pids[node.name] = node.remote.spawn(argv, log=self._log(node),
                                                   pidfile=self._pidfile(node))
+        if bootstrap:
+            self._formed = True
 
     def wait_healthy(self, nodes: list, timeout: float) -> None:
         """Every node is Synced in one primary component of all the nodes; then the schema

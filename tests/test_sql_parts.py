@@ -108,3 +108,47 @@ def test_a_client_that_cannot_connect_fails_the_op_for_certain():
     out = client.invoke({"f": "txn", "value": [["append", 1, 1]]}, 1.0)
     assert out["type"] == "fail" and out["error"].startswith("connect:"), out
     assert client.invoke({"f": "read", "value": [1, None]}, 1.0)["type"] == "fail"
+
+
+class FakeRemote:
+    """A node's shell for the galera start decision: spawn records the command line, and
+    /proc answers for the processes spawned (alive until `killed`)."""
+
+    def __init__(self):
+        self.spawned: list[list[str]] = []
+        self.killed = False
+
+    def exec(self, argv, timeout=30.0, check=True, input=None, env=None):
+        from harness.protocols import ExecResult
+        alive = self.spawned and not self.killed and argv[0] == "cat" and "/proc/" in argv[1]
+        out = f"1 (mariadbd) S {' '.join(self.spawned[-1])}" if alive else ""
+        return ExecResult(argv, 0 if alive or argv[0] != "cat" else 1, out, "")
+
+    def spawn(self, argv, log, pidfile, env=None, cwd=None):
+        self.spawned.append(list(argv))
+        self.killed = False
+        return 100 + len(self.spawned)
+
+
+def test_galera_bootstraps_from_the_first_node_only_while_forming_and_again_after_all_died(monkeypatch):
+    cluster = [Node(f"n{i}", f"10.0.0.{i}", FakeRemote(), f"/tmp/x/n{i}") for i in (1, 2, 3)]
+    target = make_galera(spec(), cluster)
+    # A joiner waits for a Synced peer; here the wait is only recorded.
+    waited = []
+    monkeypatch.setattr(target, "_wait_synced_peer", lambda node: waited.append(node.name))
+    bootstrapped = lambda n: "--wsrep-new-cluster" in n.remote.spawned[-1]  # noqa: E731
+    # Started side by side, a joiner may come first: it must still join, not bootstrap.
+    for n in (cluster[2], cluster[0], cluster[1]):
+        target.start(n)
+    assert [bootstrapped(n) for n in cluster] == [True, False, False]
+    assert waited == ["n3", "n2"]
+    # One node killed and restarted rejoins the others.
+    cluster[1].remote.killed = True
+    target.start(cluster[1])
+    assert not bootstrapped(cluster[1])
+    # Every node killed: the first restarted bootstraps again, the rest join it.
+    for n in cluster:
+        n.remote.killed = True
+    target.start(cluster[2])
+    target.start(cluster[0])
+    assert bootstrapped(cluster[2]) and not bootstrapped(cluster[0])

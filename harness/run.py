@@ -179,7 +179,10 @@ def _make_target(spec: dict, nodes: list):
         module = importlib.import_module(f"targets.{spec['target']}")
     except ImportError as e:
         raise SetupError(f"target {spec['target']!r} is not available: {e}") from None
-    return module.make_target(spec, nodes)
+    try:
+        return module.make_target(spec, nodes)
+    except ValueError as e:  # the target refuses the spec's bugs or options: the spec is at fault
+        raise SpecError(str(e)) from None
 
 
 def _make_workload(spec: dict):

@@ -73,6 +73,15 @@ def test_an_internal_error_in_a_run_leaves_its_traceback_in_the_runs_log(tmp_pat
     assert results["valid"] == "unknown" and "did not finish" in results["error"]
 
 
+def test_a_target_refusing_its_options_is_a_spec_error_and_the_cluster_comes_down(tmp_path):
+    clusters = []
+    spec = {"store": str(tmp_path / "store"), "target": "raftkv", "bugs": ["nope"], "time_limit": 1,
+            "node_count": 1, "recovery_time": 0, "seed": 1}
+    with pytest.raises(SpecError, match="raftkv: unknown bug 'nope'"):
+        run_test(spec, cluster_factory=lambda s, d: clusters.append(FakeCluster(1, d)) or clusters[-1])
+    assert clusters[0].destroyed
+
+
 def test_a_refused_backend_option_makes_no_run_dir_and_no_work_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from harness.protocols import Remote, RemoteError
-from harness.run import SetupError
+from core.errors import SetupError
 
 docker_sdk = pytest.importorskip("docker", reason="the docker SDK is not installed (pip install docker)")
 

@@ -14,7 +14,8 @@ import os
 import pytest
 
 from core.history import read_jsonl, validate
-from harness.run import SetupError, run_test
+from core.errors import SetupError
+from harness.run import run_test
 from harness.spec import SpecError
 
 ETCD = "/usr/bin/etcd"

@@ -36,6 +36,11 @@ NS = 1_000_000_000
 _NEMESIS_ONLY = frozenset((NEMESIS_THREAD,))
 _MASK = (1 << 64) - 1
 _GAMMA = 0x9E3779B97F4A7C15
+# Odd multipliers that spread a key's parts over all 64 bits before the one mix: two keys
+# collide only if their parts differ by multiples of them modulo 2**64, which small seeds,
+# threads and counts never do.
+_SEED_MUL, _STREAM_MUL = 0xD1B54A32D192ED03, 0xABC98388FB8FAC03
+_UNIT = 1.0 / (1 << 53)  # 53 random bits to a float in [0, 1)
 
 
 def _mix64(z: int) -> int:
@@ -43,6 +48,12 @@ def _mix64(z: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
     return z ^ (z >> 31)
+
+
+def _draw(seed: int, stream: int, k: int) -> int:
+    """One 64-bit random number keyed by (seed, stream, k): a Draws' first, without the
+    object (the combinators need one number per op, on the runner's hot path)."""
+    return _mix64((seed * _SEED_MUL + stream * _STREAM_MUL + k) & _MASK)
 
 
 class Draws:
@@ -54,7 +65,7 @@ class Draws:
     __slots__ = ("_state",)
 
     def __init__(self, seed: int, stream: int, k: int):
-        self._state = _mix64(_mix64(_mix64(seed & _MASK) ^ (stream & _MASK)) ^ (k & _MASK))
+        self._state = _mix64((seed * _SEED_MUL + stream * _STREAM_MUL + k) & _MASK)
 
     def _next(self) -> int:
         self._state = (self._state + _GAMMA) & _MASK
@@ -62,7 +73,7 @@ class Draws:
 
     def random(self) -> float:
         """A float in [0, 1)."""
-        return (self._next() >> 11) * (1.0 / (1 << 53))
+        return (self._next() >> 11) * _UNIT
 
     def randrange(self, n: int) -> int:
         """An int in [0, n) (the modulo bias of a 64-bit draw is far below anything a test
@@ -107,7 +118,7 @@ class Context:
         if len(free) == 1:
             for t in free:
                 return t
-        return tuple(free)[Draws(self.seed, _THREAD_CHOICE, self.time ^ len(free)).randrange(len(free))]
+        return tuple(free)[_draw(self.seed, _THREAD_CHOICE, self.time * len(free)) % len(free)]
 
     def all_free(self) -> bool:
         return self.free == self.threads
@@ -133,12 +144,13 @@ def lift(g) -> Gen | None:
     raise TypeError(f"not a generator: {g!r}")
 
 
-def fill(op: dict, ctx: Context):
+def fill(op: dict, ctx: Context, thread: int | None = None):
     """Give an op its thread's process, the invoke type and a time; PENDING without a
-    free thread (or when an op bound to a thread finds that thread busy)."""
+    free thread (or when the op's thread, given or bound in the op, is busy)."""
     if op.get("type") == "log":
         return {"time": ctx.time, **op}
-    thread = op.get("thread")
+    if thread is None:
+        thread = op.get("thread")
     if thread is None:
         thread = ctx.some_free_thread()
         if thread is None:
@@ -200,7 +212,7 @@ class PerThread(Gen):
             return None, None
         counts = self.counts.copy()
         counts[thread] = k + 1
-        return fill({**template, "thread": thread}, ctx), PerThread(self.make, counts)
+        return fill(template, ctx, thread), PerThread(self.make, counts)
 
 
 class Seq(Gen):
@@ -269,9 +281,10 @@ class Mix(Gen):
 
     def op(self, ctx):
         gens = list(self.gens)
-        draws = Draws(ctx.seed, _MIX_CHOICE, self.n)
+        draw = _draw(ctx.seed, _MIX_CHOICE, self.n)
         while gens:
-            i = draws.randrange(len(gens))
+            i = draw % len(gens)
+            draw //= len(gens)  # the next choice, if this one is exhausted, from other bits
             o, nxt = gens[i].op(ctx)
             if o is None:
                 del gens[i]
@@ -344,7 +357,7 @@ class Paced(Gen):
             o = {**o, "time": at}
         if nxt is None:
             return o, None
-        gap = self.dt * (2 * Draws(ctx.seed, _STAGGER_GAP, self.n).random() if self.random else 1.0)
+        gap = self.dt * (2 * (_draw(ctx.seed, _STAGGER_GAP, self.n) >> 11) * _UNIT if self.random else 1.0)
         return o, Paced(self.dt, nxt, at + int(gap * NS), self.random, self.n + 1)
 
 

@@ -18,18 +18,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from harness.control.userns import reexec_in_userns_if_needed  # noqa: E402
+from harness.protocols import NodeNeeds  # noqa: E402
 
 UP_TARGET_S = 2.0
 DOWN_TARGET_S = 1.0
 
 
 def raftkv_factory():
-    """targets.raftkv.make_target, or None with the reason it cannot be used."""
+    """targets.raftkv.RaftKVTarget, or None with the reason it cannot be used."""
     try:
-        from targets.raftkv import make_target
+        from targets.raftkv import RaftKVTarget
     except ImportError as e:
         return None, f"raftkv is not importable ({e}): measuring the cluster alone"
-    return make_target, None
+    return RaftKVTarget, None
 
 
 def one_run(index: int, nodes_wanted: int, make_target) -> tuple[float, float, float]:
@@ -37,7 +38,8 @@ def one_run(index: int, nodes_wanted: int, make_target) -> tuple[float, float, f
     it all down)."""
     from harness.control.local import LocalCluster
     with tempfile.TemporaryDirectory(prefix="tectonic-bench-") as base:
-        cluster = LocalCluster(f"bench-{os.getpid()}-{index}", nodes_wanted, base)
+        needs = make_target.needs if make_target is not None else NodeNeeds()
+        cluster = LocalCluster(f"bench-{os.getpid()}-{index}", nodes_wanted, base, needs)
         target = None
         try:
             started = time.perf_counter()
@@ -46,11 +48,8 @@ def one_run(index: int, nodes_wanted: int, make_target) -> tuple[float, float, f
             if make_target is not None:
                 target = make_target({"bugs": []}, nodes)
 
-                def up(node):
-                    target.setup(node)
-                    target.start(node)
                 with ThreadPoolExecutor(len(nodes)) as pool:
-                    list(pool.map(up, nodes))
+                    list(pool.map(target.setup, nodes))
                 target.wait_healthy(nodes, timeout=30)
             up_s = time.perf_counter() - started
 

@@ -17,7 +17,7 @@ import threading
 import time
 
 from harness.protocols import HostRemote, Node
-from targets.etcd import make_target as make_etcd
+from targets.etcd import EtcdTarget
 from targets.etcd.client import encode_value, register_key
 
 
@@ -131,11 +131,10 @@ def etcd_cluster(workdir: str, first_octet: int, members: int = 5):
         raise SystemExit("etcd not found (apt-get install -y etcd-server)")
     nodes = [Node(f"e{i + 1}", f"127.0.0.{first_octet + i}", HostRemote(),
                   os.path.join(workdir, f"etcd-e{i + 1}")) for i in range(members)]
-    target = make_etcd({}, nodes)
+    target = EtcdTarget({}, nodes)
     try:
         for node in nodes:
             target.setup(node)
-            target.start(node)
         target.wait_healthy(nodes, 30)
         yield target, nodes, (nodes.index(target.leader(nodes)) + 1) % members
     finally:

@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)
 
 from harness.protocols import HostRemote, Node  # noqa: E402
 from load import register_ops, run_phase, summarize  # noqa: E402  (bench/load.py)
-from targets.maelstrom import make_target  # noqa: E402
+from targets.maelstrom import MaelstromTarget  # noqa: E402
 
 DEFAULT_NODE = os.path.join(ROOT, "tests", "maelstrom_nodes", "primary_kv.py")
 KEYS = 100
@@ -79,14 +79,14 @@ def main() -> None:
     p.add_argument("--node", default=DEFAULT_NODE, help="a lin-kv Maelstrom node binary")
     args = p.parse_args()
     workdir = tempfile.mkdtemp(prefix="tectonic-bench-maelstrom-")
-    nodes = [Node(f"n{i}", f"127.0.93.{i}", HostRemote(), os.path.join(workdir, f"n{i}")) for i in (1, 2, 3)]
+    nodes = [Node(f"n{i}", f"127.0.93.{i}", HostRemote(), os.path.join(workdir, f"n{i}"),
+                  pythonpath=MaelstromTarget.needs.local_pythonpath()) for i in (1, 2, 3)]
     spec = {"target_opts": {"bin": os.path.abspath(args.node), "port": 7593}, "nemesis": []}
-    target = make_target(spec, nodes)
+    target = MaelstromTarget(spec, nodes)
     direct = None
     try:
         for node in nodes:
             target.setup(node)
-            target.start(node)
         target.wait_healthy(nodes, 30)
         os.makedirs(os.path.join(workdir, "direct"))
         direct = Direct(os.path.abspath(args.node), os.path.join(workdir, "direct"))

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness.protocols import HostRemote, Node  # noqa: E402
 from load import (etcd_cluster, raw_etcd_register_ops, register_ops, run_phase,  # noqa: E402
                   summarize)  # bench/load.py
-from targets.raftkv import make_target  # noqa: E402
+from targets.raftkv import RaftKVTarget  # noqa: E402
 
 NODES = 5
 KEYS = 1000
@@ -37,13 +37,12 @@ PHASES = (("writes", 1), ("writes", 10), ("reads", 1), ("reads", 10))
 def raftkv_cluster(workdir: str):
     """Yields ops(kind) -> make_op for a running 5-node raftkv cluster."""
     nodes = [Node(f"n{i + 1}", f"127.0.0.{41 + i}", HostRemote(),
-                  os.path.join(workdir, f"raftkv-n{i + 1}")) for i in range(NODES)]
-    target = make_target({"raftkv": {"port": 7600}}, nodes)
+                  os.path.join(workdir, f"raftkv-n{i + 1}"),
+                  pythonpath=RaftKVTarget.needs.local_pythonpath()) for i in range(NODES)]
+    target = RaftKVTarget({"target_opts": {"port": 7600}}, nodes)
     try:
         for node in nodes:
             target.setup(node)
-        for node in nodes:
-            target.start(node)
         target.wait_healthy(nodes, 20)
         first = nodes.index(target.leader(nodes)) + 1
 

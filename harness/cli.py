@@ -160,12 +160,14 @@ def analyze(run_dir):
     """Re-run the checkers on a stored run's history (no cluster needed)."""
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: not a directory (give a run directory, e.g. store/latest)")
-    spec = load_spec(os.path.join(run_dir, "spec.yaml"))
-    from .run import _make_workload, _write_report, check_history, stored_history
+    # The stored history is re-checked without the target: it may not even be installed.
+    spec = load_spec(os.path.join(run_dir, "spec.yaml"), check_target=False)
+    from .plugins import make_workload
+    from .run import _write_report, check_history, stored_history
     from .store import write_results
     history = stored_history(run_dir)
     try:
-        results = check_history(history, _make_workload(spec).checkers, run_dir)
+        results = check_history(history, make_workload(spec).checkers, run_dir)
     except Exception as e:
         if not isinstance(e, UserError):  # the run's own log takes the traceback
             e.log_path = os.path.join(run_dir, "tectonic.log")

@@ -1,14 +1,20 @@
 """The small protocols every part of tectonic speaks (Jepsen's DB, Client, Nemesis, Remote).
 
-They are structural (typing.Protocol): a target, nemesis or backend conforms by having the
-methods, without importing this module, so the lower layers never import the harness.
-Each docstring states the contract; the smallest valid implementation sits beside it.
+This module is the public API for plugins (README: "Testing your own system"). Client,
+Nemesis and Remote are structural (typing.Protocol): having the methods is conforming.
+Target is a base class, and its optional capabilities (HealthCheck, Kill, Pause, Primary,
+LogFiles, Clock, DataDir) are base classes a target declares by subclassing them, as a Jepsen DB
+extends the protocols it supports: what a target can do is declared, never guessed from
+the methods it happens to have. Each docstring states the contract; the smallest valid
+implementation sits beside each protocol.
 """
 from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass, field
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -51,15 +57,41 @@ class Remote(Protocol):
         """Copy a file from the node to the controller."""
 
 
+@runtime_checkable
+class NodeClock(Protocol):
+    """A node's real clock, which its backend can move (hosts of their own, over SSH)."""
+
+    def set_offset(self, seconds: float) -> None:
+        """Put the node's clock `seconds` away from the true time (0 puts it back)."""
+
+    def restore(self) -> None:
+        """Undo every offset (idempotent)."""
+
+
 @dataclass
 class Node:
-    """A node of the cluster under test: its name, the address clients and peers use,
-    its shell, and a private directory for the target's data and logs."""
+    """A node of the cluster under test, as its backend made it.
+
+    `name`, the `address` clients and peers use, its shell (`remote`, a Remote) and a
+    private directory `dir` on the node where the target keeps its data, logs and pidfiles.
+    What the backend provides for the target's NodeNeeds: `python`, the interpreter to run
+    the target's Python modules with, and `pythonpath`, the directories that make them
+    importable. For the clock nemesis: `clock`, when the backend can move this node's real
+    clock, or `clock_refused`, why it cannot (a target with the Clock capability still can).
+    `backend` names the backend that made it (local, ssh, docker), for faults that need a
+    helper of ours beside the node and can have it only on some backends; on the local
+    backend `netns` is the node's network namespace (such helpers run in it).
+    """
     name: str
     address: str
-    remote: Any  # a Remote
-    dir: str     # on the node: the target keeps its data dir, logs and pidfiles under it
-    extra: dict[str, Any] = field(default_factory=dict)
+    remote: Any
+    dir: str
+    backend: str = "local"
+    netns: str | None = None
+    python: str = sys.executable
+    pythonpath: tuple[str, ...] = ()
+    clock: NodeClock | None = None
+    clock_refused: str | None = None
 
 
 class HostRemote:
@@ -161,32 +193,208 @@ class NoopClient:
         pass
 
 
-@runtime_checkable
-class Target(Protocol):
-    """A system under test, deployed on nodes (Jepsen's DB protocol).
+@dataclass(frozen=True)
+class Option:
+    """One option a target declares: `--target-opt name=VALUE` (VALUE read as YAML) or
+    `target_opts: {name: VALUE}` in a spec. `type` is one of bool, int, float, str, list,
+    dict, or a tuple of them (either is taken); an int is taken for a float. `default` None
+    means "not set" (the target decides, or its validate requires it)."""
+    name: str
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
 
-    Constructed by targets.<name>.make_target(spec: dict, nodes: list[Node]).
-    Contracts: `setup` installs and prepares one node (idempotent); `start` starts the
-    process on a node, keeping its data dir (a restart after `kill` recovers from it);
-    `wait_healthy` returns once the whole cluster serves requests, or raises with what is
-    wrong; `kill` is SIGKILL; `pause`/`resume` are SIGSTOP/SIGCONT; `teardown` stops the
-    process and removes what `setup` created on the node except its logs; `log_files` lists
-    the paths on the node worth collecting; `leader` names the current leader or None;
-    `client` returns an unopened Client for one worker.
+
+@dataclass(frozen=True)
+class NodeNeeds:
+    """What a target needs on every node, beyond a shell; every backend provides it, or
+    refuses with one line before the test starts.
+
+    `python_modules`: modules the target runs on the nodes with `node.python` (e.g.
+    `python -m targets.raftkv.server`). Each backend makes their top-level packages
+    importable there -- on loopback and in namespaces from where they are on the controller,
+    on remote hosts and containers by uploading them -- lists the directories in
+    `node.pythonpath`, and proves each module imports before any target code runs.
+    """
+    python_modules: tuple[str, ...] = ()
+
+    def top_level(self) -> tuple[str, ...]:
+        """The top-level packages (or single-file modules) to provide, once each."""
+        return tuple(dict.fromkeys(m.split(".")[0] for m in self.python_modules))
+
+    def sources(self) -> list[str]:
+        """Each top-level package's directory (or single module's file) on the controller."""
+        import importlib.util
+        paths = []
+        for name in self.top_level():
+            spec = importlib.util.find_spec(name)
+            if spec is None or not (spec.submodule_search_locations or spec.origin):
+                raise ModuleNotFoundError(f"no module named {name!r} on the controller")
+            locations = list(spec.submodule_search_locations or [])
+            paths.append(locations[0] if locations else spec.origin)
+        return paths
+
+    def local_pythonpath(self) -> tuple[str, ...]:
+        """The directories that hold the sources on the controller: what a node sharing
+        the controller's file system puts in `node.pythonpath`."""
+        return tuple(dict.fromkeys(os.path.dirname(p) for p in self.sources()))
+
+
+class Target(ABC):
+    """A system under test, deployed on nodes (Jepsen's DB protocol). Public API: a
+    plugin subclasses this and the capabilities below that it offers.
+
+    Constructed as `cls(spec, nodes)` with the resolved spec, whose `target_opts` holds a
+    value for every declared option (validated, defaults filled in); the default
+    constructor keeps them as `self.spec`, `self.opts` and `self.nodes`.
+
+    Class attributes: `name` (for logs and test names), `options` (tuple of Option: the
+    only keys `--target-opt` accepts), `needs` (NodeNeeds: what each node must provide),
+    `features` (what its clients can do, by the names workloads ask for: "register"
+    (read/write/cas on [key, value]), "set" (add/read-list), "list-append" and
+    "rw-register" (txn), "lock" (acquire/release), "counter" (increment/read), "bank"
+    (open-accounts/transfer/read-balances); a workload needing a feature the target
+    lacks is refused before any cluster is made).
+
+    Contracts: `setup` installs, prepares and starts one node (called once per node, all
+    nodes at once); `teardown` stops the node's process and removes what `setup` created
+    on the node except its logs (called also after errors, also on a node whose setup
+    failed); `client` returns an unopened Client for one worker thread talking to `node`.
     """
 
-    name: str
+    name: str = "target"
+    options: tuple[Option, ...] = ()
+    needs: NodeNeeds = NodeNeeds()
+    features: frozenset[str] = frozenset()
 
+    def __init__(self, spec: dict, nodes: list[Node]):
+        self.spec = spec
+        # Defaults again, for a target constructed by hand (tests, benchmarks).
+        self.opts = {**{o.name: o.default for o in self.options}, **(spec.get("target_opts") or {})}
+        self.nodes = list(nodes)
+
+    @classmethod
+    def validate(cls, spec: dict) -> None:
+        """Refuse, with a core.errors.SpecError naming the field, a spec this target cannot
+        run. Called before any cluster is made, with `target_opts` complete and of the
+        declared types; it may normalize `target_opts` in place (a relative path made
+        absolute), so the stored spec repeats the run, and resolving again changes nothing.
+        The default refuses bug switches (spec["bugs"]): only a target that has them reads
+        that field."""
+        if spec.get("bugs"):
+            from core.errors import SpecError
+            raise SpecError(f"target {cls.name} has no bug switches (spec field bugs: "
+                            f"{', '.join(spec['bugs'])})")
+
+    @classmethod
+    def needs_for(cls, spec: dict) -> NodeNeeds:
+        """What each node must provide for this (resolved) spec; by default `needs`."""
+        return cls.needs
+
+    @abstractmethod
     def setup(self, node: Node) -> None: ...
-    def start(self, node: Node) -> None: ...
-    def wait_healthy(self, nodes: list[Node], timeout: float) -> None: ...
-    def kill(self, node: Node) -> None: ...
-    def pause(self, node: Node) -> None: ...
-    def resume(self, node: Node) -> None: ...
+
+    @abstractmethod
     def teardown(self, node: Node) -> None: ...
-    def log_files(self, node: Node) -> list[str]: ...
-    def leader(self, nodes: list[Node]) -> Node | None: ...
+
+    @abstractmethod
     def client(self, node: Node) -> Client: ...
+
+
+class NoopTarget(Target):
+    """The smallest valid Target: nothing to deploy; its clients are NoopClients."""
+    name = "noop"
+
+    def setup(self, node):
+        pass
+
+    def teardown(self, node):
+        pass
+
+    def client(self, node):
+        return NoopClient()
+
+
+# ---- optional capabilities: a target subclasses those it offers (Jepsen's Kill, Pause,
+# Primary, LogFiles); the harness and the nemeses ask `isinstance`, never probe for methods.
+
+class HealthCheck(ABC):
+    """`wait_healthy` returns once the whole cluster serves requests, or raises a
+    core.errors.SetupError saying what is wrong (and which logs tell more). Called after
+    every node's setup; without it, the test starts as soon as setup returns."""
+
+    @abstractmethod
+    def wait_healthy(self, nodes: list[Node], timeout: float) -> None: ...
+
+
+class Kill(ABC):
+    """Crash faults (the kill nemesis). `kill` is SIGKILL: it returns once the process is
+    gone, and does nothing to a node already down. `start` starts the process again
+    keeping its data dir (a restart recovers from what was on disk), and does nothing to
+    a node that runs."""
+
+    @abstractmethod
+    def start(self, node: Node) -> None: ...
+
+    @abstractmethod
+    def kill(self, node: Node) -> None: ...
+
+
+class Pause(ABC):
+    """Pause faults (the pause nemesis): `pause` is SIGSTOP, `resume` SIGCONT. `resume`
+    of a node that is not paused does nothing (teardown resumes every node)."""
+
+    @abstractmethod
+    def pause(self, node: Node) -> None: ...
+
+    @abstractmethod
+    def resume(self, node: Node) -> None: ...
+
+
+class Primary(ABC):
+    """`leader` names the node that leads now, or None when none does or it cannot tell
+    (nemesis node selection `leader`). It must answer within a few seconds even when
+    nodes are cut off or paused."""
+
+    @abstractmethod
+    def leader(self, nodes: list[Node]) -> Node | None: ...
+
+
+class LogFiles(ABC):
+    """`log_files` lists the paths on the node worth keeping; teardown copies them into
+    the run's nodes/<node>/ before the node is removed."""
+
+    @abstractmethod
+    def log_files(self, node: Node) -> list[str]: ...
+
+
+class Clock(ABC):
+    """Clock faults through the target (e.g. libfaketime), for nodes whose backend cannot
+    move a real clock. `set_clock_offset` moves the node's clock `seconds` away from the
+    true time at once (0 puts it back); a node where it cannot raises SetupError."""
+
+    @abstractmethod
+    def set_clock_offset(self, node: Node, seconds: float) -> None: ...
+
+
+class DataDir(ABC):
+    """`data_dir` names the directory on the node that holds the target's durable state
+    (disk faults lay a lazy filesystem over it before setup; it needs Kill too, to crash
+    and restart the node). setup must create what it needs inside it, not the dir itself
+    again with other permissions."""
+
+    @abstractmethod
+    def data_dir(self, node: Node) -> str: ...
+
+
+CAPABILITIES: dict[str, type] = {"health check": HealthCheck, "kill": Kill, "pause": Pause,
+                                 "primary": Primary, "log files": LogFiles, "clock": Clock,
+                                 "data dir": DataDir}
+
+
+def capabilities(target_class: type) -> list[str]:
+    """The names of the capabilities a target class declares, in CAPABILITIES' order."""
+    return [name for name, cap in CAPABILITIES.items() if issubclass(target_class, cap)]
 
 
 @runtime_checkable

@@ -28,7 +28,8 @@ from core.history import HistoryWriter, load_history, validate
 
 from .cluster_watch import ClusterWatch
 from .control.crash_logs import write_manifest
-from .protocols import NoopNemesis
+from .plugins import make_workload, target_class
+from .protocols import HealthCheck, LogFiles, NodeNeeds, NoopNemesis, Pause
 from .runner import Runner
 from .schedule import test_generator
 from .spec import dump_spec, resolve_spec
@@ -64,15 +65,16 @@ class RunOutcome:
 
 def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = None,
              target_factory: Callable | None = None, stop: threading.Event | None = None) -> RunOutcome:
-    """Run one test and store it. `cluster_factory(spec, work_dir)` and
+    """Run one test and store it. `cluster_factory(spec, work_dir, needs)` and
     `target_factory(spec, nodes)` replace the real backend and target in fast tests."""
     spec = resolve_spec(spec)
+    target_cls = target_class(spec["target"])
     # Everything that can be refused from the spec alone is, before anything exists: no
     # run dir, no work dir, no node for an input the user has to fix.
-    workload = _make_workload(spec)
+    workload = make_workload(spec)
     work_dir = tempfile.mkdtemp(prefix=f"tectonic-{spec['name']}-")
     try:
-        cluster = (cluster_factory or _make_cluster)(spec, work_dir)  # checks options, creates nothing
+        cluster = (cluster_factory or _make_cluster)(spec, work_dir, target_cls.needs_for(spec))  # checks options, creates nothing
         run_dir = _new_run_dir(spec)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -94,7 +96,7 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
         try:
             phase("setup")
             nodes = cluster.create()
-            target = (target_factory or _make_target)(spec, nodes)
+            target = (target_factory or target_cls)(spec, nodes)
             # Should this controller die, `tectonic clean` collects the logs (crash_logs.py).
             write_manifest(work_dir, run_dir, {n.name: _log_files(target, n) for n in nodes})
             disks = _mount_disks(spec, nodes, target, cluster)
@@ -161,37 +163,16 @@ def check_history(ops: list[dict], checkers: dict, run_dir: str | None) -> dict:
 
 # ----------------------------------------------------------------- the parts
 
-def _make_cluster(spec: dict, work_dir: str):
+def _make_cluster(spec: dict, work_dir: str, needs: NodeNeeds):
     """The backend's cluster: each module under harness/control named in spec.BACKENDS
-    has `make_cluster(spec, work_dir)`, returning an object with create() -> nodes and
-    destroy()."""
+    has `make_cluster(spec, work_dir, needs)`, returning an object with create() -> nodes
+    (each providing what the target's NodeNeeds ask) and destroy()."""
     import importlib
     try:
         module = importlib.import_module(f"harness.control.{spec['backend']}")
     except ImportError as e:
         raise SetupError(f"backend {spec['backend']!r} is not available: {e}") from None
-    return module.make_cluster(spec, work_dir)
-
-
-def _make_target(spec: dict, nodes: list):
-    import importlib
-    try:
-        module = importlib.import_module(f"targets.{spec['target']}")
-    except ImportError as e:
-        raise SetupError(f"target {spec['target']!r} is not available: {e}") from None
-    try:
-        return module.make_target(spec, nodes)
-    except ValueError as e:  # the target refuses the spec's bugs or options: the spec is at fault
-        raise SpecError(str(e)) from None
-
-
-def _make_workload(spec: dict):
-    from workloads import make_workload
-    try:
-        return make_workload(spec)
-    except ValueError as e:  # the workload refuses its options or target: the spec is at fault
-        name = f"workload {spec['workload']}"
-        raise SpecError(str(e) if str(e).startswith(name) else f"{name}: {e}") from None
+    return module.make_cluster(spec, work_dir, needs)
 
 
 def _new_run_dir(spec: dict) -> str:
@@ -203,13 +184,11 @@ def _new_run_dir(spec: dict) -> str:
 
 
 def _start_target(target, nodes: list) -> None:
-    def up(node):
-        target.setup(node)
-        target.start(node)
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-        for f in [pool.submit(up, n) for n in nodes]:
+        for f in [pool.submit(target.setup, n) for n in nodes]:
             f.result()
-    target.wait_healthy(nodes, timeout=60)
+    if isinstance(target, HealthCheck):
+        target.wait_healthy(nodes, timeout=60)
     log.info("target %s healthy on %s", target.name, ", ".join(n.name for n in nodes))
 
 
@@ -224,12 +203,8 @@ def _mount_disks(spec: dict, nodes: list, target, cluster):
     if "disk" not in spec["nemesis"]:
         return None
     from nemesis.disk import LazyDisks
-    data_dir = getattr(target, "data_dir", None)
-    if not callable(data_dir):
-        raise SetupError(f"disk faults need a target that names its data dir (data_dir); "
-                         f"{spec['target']} does not")
     try:
-        disks = LazyDisks(nodes, data_dir, _test_id(cluster) or spec["name"], spec["seed"])
+        disks = LazyDisks(nodes, target.data_dir, _test_id(cluster) or spec["name"], spec["seed"])
     except ValueError as e:
         raise SetupError(str(e)) from None
     try:
@@ -265,7 +240,8 @@ def _teardown(spec, cluster, nodes, target, nemesis, run_dir, disks=None) -> Non
         _attempt("nemesis teardown", nemesis.teardown)
     if target is not None and nodes:
         def down(n):
-            _attempt(f"resume {n.name}", lambda: target.resume(n))
+            if isinstance(target, Pause):
+                _attempt(f"resume {n.name}", lambda: target.resume(n))
             _attempt(f"collect {n.name}", lambda: _collect(target, n, run_dir))
             _attempt(f"teardown {n.name}", lambda: target.teardown(n))
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
@@ -284,7 +260,7 @@ def _attempt(what: str, step: Callable[[], None]) -> None:
 
 def _log_files(target, node) -> list[str]:
     """The paths on the node that the target says are worth collecting."""
-    return list(target.log_files(node))
+    return list(target.log_files(node)) if isinstance(target, LogFiles) else []
 
 
 def _collect(target, node, run_dir: str) -> None:

@@ -14,21 +14,12 @@ import yaml
 
 from core.errors import SpecError
 
-TARGETS = ("raftkv", "etcd", "process", "maelstrom", "mariadb", "galera", "postgres")
-# lin-kv and txn-list-append are Maelstrom's names for register and list-append.
-WORKLOADS = ("register", "set", "list-append", "rw-register", "lock", "counter", "bank",
-             "lin-kv", "txn-list-append")
-# Targets whose target_opts (the SQL ones: also workload options and node count) are
-# checked with the spec, before any cluster exists: resolve_spec_block(spec, where).
-_SPEC_DESCRIBED_TARGETS = {"process": "targets.process", "maelstrom": "targets.maelstrom",
-                           "mariadb": "targets.mariadb", "galera": "targets.galera",
-                           "postgres": "targets.postgres"}
 NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "disk")
 BACKENDS = ("local", "ssh", "docker")
 MAX_CONCURRENCY = 1000
 
 DEFAULTS: dict[str, Any] = {
-    "name": None,            # default: "<target>-<workload>"
+    "name": None,            # default: "<target's name>-<workload>"
     "target": "raftkv",
     "workload": "register",
     "nemesis": [],
@@ -78,8 +69,13 @@ def _coerce(field: str, value: Any, where: str) -> Any:
     raise SpecError(f"{where}: field '{field}' must be {want.__name__}, got {value!r}")
 
 
-def resolve_spec(spec: dict, where: str = "spec") -> dict:
-    """Fill defaults, coerce and validate; return a new, complete spec."""
+def resolve_spec(spec: dict, where: str = "spec", *, check_target: bool = True) -> dict:
+    """Fill defaults, coerce and validate; return a new, complete spec.
+
+    With check_target (the default), the target is loaded (harness.plugins), its options
+    validated and completed, and the spec checked against what the target can do: the
+    workload's needs, the faults asked for. `check_target=False` is for re-checking a
+    stored history, which needs no target."""
     if not isinstance(spec, dict):
         raise SpecError(f"{where}: a spec is a mapping of fields, got {type(spec).__name__}")
     unknown = sorted(set(spec) - set(DEFAULTS))
@@ -88,8 +84,6 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
     out = {k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in DEFAULTS.items()}
     for k, v in spec.items():
         out[k] = _coerce(k, v, where) if v is not None else DEFAULTS[k]
-    _choice(out, "target", TARGETS, where)
-    _choice(out, "workload", WORKLOADS, where)
     _choice(out, "backend", BACKENDS, where)
     for n in out["nemesis"]:
         if n not in NEMESES:
@@ -114,14 +108,13 @@ def resolve_spec(spec: dict, where: str = "spec") -> dict:
     if not out["store"].strip():
         raise SpecError(f"{where}: field 'store' must name a directory, got {out['store']!r}")
     _resolve_backend_nodes(out, where)
-    _refuse_impossible_faults(out, where)
-    if out["target"] in _SPEC_DESCRIBED_TARGETS:
-        import importlib
-        importlib.import_module(_SPEC_DESCRIBED_TARGETS[out["target"]]).resolve_spec_block(out, where)
+    target_name = out["target"]
+    if check_target:
+        target_name = _resolve_target(out, where)
     if out["seed"] is None:
         out["seed"] = random.SystemRandom().randrange(2**31)
     if not out["name"]:
-        out["name"] = f"{out['target']}-{out['workload']}"
+        out["name"] = f"{target_name}-{out['workload']}"
     _check_name(out["name"], where)
     return out
 
@@ -184,7 +177,34 @@ def _resolve_backend_nodes(spec: dict, where: str) -> None:
     spec["node_count"] = len(nodes)
 
 
-def _refuse_impossible_faults(spec: dict, where: str) -> None:
+def _resolve_target(spec: dict, where: str) -> str:
+    """Load the target, complete and check its options and what the spec asks of it;
+    return the target's own name (for the test's default name)."""
+    from .options import resolve_options
+    from .plugins import target_class, workload_maker
+    try:
+        cls = target_class(spec["target"])
+        spec["target_opts"] = resolve_options(cls.options, spec["target_opts"], "target_opts")
+        cls.validate(spec)
+        maker = workload_maker(spec["workload"])
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}") from None
+    try:
+        workload = maker(spec)
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}") from None
+    except ValueError as e:  # a workload refusing its options
+        raise SpecError(f"{where}: workload {spec['workload']}: {e}") from None
+    lacking = sorted(set(workload.needs) - set(cls.features))
+    if lacking:
+        raise SpecError(f"{where}: workload {spec['workload']} needs a target whose client "
+                        f"does {', '.join(lacking)}; target {spec['target']} offers "
+                        f"{', '.join(sorted(cls.features)) or 'nothing'}")
+    _refuse_impossible_faults(spec, cls, where)
+    return cls.name
+
+
+def _refuse_impossible_faults(spec: dict, cls: type, where: str) -> None:
     """Faults a combination cannot take, refused before any cluster exists (the nemesis
     checks again when it is built, for specs that reach it another way)."""
     if "delay" in spec["nemesis"] and spec["backend"] != "local":
@@ -193,15 +213,21 @@ def _refuse_impossible_faults(spec: dict, where: str) -> None:
     if "disk" in spec["nemesis"] and spec["backend"] != "local":
         raise SpecError(f"{where}: disk faults need the local backend: they mount a FUSE "
                         f"filesystem over each node's data dir (--backend local)")
+    from .protocols import Clock, DataDir, Kill, Pause
+    for fault, capability in (("kill", Kill), ("pause", Pause), ("disk", Kill), ("disk", DataDir)):
+        if fault in spec["nemesis"] and not issubclass(cls, capability):
+            raise SpecError(f"{where}: {fault} faults need a target with the "
+                            f"{capability.__name__} capability; {spec['target']} has none")
     if "clock" not in spec["nemesis"]:
         return
     if spec["backend"] == "docker":
         raise SpecError(f"{where}: clock faults are not possible on the docker backend: "
                         f"containers share the host's clock (use --backend ssh with hosts of their own)")
-    if spec["target"] == "etcd" and spec["backend"] == "local":
-        raise SpecError(f"{where}: clock faults on etcd need hosts of their own (--backend ssh): "
-                        f"etcd reads the time without libc, out of libfaketime's reach, and "
-                        f"the local backend's nodes share one kernel clock")
+    if spec["backend"] == "local" and not issubclass(cls, Clock):
+        raise SpecError(f"{where}: clock faults on {spec['target']} need hosts of their own "
+                        f"(--backend ssh): the target has no Clock capability (a clock of its "
+                        f"own, like raftkv's libfaketime), and the local backend's nodes share "
+                        f"one kernel clock")
 
 
 def _choice(spec: dict, field: str, allowed: tuple, where: str) -> None:
@@ -214,9 +240,9 @@ def _positive(spec: dict, field: str, where: str, minimum) -> None:
         raise SpecError(f"{where}: field '{field}' must be at least {minimum}, got {spec[field]}")
 
 
-def load_spec(path: str) -> dict:
+def load_spec(path: str, *, check_target: bool = True) -> dict:
     """Read and resolve a YAML spec file; errors name the file (and the line for YAML syntax)."""
-    return resolve_spec(read_spec_file(path), where=path)
+    return resolve_spec(read_spec_file(path), where=path, check_target=check_target)
 
 
 def read_spec_file(path: str) -> dict:

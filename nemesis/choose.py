@@ -5,6 +5,8 @@ same nodes. A caller may instead name the selection, or list the nodes outright.
 """
 from __future__ import annotations
 
+from harness.protocols import Primary
+
 from .options import name_list
 
 SELECTIONS = ("one", "minority", "majority", "all", "leader")
@@ -53,8 +55,7 @@ def choose_nodes(spec, nodes: list, target, rng, allowed: list[str]) -> tuple[st
 
 def current_leader(target, nodes: list):
     """The target's leader, or None when it has none now or cannot tell."""
-    leader_of = getattr(target, "leader", None)
-    return leader_of(nodes) if callable(leader_of) else None
+    return target.leader(nodes) if isinstance(target, Primary) else None
 
 
 def names(nodes: list) -> list[str]:

@@ -1,9 +1,9 @@
 """Clock faults: move nodes' clocks by offsets, or strobe them back and forth.
 
-Nodes on hosts of their own carry extra["clock"] (ssh backend: set_offset moves the host's
-real clock). Otherwise only a target whose clock tectonic controls can take them: it provides
-set_clock_offset(node, seconds), the offset from true time its process should see from now
-on (raftkv reads it through libfaketime). The local backend shares one kernel among all
+Nodes on hosts of their own carry `clock` (ssh backend: set_offset moves the host's real
+clock). Otherwise only a target with the Clock capability can take them: its
+set_clock_offset(node, seconds) is the offset from true time its process should see from
+now on (raftkv reads it through libfaketime). The local backend shares one kernel among all
 nodes, so the real clock cannot be moved per node, and etcd (Go) reads the time without
 libc, out of libfaketime's reach: such targets are refused when the nemesis is built.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+
+from harness.protocols import Clock
 
 from .choose import allowed_selections, choose_nodes, names
 from .options import name_list, positive_seconds
@@ -20,8 +22,8 @@ START, STOP = "start-clock", "stop-clock"
 MODES = ("bump", "strobe")
 DEFAULT_MAX_OFFSET = 30.0     # seconds, either way
 DEFAULT_STROBE_PERIOD = 0.2   # seconds between flips
-REFUSAL = ("clock faults need a target whose clock tectonic controls (raftkv); etcd reads the "
-           "time without libc and the local backend shares one kernel")
+REFUSAL = ("clock faults need hosts of their own (--backend ssh) or a target with the Clock "
+           "capability (raftkv); the local backend's nodes share one kernel clock")
 
 log = logging.getLogger("tectonic.nemesis")
 
@@ -128,12 +130,18 @@ class ClockNemesis(StartStopFault):
 
 
 def _clock_setter(nodes: list, target):
-    """How to move a node's clock. Hosts of their own (the ssh backend gives each node
-    extra["clock"], moving the real clock) come first; else a target whose clock tectonic
-    controls (raftkv through libfaketime); else a refusal that says why."""
-    extras = [getattr(n, "extra", None) or {} for n in nodes]
-    if extras and all(e.get("clock") is not None for e in extras):
-        return lambda node, seconds: node.extra["clock"].set_offset(seconds)
-    if callable(getattr(target, "set_clock_offset", None)):
+    """How to move a node's clock. Hosts of their own (the ssh backend gives each node a
+    `clock`, moving the real clock) come first; else a target with the Clock capability
+    (raftkv through libfaketime); else a refusal that says why."""
+    if nodes and all(n.clock is not None for n in nodes):
+        return lambda node, seconds: node.clock.set_offset(seconds)
+    if isinstance(target, Clock):
         return target.set_clock_offset
-    raise ValueError(next((e["clock_refused"] for e in extras if e.get("clock_refused")), REFUSAL))
+    why = next((n.clock_refused for n in nodes if n.clock_refused), REFUSAL)
+    raise ValueError(f"clock faults on {target.name}: {why}")
+
+
+def _positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)

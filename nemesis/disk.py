@@ -68,7 +68,7 @@ class LazyDisks:
             os.makedirs(mount, exist_ok=True)
             os.makedirs(backing, exist_ok=True)
             # nsenter --net keeps the controller's mount namespace, where the mount must be.
-            remote = HostRemote(wrap=["nsenter", f"--net=/run/netns/{node.extra['netns']}", "--"])
+            remote = HostRemote(wrap=["nsenter", f"--net=/run/netns/{node.netns}", "--"])
             self.pids[node.name] = remote.spawn([sys.executable, "-m", "nemesis.lazyfs", "--backing", backing,
                           "--mount", mount, "--control", self.control(node), "--name", self.name,
                           "--seed", str(self.seed + i)],

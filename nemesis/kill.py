@@ -2,12 +2,15 @@
 same data dir, so recovery from what was on disk is what gets tested."""
 from __future__ import annotations
 
+from harness.protocols import Kill
+
 from .node_fault import NodeFault
 
 START, STOP = "start-kill", "stop-kill"
 
 
 class KillNemesis(NodeFault):
+    capability = Kill
     kind = "kill"
     done = "killed"
     undone = "restarted"

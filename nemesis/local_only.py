@@ -10,7 +10,7 @@ from __future__ import annotations
 
 def refuse_unless_local(nodes: list, fault: str, needs: str) -> None:
     """ValueError naming the fault and what it needs, unless every node is a local one."""
-    backends = sorted({n.extra.get("backend", "unknown") for n in nodes} - {"local"})
+    backends = sorted({n.backend for n in nodes} - {"local"})
     if backends:
         raise ValueError(f"{fault} faults need the local backend ({needs}); "
                          f"this cluster's nodes are {', '.join(backends)}")

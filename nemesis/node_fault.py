@@ -14,10 +14,15 @@ class NodeFault(StartStopFault):
     undoing are, and the words the history uses for them."""
 
     kind: str
+    capability: type  # what the target must declare (harness.protocols.Kill, Pause)
     done: str    # e.g. "killed": the start op's value lists the nodes under this key
     undone: str  # e.g. "restarted": the stop op's value lists the nodes under this key
 
     def __init__(self, nodes: list, target, rng, opts: dict):
+        if not isinstance(target, self.capability):
+            raise ValueError(f"{self.kind} faults need a target with the "
+                             f"{self.capability.__name__} capability; "
+                             f"{target.name!r} has none")
         self.nodes = list(nodes)
         self.target = target
         self.rng = rng

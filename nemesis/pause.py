@@ -2,12 +2,15 @@
 stall: the node holds its sockets but answers nothing); SIGCONT on stop."""
 from __future__ import annotations
 
+from harness.protocols import Pause
+
 from .node_fault import NodeFault
 
 START, STOP = "start-pause", "stop-pause"
 
 
 class PauseNemesis(NodeFault):
+    capability = Pause
     kind = "pause"
     done = "paused"
     undone = "resumed"

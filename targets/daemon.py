@@ -11,10 +11,13 @@ from __future__ import annotations
 import signal
 import time
 
+from harness.protocols import DataDir, Kill, Pause
 
-class Daemon:
-    """Mixin. Needs `_pids` (node name -> pid we spawned), `_pidfile(node)`,
-    `data_dir(node)` and `process_mark`, a string in the daemon's command line."""
+
+class Daemon(Kill, Pause, DataDir):
+    """Mixin giving a target the Kill, Pause and DataDir capabilities and its teardown. Needs
+    `_pids` (node name -> pid we spawned), `_pidfile(node)`, `data_dir(node)`,
+    `process_mark`, a string in the daemon's command line, and `start(node)`."""
 
     process_mark: str
     _pids: dict

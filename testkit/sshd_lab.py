@@ -82,18 +82,19 @@ def sshd_hosts(directory, count: int):
         addresses = [n.address for n in cluster.nodes]
         for address in addresses:
             keys.trust(address)
-        with _all_sshd(keys, cluster.nodes):
-            yield addresses, keys, [n.extra["netns"] for n in cluster.nodes]
+        namespaces = [cluster.names.node_netns(n.name) for n in cluster.nodes]
+        with _all_sshd(keys, list(zip(cluster.nodes, namespaces))):
+            yield addresses, keys, namespaces
     finally:
         cluster.destroy()  # also kills whatever is left in the namespaces
 
 
 @contextmanager
-def _all_sshd(keys, nodes):
-    if not nodes:
+def _all_sshd(keys, nodes_and_namespaces):
+    if not nodes_and_namespaces:
         yield
         return
-    node = nodes[0]
-    with sshd(keys, node.address, netns=node.extra["netns"], tag=f"sshd-{node.name}"):
-        with _all_sshd(keys, nodes[1:]):
+    node, netns = nodes_and_namespaces[0]
+    with sshd(keys, node.address, netns=netns, tag=f"sshd-{node.name}"):
+        with _all_sshd(keys, nodes_and_namespaces[1:]):
             yield

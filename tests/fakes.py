@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
-from harness.protocols import HostRemote, Node
+from harness.protocols import (HealthCheck, HostRemote, Kill, LogFiles, Node, Pause, Primary,
+                               Target)
 
 
 class FakeCluster:
@@ -26,10 +27,11 @@ class FakeCluster:
         return []
 
 
-class FakeTarget:
+class FakeTarget(Target, HealthCheck, Kill, Pause, Primary, LogFiles):
     name = "fake"
 
     def __init__(self, *, hang_on=(), raise_on=(), latency: float = 0.0):
+        super().__init__({}, [])
         self.data: dict = {}
         self.lock = threading.Lock()
         self.hang_on, self.raise_on, self.latency = set(hang_on), set(raise_on), latency

@@ -155,21 +155,21 @@ def test_expectation_rules_repeat_and_seeds(tmp_path):
         base: {seed: 5, nemesis: partition}
         repeat: 2
         expectations:
-          - {when: {bugs: no-fsync}, expect: invalid}
+          - {when: {concurrency: 2}, expect: invalid}
           - {when: {target: etcd}, expect: unknown}
         matrix:
           target: [raftkv, etcd]
-          bugs: [[], [no-fsync]]
+          concurrency: [1, 2]
         entries:
-          - {target: raftkv, workload: set, bugs: no-fsync, expect: valid, repeat: 1}
+          - {target: raftkv, workload: set, concurrency: 2, expect: valid, repeat: 1}
         """, "rules.yaml")
     campaign = load_campaign(path, store=str(tmp_path / "s"))
-    got = [(r.spec["target"], r.spec["bugs"], r.spec["seed"], r.expect) for r in campaign.runs]
-    assert got == [("raftkv", [], 5, "valid"), ("raftkv", [], 6, "valid"),
-                   ("raftkv", ["no-fsync"], 5, "invalid"), ("raftkv", ["no-fsync"], 6, "invalid"),
-                   ("etcd", [], 5, "unknown"), ("etcd", [], 6, "unknown"),
-                   ("etcd", ["no-fsync"], 5, "invalid"), ("etcd", ["no-fsync"], 6, "invalid"),
-                   ("raftkv", "no-fsync", 5, "valid")]
+    got = [(r.spec["target"], r.spec["concurrency"], r.spec["seed"], r.expect) for r in campaign.runs]
+    assert got == [("raftkv", 1, 5, "valid"), ("raftkv", 1, 6, "valid"),
+                   ("raftkv", 2, 5, "invalid"), ("raftkv", 2, 6, "invalid"),
+                   ("etcd", 1, 5, "unknown"), ("etcd", 1, 6, "unknown"),
+                   ("etcd", 2, 5, "invalid"), ("etcd", 2, 6, "invalid"),
+                   ("raftkv", 2, 5, "valid")]
     assert campaign.name == "rules" and campaign.dir == str(tmp_path / "s" / "campaigns" / "rules")
     assert len({r.key for r in campaign.runs}) == len(campaign.runs)
 
@@ -242,7 +242,7 @@ def test_an_interrupted_entry_is_undecided_until_its_runs_are_done(tmp_path):
     ("matrix: {workload: register}", "field 'matrix.workload' must be a non-empty list"),
     ("matrix: {workloads: [register]}", "field 'matrix.workloads': use the spec field name 'workload'"),
     ("entries: [{workload: register, expect: broken}]", "field 'entries[0].expect' must be one of valid, invalid, unknown"),
-    ("entries: [{workload: registr}]", "entries[0]: field 'workload' must be one of"),
+    ("entries: [{workload: registr}]", "entries[0]: field 'workload': unknown workload 'registr'"),
     ("entries: [{nemesis: [flood]}]", "entries[0]: field 'nemesis': unknown fault 'flood'"),
     ("base: {time_limit: -1}\nentries: [{}]", "field 'time_limit' must be at least"),
     ("repeat: 0\nentries: [{}]", "field 'repeat' must be a whole number"),
@@ -372,7 +372,7 @@ def test_pytest_plugin_fails_an_invalid_run_with_anomalies_and_report(pytester):
     assert "linearizable: invalid on key(s) k1: read 3 from k1; nobody wrote 3" in out
     assert "report: " in out and "20240101T000000.000/report.html" in out
     assert "repeat: tectonic test --spec " in out
-    assert "tectonic: bad spec: spec: field 'workload' must be one of" in out
+    assert "tectonic: bad spec: spec: field 'workload': unknown workload 'registr'" in out
     assert "Traceback" not in out
 
 
@@ -386,7 +386,7 @@ def test_campaign_through_run_test_stores_runs_with_reports(tmp_path):
     def runner(spec):
         # A "bug" makes every add raise, so the stats checker finds the run invalid.
         broken = {"add"} if spec.get("bugs") else set()
-        return run_test(spec, cluster_factory=lambda s, d: FakeCluster(s["node_count"], d),
+        return run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(s["node_count"], d),
                         target_factory=lambda s, nodes: FakeTarget(raise_on=broken))
 
     path = write(tmp_path, """

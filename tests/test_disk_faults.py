@@ -103,18 +103,17 @@ def test_raftkv_loses_an_acknowledged_write_to_a_disk_crash_only_with_no_fsync(t
                                                                                 survives):
     from harness.control.clean import clean
     from harness.control.local import LocalCluster
-    from targets.raftkv import make_target
+    from targets.raftkv import RaftKVTarget
     test_id = f"disk-{secrets.token_hex(3)}"
-    local = LocalCluster(test_id, 3, str(tmp_path))
+    local = LocalCluster(test_id, 3, str(tmp_path), RaftKVTarget.needs)
     disks = None
     try:
         nodes = local.create()
-        target = make_target({"bugs": bugs, "raftkv": {"lazy_sync_interval": 3600}}, nodes)
+        target = RaftKVTarget({"bugs": bugs, "target_opts": {"lazy_sync_interval": 3600}}, nodes)
         disks = LazyDisks(nodes, target.data_dir, test_id, seed=1)
         disks.mount()
         for node in nodes:
             target.setup(node)
-            target.start(node)
         target.wait_healthy(nodes, 30)
         leader = target.leader(nodes)
         client = target.client(leader)

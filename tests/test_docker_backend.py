@@ -17,12 +17,12 @@ import pytest
 
 from harness.protocols import Remote, RemoteError
 from core.errors import SetupError
+from targets.raftkv import RaftKVTarget
 
 docker_sdk = pytest.importorskip("docker", reason="the docker SDK is not installed (pip install docker)")
 
 from harness.control import docker_clean, docker_daemon  # noqa: E402
-from harness.control.docker import (CLOCK_REFUSAL, PROJECT_PACKAGES, DockerCluster,  # noqa: E402
-                                    _project_archive, make_cluster)
+from harness.control.docker import CLOCK_REFUSAL, PYTHON_DIR, DockerCluster, make_cluster  # noqa: E402
 from harness.control.docker_image import PACKAGES, apt_mirror, debootstrap_argv  # noqa: E402
 from harness.control.docker_remote import DockerRemote  # noqa: E402
 
@@ -56,14 +56,6 @@ def test_debootstrap_builds_a_minimal_root_with_what_the_targets_need():
     included = argv[2].removeprefix("--include=").split(",")
     assert {"python3", "iproute2", "iptables", "procps", "etcd-server"} <= set(included)
     assert included == list(PACKAGES)
-
-
-def test_the_project_archive_holds_the_packages_and_no_caches():
-    with tarfile.open(fileobj=io.BytesIO(_project_archive())) as tar:
-        names = tar.getnames()
-    assert {n.split("/")[0] for n in names} == set(PROJECT_PACKAGES)
-    assert "targets/raftkv/server.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_dockerd_is_told_to_leave_the_host_firewall_and_sysctls_alone():
@@ -321,12 +313,12 @@ def _links() -> str:
 def test_a_cluster_of_containers_and_nothing_left_after_it(tmp_path):
     firewall = _host_firewall()
     engine_was_running = docker_daemon.answers()
-    cluster = DockerCluster("dkunit", 2)
+    cluster = DockerCluster("dkunit", 2, needs=RaftKVTarget.needs)
     try:
         n1, n2 = cluster.create()
         assert (n1.address, n2.address) == (str(cluster.subnet.network_address + 1),
                                             str(cluster.subnet.network_address + 2))
-        assert n1.extra["python"] == "/usr/bin/python3"
+        assert (n1.python, n1.pythonpath) == ("/usr/bin/python3", (PYTHON_DIR,))
         clash = DockerCluster("dkclash", 1, network=str(cluster.subnet))
         with pytest.raises(SetupError, match=f"backend_opts.network {cluster.subnet} overlaps"):
             clash.create()
@@ -337,15 +329,15 @@ def test_a_cluster_of_containers_and_nothing_left_after_it(tmp_path):
             n1.remote.exec(["sleep", "30"], timeout=1)
 
         # the controller reaches a container's port directly, and so does a peer
-        pid = n1.remote.spawn([n1.extra["python"], "-m", "http.server", "--bind", n1.address, "8000"],
+        pid = n1.remote.spawn([n1.python, "-m", "http.server", "--bind", n1.address, "8000"],
                               log=f"{n1.dir}/http.log", pidfile=f"{n1.dir}/http.pid",
-                              cwd=n1.extra["project_root"])
+                              cwd=n1.pythonpath[0])
         assert n1.remote.exec(["cat", f"{n1.dir}/http.pid"]).stdout.strip() == str(pid)
         _wait_for_port(n1.address, 8000)
         with socket.create_connection((n1.address, 8000), timeout=5) as conn:
             conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
             assert conn.recv(12) == b"HTTP/1.0 200"
-        peer = n2.remote.exec([n2.extra["python"], "-c", "import socket,sys; "
+        peer = n2.remote.exec([n2.python, "-c", "import socket,sys; "
                                "socket.create_connection((sys.argv[1], 8000), timeout=5)",
                                n1.address])
         assert peer.returncode == 0
@@ -358,7 +350,7 @@ def test_a_cluster_of_containers_and_nothing_left_after_it(tmp_path):
 
         # the nemeses' tools work inside: iptables with NET_ADMIN
         n1.remote.exec(["iptables", "-w", "5", "-A", "INPUT", "-s", n2.address, "-j", "DROP"])
-        blocked = n2.remote.exec([n2.extra["python"], "-c", "import socket,sys; "
+        blocked = n2.remote.exec([n2.python, "-c", "import socket,sys; "
                                   "socket.create_connection((sys.argv[1], 22), timeout=1)",
                                   n1.address], check=False)
         assert "timed out" in blocked.stderr

@@ -66,20 +66,20 @@ def test_an_internal_error_in_a_run_leaves_its_traceback_in_the_runs_log(tmp_pat
     spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 0.5,
             "node_count": 1, "recovery_time": 0, "seed": 1}
     with pytest.raises(KeyError) as e:
-        run_test(spec, cluster_factory=lambda s, d: FakeCluster(1, d), target_factory=broken_target)
+        run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(1, d), target_factory=broken_target)
     text = open(e.value.log_path).read()
     assert "Traceback (most recent call last)" in text and "broken_target" in text
     results = json.load(open(e.value.log_path.replace("tectonic.log", "results.json")))
     assert results["valid"] == "unknown" and "did not finish" in results["error"]
 
 
-def test_a_target_refusing_its_options_is_a_spec_error_and_the_cluster_comes_down(tmp_path):
+def test_a_target_refusing_its_options_is_a_spec_error_before_any_cluster(tmp_path):
     clusters = []
     spec = {"store": str(tmp_path / "store"), "target": "raftkv", "bugs": ["nope"], "time_limit": 1,
             "node_count": 1, "recovery_time": 0, "seed": 1}
     with pytest.raises(SpecError, match="raftkv: unknown bug 'nope'"):
-        run_test(spec, cluster_factory=lambda s, d: clusters.append(FakeCluster(1, d)) or clusters[-1])
-    assert clusters[0].destroyed
+        run_test(spec, cluster_factory=lambda s, d, needs: clusters.append(FakeCluster(1, d)) or clusters[-1])
+    assert clusters == [] and not (tmp_path / "store").exists()
 
 
 def test_a_refused_backend_option_makes_no_run_dir_and_no_work_dir(tmp_path, monkeypatch):
@@ -88,7 +88,7 @@ def test_a_refused_backend_option_makes_no_run_dir_and_no_work_dir(tmp_path, mon
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
 
-    def refusing(spec, work_dir):
+    def refusing(spec, work_dir, needs):
         raise SetupError("backend_opts.colour is not an option")
     with pytest.raises(SetupError):
         run_test({"store": str(tmp_path / "store"), "time_limit": 1}, cluster_factory=refusing)

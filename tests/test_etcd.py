@@ -14,7 +14,8 @@ import pytest
 
 from harness import generator as gen
 from harness.protocols import Node
-from targets.etcd import make_target
+from core.errors import SpecError
+from targets.etcd import EtcdTarget
 from targets.etcd.client import EtcdClient
 from targets.etcd.gateway import classify, prefix_end
 from targets.etcd.txn import plan, run_against
@@ -391,7 +392,7 @@ def nodes(n=3):
 
 def test_members_start_with_the_cluster_flags():
     cluster = nodes()
-    argv = make_target({"target_opts": {"election_timeout": 1500}}, cluster).argv(cluster[1])
+    argv = EtcdTarget({"target_opts": {"election_timeout": 1500}}, cluster).argv(cluster[1])
     flags = dict(zip(argv[1::2], argv[2::2]))
     assert flags["--name"] == "n2" and flags["--data-dir"] == "/d/n2/data"
     assert flags["--initial-cluster"] == ("n1=http://10.0.0.1:2380,n2=http://10.0.0.2:2380,"
@@ -401,30 +402,32 @@ def test_members_start_with_the_cluster_flags():
 
 
 @pytest.mark.parametrize("opts,message", [
-    ({"serialisable": True}, "unknown option 'serialisable'"),
+    ({"serialisable": True}, "target_opts.serialisable: unknown option"),
     ({"serializable": "yes"}, "serializable must be bool"),
     ({"heartbeat_interval": 500}, "at least 5 heartbeat intervals"),
 ])
-def test_bad_target_options_are_named(opts, message):
-    with pytest.raises(ValueError, match=message):
-        make_target({"target_opts": opts}, nodes())
+def test_bad_target_options_are_named_when_the_spec_is_resolved(opts, message):
+    from harness.spec import resolve_spec
+    with pytest.raises(SpecError, match=message):
+        resolve_spec({"target": "etcd", "target_opts": opts})
 
 
 def test_clock_faults_on_etcd_are_refused_with_the_reason():
     from nemesis import make_nemesis
     with pytest.raises(ValueError) as refused:
-        make_nemesis(["clock"], nodes(), make_target({}, nodes()), random.Random(1), {})
+        make_nemesis(["clock"], nodes(), EtcdTarget({}, nodes()), random.Random(1), {})
     assert "etcd" in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_lock_workload_is_refused_for_targets_without_a_lock_service():
-    from workloads import make_workload
-    with pytest.raises(ValueError, match="lock service"):
-        make_workload({"workload": "lock", "target": "raftkv"})
+    from harness.spec import resolve_spec
+    with pytest.raises(SpecError, match="workload lock needs a target whose client does lock; "
+                                        "target raftkv offers"):
+        resolve_spec({"workload": "lock", "target": "raftkv"})
 
 
 def test_lock_workload_cycles_each_process_and_restarts_a_successor_at_acquire():
-    from workloads import make_workload
+    from harness.plugins import make_workload
     g = make_workload({"workload": "lock", "target": "etcd",
                        "workload_opts": {"hold": 1, "rest": 1}}).generator
     ctx = gen.Context(0, frozenset({0}), frozenset({0}), {0: 0}, 1)

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness.protocols import Node
+from harness.protocols import Clock, Kill, Node, Pause, Primary
 from nemesis import FAULTS, make_nemesis
 from nemesis.choose import choose_nodes
 from nemesis.clock import REFUSAL, ClockNemesis
@@ -37,8 +37,10 @@ def fake_nodes(count: int) -> list[Node]:
             for i in range(1, count + 1)]
 
 
-class RecordingTarget:
+class RecordingTarget(Kill, Pause, Primary, Clock):
     """Records what the nemesis asked of it; `leader_name` says who leads."""
+
+    name = "recording"
 
     def __init__(self, leader_name=None, failing=()):
         self.calls: list[tuple[str, str]] = []
@@ -212,36 +214,41 @@ class HostClockFake:
 def test_clock_faults_move_hosts_clocks_when_the_nodes_have_their_own():
     nodes = fake_nodes(3)
     for n in nodes:
-        n.extra["clock"] = HostClockFake()
+        n.clock = HostClockFake()
     target = RecordingTarget()
     nem = make_nemesis(["clock"], nodes, target, random.Random(1), {})
     value = nem.invoke({"f": "start-clock", "value": {"mode": "bump", "targets": ["n2"]}})["value"]
-    assert nodes[1].extra["clock"].offsets[-1] == value["offsets"]["n2"] != 0
+    assert nodes[1].clock.offsets[-1] == value["offsets"]["n2"] != 0
     nem.heal()
-    assert all(n.extra["clock"].offsets[-1] == 0.0 for n in nodes)
+    assert all(n.clock.offsets[-1] == 0.0 for n in nodes)
     assert target.offsets == []  # the target's own clock is left alone
 
 
 def test_a_shared_kernel_refusal_is_the_error_when_no_clock_can_move():
     class Etcd:
-        pass
+        name = "etcd"
     nodes = fake_nodes(3)
     for n in nodes:
-        n.extra["clock_refused"] = "the hosts share one kernel"
-    with pytest.raises(ValueError, match="^the hosts share one kernel$"):
+        n.clock_refused = "the hosts share one kernel"
+    with pytest.raises(ValueError, match="^clock faults on etcd: the hosts share one kernel$"):
         make_nemesis(["clock"], nodes, Etcd(), random.Random(1), {})
     # a target with a clock of its own still takes clock faults on such hosts
     make_nemesis(["clock"], nodes, RecordingTarget(), random.Random(1), {})
 
 
 def test_clock_faults_are_refused_for_a_target_without_a_controllable_clock():
-    class Etcd:
-        def kill(self, node):
+    class Etcd(Kill):
+        name = "etcd"
+
+        def start(self, node):
+            pass
+
+        def kill(self, node):  # has a kill, yet declares no Clock: no clock faults
             pass
     with pytest.raises(ValueError) as e:
         make_nemesis(["partition", "clock"], fake_nodes(3), Etcd(), random.Random(1), {})
-    assert str(e.value) == REFUSAL
-    assert "etcd reads the time without libc" in REFUSAL
+    assert str(e.value) == f"clock faults on etcd: {REFUSAL}"
+    assert "Clock capability" in REFUSAL
 
 
 def test_bump_moves_chosen_clocks_within_the_bound_and_stop_resets_all():
@@ -383,7 +390,7 @@ def ask(node, timeout=1.0):
         return None
 
 
-class TinyTarget:
+class TinyTarget(Kill, Pause, Primary, Clock):
     """A Target whose process is SERVER: kill/pause/resume by signals, a clock offset file."""
 
     name = "tiny"
@@ -597,14 +604,14 @@ def test_heal_undoes_every_kind_at_once(cluster, faults):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_every_fault_kind_on_raftkv_and_raftkv_recovers_after_heal(tmp_path):
-    raftkv = pytest.importorskip("targets.raftkv", reason="raftkv is not in this tree yet")
     from harness.control.local import LocalCluster
-    with LocalCluster(f"nemrk-{secrets.token_hex(3)}", 5, str(tmp_path)) as local:
-        target = raftkv.make_target({"bugs": []}, local.nodes)
+    from targets.raftkv import RaftKVTarget
+    with LocalCluster(f"nemrk-{secrets.token_hex(3)}", 5, str(tmp_path),
+                      RaftKVTarget.needs) as local:
+        target = RaftKVTarget({"bugs": []}, local.nodes)
         try:
             for node in local.nodes:
                 target.setup(node)
-                target.start(node)
             target.wait_healthy(local.nodes, timeout=30)
             nem = make_nemesis(list(FAULTS), local.nodes, target, random.Random(3),
                                {"test_id": local.names.test_id})

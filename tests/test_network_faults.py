@@ -38,8 +38,8 @@ def median_rtt(src, dst, count=40) -> float:
     return statistics.median(times)
 
 
-def processes(node) -> list[str]:
-    return [process_description(p) for p in netns_pids(node.extra["netns"])]
+def processes(cluster, node) -> list[str]:
+    return [process_description(p) for p in netns_pids(cluster.names.node_netns(node.name))]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def faults(cluster):
         for table in ("filter", "mangle"):
             rules = node.remote.exec(["iptables", "-t", table, "-S"]).stdout
             assert "tectonic" not in rules, f"{node.name} keeps a {table} chain: {rules}"
-        assert not [p for p in processes(node) if "nemesis.delayer" in p]
+        assert not [p for p in processes(cluster, node) if "nemesis.delayer" in p]
 
 
 @needs_root()
@@ -223,13 +223,13 @@ def test_one_way_shapes_are_asymmetric_grudges():
 
 def test_delay_parameters_are_checked_and_other_backends_refused():
     local = [Node(name=f"n{i}", address=f"10.0.0.{i}", remote=None, dir="/nonexistent",
-                  extra={"backend": "local"}) for i in (1, 2, 3)]
+                  backend="local") for i in (1, 2, 3)]
     for bad in ({"delay_mean": -1}, {"delay_jitter": float("nan")}, {"delay_mean": True},
                 {"delay_distribution": "pareto"}, {"delay_reorder": 2}):
         with pytest.raises(ValueError, match="delay"):
             DelayNemesis(local, None, random.Random(1), bad)
     docker = [Node(name="n1", address="10.0.0.1", remote=None, dir="/x",
-                   extra={"backend": "docker"})]
+                   backend="docker")]
     with pytest.raises(ValueError, match="delay faults need the local backend.*docker"):
         DelayNemesis(docker, None, random.Random(1), {})
     with pytest.raises(ValueError, match="unknown nodes"):

@@ -20,7 +20,7 @@ from core.history import read_jsonl, validate
 from harness.protocols import HostRemote, Node
 from harness.run import run_test
 from harness.spec import load_spec, resolve_spec
-from targets.process import make_target
+from targets.process import ProcessTarget
 from tests.conftest import ROOT, needs_root
 
 HTTP_SPEC = os.path.join(ROOT, "tests", "process_nodes", "http_kv.yaml")
@@ -73,10 +73,10 @@ def completed(h, kind="ok"):
     ({"command": ["./x", "{node"]}, "target_opts.command"),
     ({"command": ["./x"], "port": 0}, "target_opts.port: must be a port number"),
     ({"command": ["./x"], "health": "ftp://x"}, "target_opts.health: must be tcp or an http:// URL"),
-    ({"command": ["./x"], "persistent": "yes"}, "target_opts.persistent: must be true or false"),
+    ({"command": ["./x"], "persistent": "yes"}, "target_opts.persistent must be bool"),
     ({"command": ["./x"], "protocol": "grpc"}, "target_opts.protocol: must be one of http-kv, maelstrom"),
-    ({"command": ["./x"], "env": ["A=1"]}, "target_opts.env: must map names to strings"),
-    ({"command": ["./x"], "comand": ["./y"]}, "target_opts.comand: unknown field"),
+    ({"command": ["./x"], "env": ["A=1"]}, "target_opts.env must be dict"),
+    ({"command": ["./x"], "comand": ["./y"]}, "target_opts.comand: unknown option"),
 ])
 def test_a_malformed_process_block_is_one_spec_error(opts, words):
     with pytest.raises(SpecError, match=r"^spec: .*" + words.replace("{", r"\{").replace("(", r"\(")):
@@ -85,8 +85,8 @@ def test_a_malformed_process_block_is_one_spec_error(opts, words):
 
 @pytest.mark.parametrize("opts, words", [
     ({}, "target_opts.bin: the Maelstrom node binary is required"),
-    ({"bin": PRIMARY, "args": "--x"}, "target_opts.args: must be a list"),
-    ({"bin": PRIMARY, "binary": PRIMARY}, "target_opts.binary: unknown option for maelstrom"),
+    ({"bin": PRIMARY, "args": "--x"}, "target_opts.args must be list"),
+    ({"bin": PRIMARY, "binary": PRIMARY}, "target_opts.binary: unknown option"),
 ])
 def test_a_malformed_maelstrom_block_is_one_spec_error(opts, words):
     with pytest.raises(SpecError, match=words):
@@ -224,7 +224,7 @@ def test_a_clock_fault_moves_the_programs_clock(tmp_path):
         "command": [sys.executable, "-m", "http.server", "{port}", "--bind", "{address}"],
         "port": port, "health": "http://{address}:{port}/"}})
     node = Node("n1", "127.0.0.1", HostRemote(), str(tmp_path / "n1"))
-    target = make_target(spec, [node])
+    target = ProcessTarget(spec, [node])
 
     def server_clock():
         conn = http.client.HTTPConnection(node.address, port, timeout=5)
@@ -235,7 +235,6 @@ def test_a_clock_fault_moves_the_programs_clock(tmp_path):
             conn.close()
     try:
         target.setup(node)
-        target.start(node)
         target.wait_healthy([node], 20)
         assert abs(server_clock() - time.time()) < 5
         target.set_clock_offset(node, 3600)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from harness.protocols import HostRemote, Node
-from targets.raftkv import make_target
+from targets.raftkv import RaftKVTarget
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -24,15 +24,14 @@ class Cluster:
         base = _next_subnet[0]
         _next_subnet[0] += 8
         self.nodes = [Node(f"n{i + 1}", f"127.0.{base}.{i + 1}", HostRemote(),
-                           str(tmp_path / f"n{i + 1}")) for i in range(n)]
-        spec = {"bugs": list(bugs), "raftkv": {"port": _free_port(), **settings}}
-        self.target = make_target(spec, self.nodes)
+                           str(tmp_path / f"n{i + 1}"),
+                           pythonpath=RaftKVTarget.needs.local_pythonpath()) for i in range(n)]
+        spec = {"bugs": list(bugs), "target_opts": {"port": _free_port(), **settings}}
+        self.target = RaftKVTarget(spec, self.nodes)
 
     def start(self):
         for node in self.nodes:
             self.target.setup(node)
-        for node in self.nodes:
-            self.target.start(node)
         self.target.wait_healthy(self.nodes, 20)
 
     def stop(self):
@@ -225,7 +224,7 @@ def test_no_fsync_writes_survive_a_process_kill(cluster):
 
 def test_unknown_bug_is_refused():
     with pytest.raises(ValueError, match="unknown bug 'nope'"):
-        make_target({"bugs": ["nope"]}, [])
+        RaftKVTarget({"bugs": ["nope"]}, [])
 
 
 def test_appends_stay_consistent_under_faults(cluster):

@@ -44,7 +44,7 @@ def _spec(tmp_path, **kw):
 def test_a_run_whose_cluster_vanished_is_an_error_not_a_verdict(tmp_path):
     began = time.monotonic()
     out = run_test(_spec(tmp_path),
-                   cluster_factory=lambda s, d: VanishingCluster(3, d, after=1.0),
+                   cluster_factory=lambda s, d, needs: VanishingCluster(3, d, after=1.0),
                    target_factory=lambda s, n: FakeTarget())
     assert time.monotonic() - began < 15  # stopped by the watch, not by the 60 s limit
     assert out.exit_code == ABORTED
@@ -62,7 +62,7 @@ def test_an_interrupted_run_stops_within_seconds_despite_a_long_fault_interval(t
     threading.Timer(2.0, stop.set).start()
     began = time.monotonic()
     out = run_test(_spec(tmp_path, nemesis=["kill"], nemesis_interval=45),
-                   cluster_factory=lambda s, d: FakeCluster(3, d),
+                   cluster_factory=lambda s, d, needs: FakeCluster(3, d),
                    target_factory=lambda s, n: FakeTarget(), stop=stop)
     took = time.monotonic() - began
     # Far below the 45 s a stop used to wait out (checking and the report take the rest).
@@ -76,7 +76,7 @@ def test_an_interrupted_run_stops_within_seconds_despite_a_long_fault_interval(t
 
 def test_a_normal_run_is_neither_interrupted_nor_aborted(tmp_path):
     out = run_test(_spec(tmp_path, time_limit=1),
-                   cluster_factory=lambda s, d: FakeCluster(3, d),
+                   cluster_factory=lambda s, d, needs: FakeCluster(3, d),
                    target_factory=lambda s, n: FakeTarget())
     assert out.valid is True and out.exit_code == 0
     assert "interrupted" not in out.results and "aborted" not in out.results
@@ -155,8 +155,8 @@ def test_no_packet_leaves_when_the_cluster_is_removed_mid_test(tmp_path, monkeyp
     monkeypatch.setattr(harness.cluster_watch, "INTERVAL", 6.0)
     clusters = []
 
-    def cluster_factory(spec, work_dir):
-        clusters.append(local.make_cluster(spec, work_dir))
+    def cluster_factory(spec, work_dir, needs):
+        clusters.append(local.make_cluster(spec, work_dir, needs))
         return clusters[-1]
 
     # Counts (and drops, so nothing really leaves) packets for the cluster address pool that
@@ -215,7 +215,7 @@ def test_a_failed_cluster_set_up_leaves_no_work_dir(tmp_path, fails_in):
         def create(self):
             raise SetupError("the nodes would not come up")
 
-    def factory(spec, work_dir):
+    def factory(spec, work_dir, needs):
         if fails_in == "make_cluster":
             raise SetupError("bad backend options")
         return FailingCluster(3, work_dir)

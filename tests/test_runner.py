@@ -57,7 +57,7 @@ def test_an_exception_becomes_info_with_the_error(tmp_path):
 def test_run_test_end_to_end_with_a_fake_target(tmp_path):
     spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 1, "rate": 200,
             "concurrency": 4, "node_count": 3, "recovery_time": 0, "seed": 42}
-    out = run_test(spec, cluster_factory=lambda s, d: FakeCluster(s["node_count"], d),
+    out = run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(s["node_count"], d),
                    target_factory=lambda s, nodes: FakeTarget())
     assert out.valid is True and out.exit_code == 0
     files = set(os.listdir(out.run_dir))
@@ -92,7 +92,7 @@ def test_the_live_check_judges_the_stored_history_as_analyze_does(tmp_path):
     verdict was unknown where analyze said valid)."""
     spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 0.5, "rate": 100,
             "concurrency": 2, "node_count": 2, "recovery_time": 0, "seed": 3}
-    out = run_test(spec, cluster_factory=lambda s, d: FakeCluster(s["node_count"], d),
+    out = run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(s["node_count"], d),
                    target_factory=lambda s, nodes: SetReturningTarget())
     live = json.load(open(os.path.join(out.run_dir, "results.json")))
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", out.run_dir], cwd=ROOT,
@@ -122,7 +122,7 @@ def test_teardown_takes_every_node_down_even_when_steps_fail(tmp_path):
             "concurrency": 2, "node_count": 3, "recovery_time": 0, "seed": 1}
     clusters, targets = [], []
     out = run_test(spec,
-                   cluster_factory=lambda s, d: clusters.append(FakeCluster(3, d)) or clusters[-1],
+                   cluster_factory=lambda s, d, needs: clusters.append(FakeCluster(3, d)) or clusters[-1],
                    target_factory=lambda s, nodes: targets.append(BrokenTeardownTarget()) or targets[-1])
     calls = targets[0].calls
     for name in ("n1", "n2", "n3"):
@@ -138,7 +138,7 @@ def test_teardown_takes_every_node_down_even_when_steps_fail(tmp_path):
 def test_stats_invalid_when_an_f_never_succeeds(tmp_path):
     spec = {"store": str(tmp_path / "store"), "workload": "set", "time_limit": 0.5, "rate": 100,
             "concurrency": 2, "node_count": 1, "recovery_time": 0, "seed": 1, "op_timeout": 0.2}
-    out = run_test(spec, cluster_factory=lambda s, d: FakeCluster(1, d),
+    out = run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(1, d),
                    target_factory=lambda s, nodes: FakeTarget(raise_on={"add"}))
     assert out.results["checkers"]["stats"]["valid"] is False
     assert out.results["checkers"]["stats"]["never_succeeded"] == ["add"]
@@ -153,7 +153,7 @@ from tests.fakes import FakeCluster, FakeTarget
 spec = {{"store": {store!r}, "workload": "set", "time_limit": 600, "rate": 100, "concurrency": 3,
         "node_count": 3, "recovery_time": 0, "seed": 5}}
 print("started", flush=True)
-out = run_test(spec, cluster_factory=lambda s, d: FakeCluster(3, d), target_factory=lambda s, n: FakeTarget())
+out = run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(3, d), target_factory=lambda s, n: FakeTarget())
 print("done", out.valid, out.run_dir, flush=True)
 """
 

@@ -12,10 +12,10 @@ from workloads.sql import SqlOptions, sql_options
 pymysql = pytest.importorskip("pymysql", reason="the sql extra is not installed (pip install -e '.[sql]')")
 psycopg = pytest.importorskip("psycopg", reason="the sql extra is not installed (pip install -e '.[sql]')")
 
-from targets.galera import make_target as make_galera  # noqa: E402
-from targets.mariadb import make_target as make_mariadb  # noqa: E402
+from targets.galera import GaleraTarget as make_galera  # noqa: E402
+from targets.mariadb import MariaDBTarget as make_mariadb  # noqa: E402
 from targets.mariadb.dialect import MariaDBDialect  # noqa: E402
-from targets.postgres import make_target as make_postgres  # noqa: E402
+from targets.postgres import PostgresTarget as make_postgres  # noqa: E402
 from targets.postgres.dialect import PostgresDialect  # noqa: E402
 
 
@@ -28,8 +28,8 @@ def spec(**kw) -> dict:
 
 
 def test_isolation_defaults_to_the_databases_own_and_is_spelled_as_sql():
-    assert make_mariadb(spec(), nodes(1)).options.isolation == "repeatable-read"
-    assert make_postgres(spec(), nodes(1)).options.isolation == "read-committed"
+    assert make_mariadb(spec(), nodes(1)).sql_options.isolation == "repeatable-read"
+    assert make_postgres(spec(), nodes(1)).sql_options.isolation == "read-committed"
     opts = sql_options(spec(workload_opts={"isolation": "read-committed"}), "t", "serializable")
     assert opts == SqlOptions("list-append", "read-committed", "concat")
     assert opts.isolation_sql == "READ COMMITTED"
@@ -53,12 +53,13 @@ def test_bad_workload_options_are_one_line_spec_errors(bad, message):
     (make_galera, 1, {}, "is a cluster: --node-count 3"),
     (make_mariadb, 1, {"flush_log_at_trx_commit": 3}, "must be 0, 1 or 2"),
     (make_mariadb, 1, {"snapshot_isolation": "yes"}, "snapshot_isolation must be bool"),
-    (make_postgres, 1, {"fsync": False}, "unknown option 'fsync'"),
+    (make_postgres, 1, {"fsync": False}, "target_opts.fsync: unknown option"),
     (make_galera, 3, {"sync_wait": 99}, "sync_wait must be 0..15"),
 ])
 def test_bad_target_options_and_node_counts_are_spec_errors(make, count, opts, message):
+    from harness.spec import resolve_spec
     with pytest.raises(SpecError, match=message):
-        make(spec(target_opts=opts), nodes(count))
+        resolve_spec({"target": make.name, "node_count": count, **spec(target_opts=opts)})
 
 
 def test_galera_config_joins_the_nodes_and_names_the_cluster_after_them():

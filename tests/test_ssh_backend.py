@@ -17,6 +17,7 @@ import pytest
 from harness.control.ssh_commands import (HostSpec, exec_command, kill_marked_command,
                                           parse_host, signal_command, spawn_command, with_env)
 from harness.protocols import Remote, RemoteError
+from targets.raftkv import RaftKVTarget
 from testkit.sshd_lab import SSHD, Keys, sshd, sshd_hosts, wait_for
 
 WEIRD_ARGS = ["it's", '"quoted"', "$HOME", "`id`", "a b", "; rm -rf /", "*", "", "\\n"]
@@ -150,13 +151,14 @@ def test_options_are_checked_before_any_connection():
         SSHCluster("t", {"nodes": ["h:x"]})
 
 
-def test_project_bundle_holds_the_packages_without_caches():
+def test_the_upload_holds_the_targets_packages_without_caches():
     import io
     import tarfile
-    from harness.control.ssh import PROJECT_PACKAGES, project_bundle
-    with tarfile.open(fileobj=io.BytesIO(project_bundle())) as tar:
+    from harness.control.python_upload import bundle
+    from targets.raftkv import RaftKVTarget
+    with tarfile.open(fileobj=io.BytesIO(bundle(RaftKVTarget.needs))) as tar:
         names = tar.getnames()
-    assert {n.split("/")[0] for n in names} == set(PROJECT_PACKAGES)
+    assert {n.split("/")[0] for n in names} == {"targets"}
     assert "targets/raftkv/server.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
@@ -483,18 +485,18 @@ def test_cluster_on_this_machine_refuses_clock_faults_and_cleans_up(loopback_ssh
     remote_dir.mkdir()
     cluster = SSHCluster("clk1", {"nodes": [f"127.0.0.1:{port}"], "key_file": keys.client,
                                   "known_hosts": keys.known_hosts, "remote_dir": str(remote_dir)},
-                         target="raftkv", clock_faults=True)
+                         needs=RaftKVTarget.needs, clock_faults=True)
     try:
         [node] = cluster.create()
-        assert "controller's own kernel" in node.extra["clock_refused"]
-        assert "clock" not in node.extra
+        assert "controller's own kernel" in node.clock_refused
+        assert node.clock is None
         assert (node.name, node.address, node.dir) == ("n1", "127.0.0.1",
                                                        str(remote_dir / "tectonic-clk1" / "n1"))
-        # The deployed project runs with the host's python, from where the node says.
-        out = node.remote.exec([node.extra["python"], "-c", "import targets.raftkv.server, sys; "
+        # The uploaded modules run with the host's python, from where the node says.
+        out = node.remote.exec([node.python, "-c", "import targets.raftkv.server, sys; "
                                 "print(sys.modules['targets.raftkv.server'].__file__)"],
-                               env={"PYTHONPATH": node.extra["project_root"]})
-        assert out.stdout.startswith(node.extra["project_root"] + "/targets/raftkv/")
+                               env={"PYTHONPATH": ":".join(node.pythonpath)})
+        assert out.stdout.startswith(node.pythonpath[0] + "/targets/raftkv/")
     finally:
         cluster.destroy()
     assert os.listdir(remote_dir) == []

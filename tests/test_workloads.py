@@ -6,10 +6,11 @@ on a real cluster; these catch it in seconds."""
 import pytest
 
 from harness import generator as gen
-from harness.spec import WORKLOADS, resolve_spec
+from harness.plugins import make_workload
+from harness.spec import resolve_spec
 from testkit.memory_store import (BankStore, CounterStore, LockStore, RegisterStore, SetStore,
                                   TxnStore, run)
-from workloads import make_workload
+from workloads import MODULES
 
 STORES = {"register": RegisterStore, "set": SetStore, "list-append": TxnStore,
           "rw-register": TxnStore, "lock": LockStore, "counter": CounterStore, "bank": BankStore}
@@ -31,7 +32,7 @@ def _verdicts(workload, history):
     return {name: checker.check(history, {})["valid"] for name, checker in workload.checkers.items()}
 
 
-@pytest.mark.parametrize("name", WORKLOADS)
+@pytest.mark.parametrize("name", MODULES)
 def test_each_workload_is_valid_on_a_correct_store(name):
     workload = make_workload(_spec(name))
     history = _history(workload, bug=False)
@@ -39,7 +40,7 @@ def test_each_workload_is_valid_on_a_correct_store(name):
     assert set(_verdicts(workload, history).values()) == {True}
 
 
-@pytest.mark.parametrize("name", WORKLOADS)
+@pytest.mark.parametrize("name", MODULES)
 def test_each_workloads_checker_catches_its_planted_bug(name):
     workload = make_workload(_spec(name))
     assert False in _verdicts(workload, _history(workload, bug=True)).values()
@@ -58,7 +59,7 @@ class AskedAside(gen.Gen):
         return o, (AskedAside(nxt) if nxt is not None else None)
 
 
-@pytest.mark.parametrize("name", WORKLOADS)
+@pytest.mark.parametrize("name", MODULES)
 def test_each_workloads_ops_do_not_drift_when_asked_for_and_not_taken(name):
     def ops(g):
         return gen.simulate(gen.clients(gen.limit(200, g)), concurrency=4, seed=2)

@@ -2,11 +2,16 @@
 
 Each module exposes `make_workload(spec) -> Workload`. Workloads build their generators
 from harness.generator, a leaf module of pure combinators (the one thing from the harness
-they use; it has no dependencies of its own).
+they use; it has no dependencies of its own). A workload from outside the project is such
+a function too, named by `module:function` or an entry point in `tectonic.workloads`
+(harness/plugins.py finds it, and its make_workload makes any of them).
+
+`make_workload` is called when the spec is resolved, before any cluster exists, to learn
+what the workload needs: it must be cheap and touch nothing, and it raises ValueError (or
+core.errors.SpecError) for workload_opts it cannot take.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +32,12 @@ MODULES = {
 
 @dataclass
 class Workload:
+    """What clients do and who judges it. `needs`: the client features it uses, by the
+    names targets declare in `features` ("register", "set", "list-append", "rw-register",
+    "lock", "counter", "bank"); a target lacking one is refused before any cluster is made."""
     name: str
     generator: Any                       # client ops for the main phase (unbounded)
     checkers: dict[str, Any]             # name -> Checker
     final_generator: Any = None          # client ops after the final heal and recovery
     notes: dict = field(default_factory=dict)
-
-
-def make_workload(spec: dict) -> Workload:
-    name = spec["workload"]
-    if name not in MODULES:
-        raise ValueError(f"unknown workload {name!r} (known: {', '.join(MODULES)})")
-    return importlib.import_module(MODULES[name]).make_workload(spec)
+    needs: frozenset[str] = frozenset()

@@ -36,4 +36,4 @@ def make_workload(spec: dict) -> Workload:
     ops = gen.phases({"f": "open-accounts", "value": [[a, balance] for a in accounts]},
                      gen.per_thread(op))
     return Workload("bank", ops, {"bank": BankChecker()},
-                    final_generator=gen.clients(gen.each_thread(read)))
+                    final_generator=gen.clients(gen.each_thread(read)), needs={"bank"})

@@ -28,4 +28,4 @@ def make_workload(spec: dict) -> Workload:
 
     final = gen.clients(gen.each_thread({"f": "read", "value": [KEY, None]}))
     return Workload("counter", gen.per_thread(op), {"counter": CounterChecker()},
-                    final_generator=final)
+                    final_generator=final, needs={"counter"})

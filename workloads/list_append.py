@@ -14,4 +14,5 @@ def make_workload(spec: dict) -> Workload:
     checker = ElleChecker("list-append", consistency_models=models,
                           time_limit=float(opts.get("check_time_limit", 120)))
     ops = txn_generator("append", None, opts, int(spec.get("concurrency") or 1))
-    return Workload("list-append", ops, {"elle": checker})
+    return Workload("list-append", ops, {"elle": checker},
+                    needs={"list-append"})

@@ -32,4 +32,5 @@ def make_workload(spec: dict) -> Workload:
 
     checker = LinearizableChecker("cas-register", initial=None, nil_read="absent", independent=True,
                                   time_limit=float(opts.get("check_time_limit", 120)))
-    return Workload("register", gen.per_thread(op), {"linearizable": checker})
+    return Workload("register", gen.per_thread(op), {"linearizable": checker},
+                    needs={"register"})

@@ -16,4 +16,5 @@ def make_workload(spec: dict) -> Workload:
                           time_limit=float(opts.get("check_time_limit", 120)),
                           linearizable_keys=True, wfr_keys=True)
     ops = txn_generator("w", None, opts, int(spec.get("concurrency") or 1))
-    return Workload("rw-register", ops, {"elle": checker})
+    return Workload("rw-register", ops, {"elle": checker},
+                    needs={"rw-register"})

@@ -20,4 +20,5 @@ def make_workload(spec: dict) -> Workload:
         return {"f": "add", "value": [element % keys, element]}
 
     final = gen.clients(gen.each_thread([{"f": "read-list", "value": [k, None]} for k in range(keys)]))
-    return Workload("set", gen.per_thread(add), {"set": SetChecker()}, final_generator=final)
+    return Workload("set", gen.per_thread(add), {"set": SetChecker()}, final_generator=final,
+                    needs={"set"})

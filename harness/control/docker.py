@@ -12,25 +12,24 @@ The engine is tectonic's own dockerd (docker_daemon.py: no firewall rules, no NA
 when none answers and stopped again at destroy when it was started here and no other test's
 container is left. The image is built on first use (docker_image.py). Each container runs
 with NET_ADMIN, so the nemeses' iptables and tc work inside it as on a host, and holds a copy
-of the project at the controller's own project path, so a target's paths mean the same on
-both sides. Clock faults are refused: containers share the host's kernel clock.
+of the packages of the Python modules the target runs on its nodes (NodeNeeds) under
+PYTHON_DIR, which node.pythonpath names. Clock faults are refused: containers share the
+host's kernel clock.
 
 backend_opts: image (default tectonic-node:bookworm), network (a subnet, e.g. 10.199.0.0/24),
 docker_host (use this engine, e.g. unix:///var/run/docker.sock, instead of tectonic's own).
 """
 from __future__ import annotations
 
-import io
 import ipaddress
 import logging
-import os
 import secrets
-import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
-from harness.protocols import Node, RemoteError
 from core.errors import SetupError
+from harness.protocols import Node, NodeNeeds, RemoteError
 
+from . import python_upload
 from .docker_clean import LABEL, TEST_LABEL
 from .docker_daemon import HOST, DockerDaemon, DockerUnavailable, answers, client_for
 from .docker_image import DEFAULT_IMAGE, ImageError, ensure_image
@@ -42,8 +41,7 @@ from .netns import ClusterError
 log = logging.getLogger("tectonic.control")
 
 OPTIONS = ("image", "network", "docker_host")
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROJECT_PACKAGES = ("harness", "targets", "checkers", "workloads", "nemesis")
+PYTHON_DIR = "/opt/tectonic/python"
 NODE_PYTHON = "/usr/bin/python3"
 NODE_DIR_ROOT = "/var/lib/tectonic"
 CONTROLLER_HOST = 254
@@ -62,8 +60,10 @@ class DockerCluster:
     """
 
     def __init__(self, test_id: str, node_count: int, *, image: str = DEFAULT_IMAGE,
-                 network: str | None = None, docker_host: str | None = None):
+                 network: str | None = None, docker_host: str | None = None,
+                 needs: NodeNeeds = NodeNeeds()):
         self.names = ClusterNames(test_id, node_count)
+        self.needs = needs
         self.image = image
         self.subnet = _parse_subnet(network) if network else None
         self.docker_host = docker_host
@@ -185,7 +185,10 @@ class DockerCluster:
         self._create_network()
         for index, name in enumerate(self.names.node_names, start=1):
             self._create_container(name, str(self.subnet.network_address + index))
-        project = _project_archive()
+        try:
+            project = python_upload.bundle(self.needs, gzip=False) if self.needs.python_modules else None
+        except ModuleNotFoundError as e:
+            raise DockerClusterError(f"the target runs Python modules on its nodes: {e}") from None
         with ThreadPoolExecutor(max_workers=len(self.names.node_names)) as pool:
             for future in [pool.submit(self._prepare, name, index, project)
                            for index, name in enumerate(self.names.node_names, start=1)]:
@@ -244,19 +247,27 @@ class DockerCluster:
         self._containers.append(container)
         api.start(container)
 
-    def _prepare(self, name: str, index: int, project: bytes) -> Node:
+    def _prepare(self, name: str, index: int, project: bytes | None) -> Node:
         container = self.container_name(name)
         remote = DockerRemote(self._client.api, container)
         node_dir = f"{NODE_DIR_ROOT}/{name}"
-        remote.exec(["mkdir", "-p", node_dir, PROJECT_ROOT])
-        self._client.api.put_archive(container, PROJECT_ROOT, project)
+        remote.exec(["mkdir", "-p", node_dir])
+        if project is not None:
+            remote.exec(["mkdir", "-p", PYTHON_DIR])
+            self._client.api.put_archive(container, PYTHON_DIR, project)
+            check = remote.exec(python_upload.import_check(NODE_PYTHON, PYTHON_DIR, self.needs),
+                                check=False, timeout=60)
+            if check.returncode != 0:
+                last_line = (check.stderr.strip().splitlines() or ["no output"])[-1]
+                raise DockerClusterError(f"container {container}: {NODE_PYTHON} cannot import "
+                                         f"the target's {', '.join(self.needs.python_modules)} "
+                                         f"({last_line}): use an image with python3 (>= 3.9)")
         return Node(name=name, address=str(self.subnet.network_address + index),
-                    remote=remote, dir=node_dir,
-                    extra={"backend": "docker", "container": container,
-                           "python": NODE_PYTHON, "project_root": PROJECT_ROOT})
+                    remote=remote, dir=node_dir, backend="docker", python=NODE_PYTHON,
+                    pythonpath=(PYTHON_DIR,) if project is not None else ())
 
 
-def make_cluster(spec: dict, work_dir: str) -> DockerCluster:
+def make_cluster(spec: dict, work_dir: str, needs: NodeNeeds = NodeNeeds()) -> DockerCluster:
     """The docker backend's cluster for a resolved spec; refuses what it cannot do before
     anything is created."""
     if "clock" in spec.get("nemesis", []):
@@ -271,7 +282,7 @@ def make_cluster(spec: dict, work_dir: str) -> DockerCluster:
             raise SetupError(f"backend_opts.{key} must be a string, got {opts[key]!r}")
     return DockerCluster(secrets.token_hex(3), spec["node_count"],
                          image=opts.get("image", DEFAULT_IMAGE), network=opts.get("network"),
-                         docker_host=opts.get("docker_host"))
+                         docker_host=opts.get("docker_host"), needs=needs)
 
 
 def _parse_subnet(text: str) -> ipaddress.IPv4Network:
@@ -283,19 +294,6 @@ def _parse_subnet(text: str) -> ipaddress.IPv4Network:
         raise SetupError(f"backend_opts.network must be a private /24 (e.g. 10.199.0.0/24), "
                          f"got {text}")
     return subnet
-
-
-def _project_archive() -> bytes:
-    """The project's packages as a tar (no caches), to unpack at PROJECT_ROOT."""
-    buf = io.BytesIO()
-
-    def no_caches(info: tarfile.TarInfo):
-        parts = info.name.split("/")
-        return None if "__pycache__" in parts or info.name.endswith(".pyc") else info
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for package in PROJECT_PACKAGES:
-            tar.add(os.path.join(PROJECT_ROOT, package), arcname=package, filter=no_caches)
-    return buf.getvalue()
 
 
 def _is_not_found(error: Exception) -> bool:

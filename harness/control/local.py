@@ -24,7 +24,7 @@ import os
 import time
 from contextlib import contextmanager
 
-from harness.protocols import HostRemote, Node
+from harness.protocols import HostRemote, Node, NodeNeeds
 
 from . import owners
 from .guard_route import add_guard_route, remove_guard_route
@@ -45,8 +45,15 @@ class LocalCluster:
     creates on entry and destroys on exit, also when the body raises.
     """
 
-    def __init__(self, test_id: str, node_count: int, base_dir: str):
+    def __init__(self, test_id: str, node_count: int, base_dir: str,
+                 needs: NodeNeeds = NodeNeeds()):
         self.names = ClusterNames(test_id, node_count)
+        # The nodes share the controller's file system and interpreter: the target's
+        # Python modules are importable from where they are here.
+        try:
+            self.pythonpath = needs.local_pythonpath()
+        except ModuleNotFoundError as e:
+            raise ClusterError(f"the target runs Python modules on its nodes: {e}") from None
         self.base_dir = os.path.abspath(base_dir)
         self.subnet = None
         self.controller_address: str | None = None
@@ -178,7 +185,7 @@ class LocalCluster:
             os.makedirs(node_dir, exist_ok=True)
             self.nodes.append(Node(name=name, address=address,
                                    remote=HostRemote(wrap=exec_prefix(netns)), dir=node_dir,
-                                   extra={"backend": "local", "netns": netns}))
+                                   netns=netns, pythonpath=self.pythonpath))
         log.info("local cluster %s: %d nodes in %s, controller %s", names.prefix,
                  len(self.nodes), self.subnet, self.controller_address)
 
@@ -192,12 +199,12 @@ class LocalCluster:
         self._inodes[netns] = netns_inode(netns)
 
 
-def make_cluster(spec: dict, work_dir: str) -> LocalCluster:
+def make_cluster(spec: dict, work_dir: str, needs: NodeNeeds = NodeNeeds()) -> LocalCluster:
     import secrets
     if spec.get("backend_opts"):
         raise ClusterError(f"the local backend takes no backend options, got "
                            f"{sorted(spec['backend_opts'])[0]!r} (ssh and docker take them)")
-    return LocalCluster(secrets.token_hex(3), spec["node_count"], work_dir)
+    return LocalCluster(secrets.token_hex(3), spec["node_count"], work_dir, needs)
 
 
 @contextmanager

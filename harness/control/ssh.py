@@ -8,32 +8,31 @@ backend_opts (spec.py reads them from --nodes/--nodes-file/--ssh-*):
                       user's ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)
   insecure_host_keys  accept any host key (logged as a warning; the stored spec shows it)
   sudo                run commands through `sudo -n` (default: when the user is not root)
-  python              the interpreter on the hosts for Python targets (default python3)
+  python              the interpreter on the hosts for a target's Python modules (default python3)
   remote_dir          where the per-test directories go on the hosts (default /tmp)
 
-With clock faults in the test, each node gets extra["clock"], a HostClock moving the host's
-real clock (ssh_clock.py), or extra["clock_refused"] when the hosts share a kernel.
+With clock faults in the test, each node gets `clock`, a HostClock moving the host's real
+clock (ssh_clock.py), or `clock_refused` when the hosts share a kernel.
 
 On each host, for test T and node n: <remote_dir>/tectonic-T/n is the node's directory,
-and <remote_dir>/tectonic-T/project-n holds the uploaded project for Python targets
-(raftkv needs only the standard library, so uploading our packages is all it takes).
+and <remote_dir>/tectonic-T/project-n holds the packages of the Python modules the target
+runs on its nodes (NodeNeeds), uploaded; node.pythonpath names it.
 destroy() kills whatever the test started there, removes both, and closes the connection.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import posixpath
 import secrets
-import tarfile
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from harness.protocols import Node, RemoteError
 from core.errors import SetupError
+from harness.protocols import Node, NodeNeeds, RemoteError
 
+from . import python_upload
 from .names import ClusterNames
 from .ssh_clock import HostClock, boot_id, controller_boot_id, shared_kernel_refusal
 from .ssh_commands import parse_host
@@ -41,11 +40,6 @@ from .ssh_remote import SSHRemote
 
 log = logging.getLogger("tectonic.control")
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROJECT_PACKAGES = ("harness", "targets", "checkers", "workloads", "nemesis")
-# Targets that run our own Python code on the nodes, and the module that proves the
-# deployed project imports there.
-PYTHON_TARGETS = {"raftkv": "targets.raftkv.server"}
 OPTIONS = {"nodes", "user", "port", "key_file", "known_hosts", "insecure_host_keys", "sudo",
            "python", "remote_dir"}
 
@@ -57,7 +51,7 @@ class SSHClusterError(SetupError):
 class SSHCluster:
     """Nodes n1..nN on the hosts named in backend_opts; `destroy` undoes `create`."""
 
-    def __init__(self, test_id: str, opts: dict, *, target: str | None = None,
+    def __init__(self, test_id: str, opts: dict, *, needs: NodeNeeds = NodeNeeds(),
                  clock_faults: bool = False):
         unknown = sorted(set(opts) - OPTIONS)
         if unknown:
@@ -72,7 +66,7 @@ class SSHCluster:
         except ValueError as e:
             raise SSHClusterError(f"backend_opts.nodes: {e}") from None
         self.names = ClusterNames(test_id, len(specs))
-        self.target = target
+        self.needs = needs
         self.clock_faults = clock_faults
         self.python = opts.get("python", "python3")
         self.base = posixpath.join(opts.get("remote_dir", "/tmp"), f"tectonic-{test_id}")
@@ -95,7 +89,10 @@ class SSHCluster:
             raise SSHClusterError(f"cluster {self.names.prefix} is already created")
         if any(r.insecure_host_keys for r in self.remotes):
             log.warning("ssh: host keys are NOT checked (insecure_host_keys)")
-        bundle = project_bundle() if self.target in PYTHON_TARGETS else None
+        try:
+            bundle = python_upload.bundle(self.needs) if self.needs.python_modules else None
+        except ModuleNotFoundError as e:
+            raise SSHClusterError(f"the target runs Python modules on its nodes: {e}") from None
         try:
             self.nodes = _on_all(self.remotes, lambda r: self._prepare(r, bundle))
             if self.clock_faults:
@@ -129,7 +126,7 @@ class SSHCluster:
                 return False
 
         def clean(remote: SSHRemote) -> None:
-            clock = next((n.extra.get("clock") for n in self.nodes if n.remote is remote), None)
+            clock = next((n.clock for n in self.nodes if n.remote is remote), None)
             try:
                 if clock is not None:
                     attempt(clock.restore)
@@ -157,20 +154,18 @@ class SSHCluster:
             remote.exec_unprivileged(["mkdir", "-p", node_dir]
                                      + ([project] if bundle is not None else []))
             self._created.append(remote)
-            extra = {"backend": "ssh", "host": str(remote.spec),
-                     "insecure_host_keys": remote.insecure_host_keys}
             if bundle is not None:
                 self._deploy(remote, bundle, project)
-                extra.update(python=self.python, project_root=project)
             return Node(name=remote.name, address=remote.peer_address, remote=remote,
-                        dir=node_dir, extra=extra)
+                        dir=node_dir, backend="ssh", python=self.python,
+                        pythonpath=(project,) if bundle is not None else ())
         except RemoteError as e:
             raise SSHClusterError(str(e)) from None
 
     def _attach_clocks(self) -> None:
-        """node.extra["clock"]: a HostClock the clock nemesis moves; or, when the hosts
-        share a kernel with the controller or each other, node.extra["clock_refused"]: why
-        not (a target with a clock of its own, like raftkv's libfaketime, still can)."""
+        """node.clock: a HostClock the clock nemesis moves; or, when the hosts share a
+        kernel with the controller or each other, node.clock_refused: why not (a target
+        with the Clock capability, like raftkv's libfaketime, still can)."""
         controller = controller_boot_id()
         try:
             boots = dict(zip([n.name for n in self.nodes],
@@ -180,9 +175,9 @@ class SSHCluster:
         refusal = shared_kernel_refusal(boots, controller)
         for node, remote in zip(self.nodes, self.remotes):
             if refusal:
-                node.extra["clock_refused"] = refusal
+                node.clock_refused = refusal
             else:
-                node.extra["clock"] = HostClock(remote, controller=controller)
+                node.clock = HostClock(remote, controller=controller)
         if refusal:
             log.warning("ssh: %s", refusal)
 
@@ -192,31 +187,19 @@ class SSHCluster:
             remote.put_file(local, archive)
         remote.exec_unprivileged(["sh", "-c", 'tar -xzf "$1" -C "$2" && rm -f "$1"', "unpack",
                                   archive, project], timeout=60)
-        module = PYTHON_TARGETS[self.target]
-        check = remote.exec(["env", f"PYTHONPATH={project}", self.python, "-c", f"import {module}"],
+        check = remote.exec(python_upload.import_check(self.python, project, self.needs),
                             check=False, timeout=60)
         if check.returncode != 0:
             last_line = (check.stderr.strip().splitlines() or ["no output"])[-1]
             raise SSHClusterError(
-                f"ssh {remote.spec} ({remote.name}): {self.python} cannot run the uploaded "
-                f"{self.target} ({last_line}): install python3 (>= 3.9) there, or set "
-                f"backend_opts.python")
+                f"ssh {remote.spec} ({remote.name}): {self.python} cannot import the target's "
+                f"uploaded {', '.join(self.needs.python_modules)} ({last_line}): install "
+                f"python3 (>= 3.9) there, or set backend_opts.python")
 
 
-def make_cluster(spec: dict, work_dir: str) -> SSHCluster:
+def make_cluster(spec: dict, work_dir: str, needs: NodeNeeds = NodeNeeds()) -> SSHCluster:
     return SSHCluster(secrets.token_hex(3), dict(spec.get("backend_opts") or {}),
-                      target=spec.get("target"), clock_faults="clock" in (spec.get("nemesis") or []))
-
-
-def project_bundle() -> bytes:
-    """A gzipped tar of our top-level packages, as the hosts unpack it (no caches)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for package in PROJECT_PACKAGES:
-            tar.add(os.path.join(PROJECT_ROOT, package), arcname=package,
-                    filter=lambda info: None if "__pycache__" in info.name
-                    or info.name.endswith(".pyc") else info)
-    return buffer.getvalue()
+                      needs=needs, clock_faults="clock" in (spec.get("nemesis") or []))
 
 
 def _on_all(remotes: list, action, raise_first: bool = True) -> list:

@@ -1,6 +1,6 @@
 """etcd (Debian's etcd-server, v3.4) as a tectonic target, through its v3 JSON gateway.
 
-  make_target(spec, nodes) -> EtcdTarget   (spec: target_opts: {serializable: true, ...})
+  EtcdTarget(spec, nodes)   (spec: target_opts: {serializable: true, ...})
 
 target.py deploys and faults the members; client.py maps tectonic's ops onto the gateway
 (gateway.py decides what each error means: fail or info); txn.py runs list-append and
@@ -9,9 +9,4 @@ docs/etcd-recipes.md has the recipes and what they found.
 """
 from targets.etcd.target import EtcdTarget
 
-
-def make_target(spec: dict, nodes: list) -> EtcdTarget:
-    return EtcdTarget(spec, nodes)
-
-
-__all__ = ["make_target", "EtcdTarget"]
+__all__ = ["EtcdTarget"]

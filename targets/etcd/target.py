@@ -6,16 +6,11 @@ Under each node's directory:
   etcd.log     the member's output (kept: log_files collects it)
   etcd.pid     the member's pid
 
-target_opts (all optional):
-  etcd_binary         path on the nodes (default /usr/bin/etcd, Debian's etcd-server)
-  serializable        false: reads answered by the member alone, possibly stale
-  heartbeat_interval  ms (default 100)
-  election_timeout    ms (default 1000)
-  lock_ttl            s, the lease behind a held lock (default 2, etcd's minimum for the
-                      default timeouts: 1.5 election timeouts, rounded up)
-  client_port, peer_port  (default 2379, 2380; change them for clusters on loopback)
+target_opts: EtcdTarget.options (`tectonic targets` lists them). lock_ttl's default, 2 s,
+is etcd's minimum for the default timeouts (1.5 election timeouts, rounded up); change the
+ports for clusters on loopback.
 
-Clock faults are not offered (no set_clock_offset): etcd is written in Go, whose runtime
+Clock faults are not offered (no Clock capability): etcd is written in Go, whose runtime
 reads the time through the vDSO without libc, out of libfaketime's reach, and on the local
 backend every node shares one kernel clock. Clock faults on etcd need hosts of their own.
 """
@@ -26,40 +21,49 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from core.errors import SetupError
+from core.errors import SetupError, SpecError
+from harness.protocols import HealthCheck, LogFiles, Option, Primary, Target
 from targets.daemon import Daemon
 from targets.etcd.client import EtcdClient
 from targets.etcd.gateway import Gateway, GatewayError, number
 
 DEFAULT_BINARY = "/usr/bin/etcd"
-_OPTIONS = {"etcd_binary": str, "serializable": bool, "heartbeat_interval": int,
-            "election_timeout": int, "lock_ttl": int, "client_port": int, "peer_port": int}
 STATUS_TIMEOUT = 0.5
 
 
-class EtcdTarget(Daemon):
+class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles):
     name = "etcd"
+    options = (
+        Option("etcd_binary", str, DEFAULT_BINARY, "the etcd executable on the nodes"),
+        Option("serializable", bool, False, "reads answered by the member alone, possibly stale"),
+        Option("heartbeat_interval", int, 100, "milliseconds between the leader's heartbeats"),
+        Option("election_timeout", int, 1000, "milliseconds; at least 5 heartbeat intervals"),
+        Option("lock_ttl", int, 2, "seconds: the lease behind a held lock"),
+        Option("client_port", int, 2379, "the port clients talk to"),
+        Option("peer_port", int, 2380, "the port members talk to each other on"),
+    )
+    features = frozenset({"register", "set", "list-append", "rw-register", "lock"})
+
+    @classmethod
+    def validate(cls, spec: dict) -> None:
+        super().validate(spec)
+        opts = spec["target_opts"]
+        if opts["election_timeout"] < 5 * opts["heartbeat_interval"]:
+            raise SpecError(f"etcd: target_opts.election_timeout ({opts['election_timeout']} ms) "
+                            f"must be at least 5 heartbeat intervals "
+                            f"({5 * opts['heartbeat_interval']} ms)")
 
     def __init__(self, spec: dict, nodes: list):
-        opts = dict(spec.get("target_opts") or {})
-        for key, value in opts.items():
-            want = _OPTIONS.get(key)
-            if want is None:
-                raise ValueError(f"etcd: unknown option {key!r} in spec field target_opts "
-                                 f"(known: {', '.join(_OPTIONS)})")
-            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                raise ValueError(f"etcd: target_opts.{key} must be {want.__name__}, got {value!r}")
-        self.binary = opts.get("etcd_binary", DEFAULT_BINARY)
-        self.serializable = opts.get("serializable", False)
-        self.heartbeat = opts.get("heartbeat_interval", 100)
-        self.election = opts.get("election_timeout", 1000)
-        self.lock_ttl = opts.get("lock_ttl", 2)
-        self.client_port = opts.get("client_port", 2379)
-        self.peer_port = opts.get("peer_port", 2380)
-        if self.election < 5 * self.heartbeat:
-            raise ValueError(f"etcd: target_opts.election_timeout ({self.election} ms) must be at "
-                             f"least 5 heartbeat intervals ({5 * self.heartbeat} ms)")
-        self.nodes = list(nodes)
+        super().__init__(spec, nodes)
+        self.validate({**spec, "target_opts": self.opts})
+        opts = self.opts
+        self.binary = opts["etcd_binary"]
+        self.serializable = opts["serializable"]
+        self.heartbeat = opts["heartbeat_interval"]
+        self.election = opts["election_timeout"]
+        self.lock_ttl = opts["lock_ttl"]
+        self.client_port = opts["client_port"]
+        self.peer_port = opts["peer_port"]
         members = ",".join(f"{n.name}={self._peer_url(n)}" for n in self.nodes)
         self.initial_cluster = members
         # A token of its own per cluster, so members of another test never join this one.
@@ -105,8 +109,9 @@ class EtcdTarget(Daemon):
         found = node.remote.exec(["test", "-x", self.binary], check=False)
         if found.returncode != 0:
             raise SetupError(f"etcd: no executable {self.binary} on {node.name} "
-                               f"(apt-get install -y etcd-server, or set target_opts.etcd_binary)")
+                             f"(apt-get install -y etcd-server, or set target_opts.etcd_binary)")
         node.remote.exec(["mkdir", "-p", node.dir])
+        self.start(node)
 
     def start(self, node) -> None:
         if self._running_pid(node) is not None:
@@ -135,7 +140,7 @@ class EtcdTarget(Daemon):
                     f"a write through leader {leader.name} failed: {done.get('error')}"
             time.sleep(0.1)
         raise SetupError(f"etcd not healthy after {timeout:.0f}s: {problem} "
-                         f"(see {', '.join(self._log(n) for n in nodes)})")
+                           f"(see {', '.join(self._log(n) for n in nodes)})")
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]

@@ -21,8 +21,8 @@ import os
 import time
 
 from core.errors import SetupError, SpecError
-from targets.mariadb.target import MariaDBTarget, option_types
-from targets.sql import check_options
+from harness.protocols import Option
+from targets.mariadb.target import MariaDBTarget
 
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 GROUP_PORT = 4567
@@ -34,15 +34,15 @@ JOIN_TIMEOUT = 90.0
 
 class GaleraTarget(MariaDBTarget):
     name = "galera"
+    options = (*MariaDBTarget.options,
+               Option("sync_wait", int, 0, "wsrep_sync_wait, a bit mask 0..15"))
 
     def __init__(self, spec: dict, nodes: list, where: str = "spec"):
-        opts = dict(spec.get("target_opts") or {})
-        check_options(self.name, opts, {**option_types(), "sync_wait": int}, where)
-        self.sync_wait = opts.pop("sync_wait", 0)
+        super().__init__(spec, nodes, where)
+        self.sync_wait = self.opts["sync_wait"]
         if not 0 <= self.sync_wait <= 15:
             raise SpecError(f"{where}: galera: target_opts.sync_wait must be 0..15 (a bit mask), "
                             f"got {self.sync_wait}")
-        super().__init__({**spec, "target_opts": opts}, nodes, where)
         addresses = ",".join(n.address for n in self.nodes)
         self.cluster_address = f"gcomm://{addresses}"
         # A name of its own per cluster: a node of another test never joins this one.

@@ -12,43 +12,47 @@ target's (targets/process) with protocol maelstrom; target_opts here:
   persistent  true (default): the node's working directory, its data dir, survives a kill
 """
 from core.errors import SpecError
-from targets.process.config import check_workload, parse_block
-from targets.process.local_checks import refuse_clock_on_static_program
+from harness.protocols import NodeNeeds, Option
+from targets.process.config import at, parse_block
 from targets.process.target import ProcessTarget
 
-OPTIONS = ("bin", "args", "port", "persistent")
+
+class MaelstromTarget(ProcessTarget):
+    """The process target running a Maelstrom node binary under the shim."""
+    name = "maelstrom"
+    options = (
+        Option("bin", str, None, "the Maelstrom node binary (required)"),
+        Option("args", list, [], "its arguments"),
+        Option("port", int, 7500, "the shims' port: UDP for peers, TCP for clients"),
+        Option("persistent", bool, True, "the node's working directory survives a kill"),
+    )
+    needs = NodeNeeds(python_modules=("targets.maelstrom.shim",))
+
+    @classmethod
+    def needs_for(cls, spec: dict) -> NodeNeeds:
+        return cls.needs
+
+    @classmethod
+    def config_of(cls, opts: dict, where: str = ""):
+        return parse_block(process_block(opts, where), where)
+
+    @classmethod
+    def normalized(cls, opts: dict, config) -> dict:
+        return {**opts, "bin": config.command[0]}
 
 
 def process_block(opts: dict, where: str) -> dict:
     """The process block (targets/process/config.py) that runs this Maelstrom node."""
-    if not isinstance(opts, dict):
-        raise SpecError(f"{where}: target_opts must be a mapping, got {opts!r}")
-    unknown = sorted(set(opts) - set(OPTIONS))
-    if unknown:
-        raise SpecError(f"{where}: target_opts.{unknown[0]}: unknown option for maelstrom "
-                        f"(known: {', '.join(OPTIONS)})")
     if not isinstance(opts.get("bin"), str) or not opts["bin"]:
-        raise SpecError(f"{where}: target_opts.bin: the Maelstrom node binary is required "
+        raise SpecError(f"{at(where)}target_opts.bin: the Maelstrom node binary is required "
                         f"(--target-opt bin=./my-node)")
-    args = opts.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
-        raise SpecError(f"{where}: target_opts.args: must be a list of words, got {args!r}")
+    args = opts.get("args") or []
+    if not all(isinstance(a, (str, int, float)) for a in args):
+        raise SpecError(f"{at(where)}target_opts.args: must be a list of words, got {args!r}")
     # The shim fills the node's identity in through init; braces in args stay literal.
     words = [str(w).replace("{", "{{").replace("}", "}}") for w in [opts["bin"], *args]]
     return {"command": words, "port": opts.get("port", 7500), "health": "tcp",
             "persistent": opts.get("persistent", True), "protocol": "maelstrom"}
 
 
-def resolve_spec_block(spec: dict, where: str) -> None:
-    config = parse_block(process_block(spec["target_opts"], where), where)
-    check_workload(config, spec["workload"], where)
-    refuse_clock_on_static_program(spec, config, where)
-    spec["target_opts"] = {**spec["target_opts"], "bin": config.command[0]}
-
-
-def make_target(spec: dict, nodes: list) -> ProcessTarget:
-    return ProcessTarget("maelstrom", parse_block(process_block(spec["target_opts"], "spec"), "spec"),
-                         spec, nodes)
-
-
-__all__ = ["make_target", "resolve_spec_block", "process_block"]
+__all__ = ["MaelstromTarget", "process_block"]

@@ -24,9 +24,10 @@ from __future__ import annotations
 import os
 
 from core.errors import SetupError, SpecError
+from harness.protocols import HealthCheck, LogFiles, Option, Target
 from targets.daemon import Daemon
 from targets.mariadb.dialect import DATABASE, PASSWORD, USER, MariaDBDialect
-from targets.sql import check_options, last_line
+from targets.sql import check_spec, last_line
 from targets.sql.client import SqlTxnClient, wait_until
 from workloads.sql import sql_options
 
@@ -40,20 +41,26 @@ RUN_AS = "mysql"
 INNODB_SIZING = ("innodb_buffer_pool_size = 64M", "innodb_log_file_size = 16M")
 
 
-def option_types() -> dict:
-    return {"snapshot_isolation": bool, "flush_log_at_trx_commit": int, "port": int}
-
-
-class MariaDBTarget(Daemon):
+class MariaDBTarget(Daemon, Target, HealthCheck, LogFiles):
     name = "mariadb"
+    options = (
+        Option("snapshot_isolation", bool, False, "innodb_snapshot_isolation"),
+        Option("flush_log_at_trx_commit", int, 1, "innodb_flush_log_at_trx_commit: 0, 1 or 2"),
+        Option("port", int, 3306, "the server's TCP port"),
+    )
+    features = frozenset({"list-append", "rw-register"})
+
+    @classmethod
+    def validate(cls, spec: dict) -> None:
+        super().validate(spec)
+        check_spec(cls, spec)
 
     def __init__(self, spec: dict, nodes: list, where: str = "spec"):
         """Checks the spec (SpecError naming `where`) and does nothing else: a target
         built for placeholder nodes checks a spec before any cluster exists."""
-        opts = check_options(self.name, dict(spec.get("target_opts") or {}), option_types(), where)
-        self._init_options(opts, where)
-        self.options = sql_options(spec, self.name, "repeatable-read", where)
-        self.nodes = list(nodes)
+        super().__init__(spec, nodes)
+        self._init_options(self.opts, where)
+        self.sql_options = sql_options(spec, self.name, "repeatable-read", where)
         self._check_node_count(where)
         self.process_mark = "my.cnf"  # with the node's dir: --defaults-file=<dir>/my.cnf
         self._pids: dict[str, int] = {}
@@ -115,6 +122,10 @@ class MariaDBTarget(Daemon):
     # ---- lifecycle ------------------------------------------------------------------------
 
     def setup(self, node) -> None:
+        self._install(node)
+        self.start(node)
+
+    def _install(self, node) -> None:
         for binary in (SERVER, INSTALL_DB, CLIENT):
             if node.remote.exec(["test", "-x", binary], check=False).returncode != 0:
                 raise SetupError(f"{self.name}: no {binary} on {node.name} "
@@ -169,11 +180,8 @@ class MariaDBTarget(Daemon):
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
 
-    def leader(self, nodes: list):
-        return None
-
     def client(self, node) -> SqlTxnClient:
-        return SqlTxnClient(MariaDBDialect(self.port, self.options), self.options)
+        return SqlTxnClient(MariaDBDialect(self.port, self.sql_options), self.sql_options)
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -28,31 +28,40 @@ import os
 import signal
 
 from core.errors import SetupError, SpecError
+from harness.protocols import HealthCheck, LogFiles, Option, Target
 from targets.daemon import Daemon
-from targets.sql import check_options, last_line
+from targets.sql import check_spec, last_line
 from targets.postgres.dialect import PostgresDialect
 from targets.sql.client import SqlTxnClient, wait_until
 from workloads.sql import sql_options
 
 BIN = "/usr/lib/postgresql/15/bin"
 RUN_AS = "postgres"
-_OPTIONS = {"port": int, "synchronous_commit": bool}
 
 
-class PostgresTarget(Daemon):
+class PostgresTarget(Daemon, Target, HealthCheck, LogFiles):
     name = "postgres"
+    options = (
+        Option("port", int, 5432, "the server's TCP port on the node's address"),
+        Option("synchronous_commit", bool, True, "off acknowledges commits before their WAL is flushed"),
+    )
+    features = frozenset({"list-append", "rw-register"})
+
+    @classmethod
+    def validate(cls, spec: dict) -> None:
+        super().validate(spec)
+        check_spec(cls, spec)
 
     def __init__(self, spec: dict, nodes: list, where: str = "spec"):
         """Checks the spec (SpecError naming `where`) and does nothing else: a target
         built for placeholder nodes checks a spec before any cluster exists."""
-        opts = check_options(self.name, dict(spec.get("target_opts") or {}), _OPTIONS, where)
-        self.port = opts.get("port", 5432)
-        self.synchronous_commit = opts.get("synchronous_commit", True)
-        self.options = sql_options(spec, self.name, "read-committed", where)
+        super().__init__(spec, nodes)
+        self.port = self.opts["port"]
+        self.synchronous_commit = self.opts["synchronous_commit"]
+        self.sql_options = sql_options(spec, self.name, "read-committed", where)
         if len(nodes) != 1:
             raise SpecError(f"{where}: target postgres is a single server: --node-count 1 "
                             f"(got {len(nodes)})")
-        self.nodes = list(nodes)
         self._pids: dict[str, int] = {}
         self.process_mark = ""  # set per node: the data dir is on the postmaster's command line
 
@@ -82,6 +91,10 @@ class PostgresTarget(Daemon):
     # ---- lifecycle ------------------------------------------------------------------------
 
     def setup(self, node) -> None:
+        self._install(node)
+        self.start(node)
+
+    def _install(self, node) -> None:
         self.process_mark = self.data_dir(node)
         for binary in ("postgres", "initdb"):
             if node.remote.exec(["test", "-x", f"{BIN}/{binary}"], check=False).returncode != 0:
@@ -143,11 +156,8 @@ class PostgresTarget(Daemon):
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
 
-    def leader(self, nodes: list):
-        return None
-
     def client(self, node) -> SqlTxnClient:
-        return SqlTxnClient(PostgresDialect(self.port, self.options), self.options)
+        return SqlTxnClient(PostgresDialect(self.port, self.sql_options), self.sql_options)
 
     # ---- helpers --------------------------------------------------------------------------
 
@@ -160,7 +170,7 @@ class PostgresTarget(Daemon):
     def _ping(self, node) -> str | None:
         if self._running_pid(node) is None:
             return f"the server is not running (see {self._log(node)})"
-        dialect = PostgresDialect(self.port, self.options)
+        dialect = PostgresDialect(self.port, self.sql_options)
         try:
             conn = dialect.connect(node, 2.0)
         except Exception as e:  # noqa: BLE001 - not up yet: say why and try again

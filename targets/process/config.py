@@ -55,12 +55,12 @@ class ProcessConfig:
 def parse_block(opts: dict, where: str) -> ProcessConfig:
     """Check a process block (target_opts) and return it as a ProcessConfig."""
     if not isinstance(opts, dict):
-        raise SpecError(f"{where}: target_opts must be a mapping, got {opts!r}")
-    here = f"{where}: target_opts"
+        raise SpecError(f"{at(where)}target_opts must be a mapping, got {opts!r}")
+    here = f"{at(where)}target_opts"
     unknown = sorted(set(opts) - set(FIELDS))
     if unknown:
         raise SpecError(f"{here}.{unknown[0]}: unknown field (known: {', '.join(FIELDS)})")
-    if "command" not in opts:
+    if opts.get("command") is None:
         raise SpecError(f"{here}.command: missing: how to start one node, e.g. "
                         "[./my-server, --listen, '{address}:{port}']")
     command = opts["command"]
@@ -88,7 +88,7 @@ def parse_block(opts: dict, where: str) -> ProcessConfig:
     protocol = opts.get("protocol", "http-kv")
     if protocol not in PROTOCOLS:
         raise SpecError(f"{here}.protocol: must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    env = opts.get("env", {})
+    env = opts.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
                                             and not isinstance(v, bool) for k, v in env.items()):
         raise SpecError(f"{here}.env: must map names to strings, got {env!r}")
@@ -99,7 +99,7 @@ def parse_block(opts: dict, where: str) -> ProcessConfig:
 def check_workload(config: ProcessConfig, workload: str, where: str) -> None:
     allowed = WORKLOADS[config.protocol]
     if workload not in allowed:
-        raise SpecError(f"{where}: workload {workload!r} cannot run on a {config.protocol} "
+        raise SpecError(f"{at(where)}workload {workload!r} cannot run on a {config.protocol} "
                         f"process (it can run: {', '.join(allowed)})")
 
 
@@ -107,6 +107,11 @@ def as_opts(config: ProcessConfig) -> dict:
     """The block as the resolved spec stores it (relative paths made absolute)."""
     return {"command": config.command, "port": config.port, "health": config.health,
             "persistent": config.persistent, "protocol": config.protocol, "env": config.env}
+
+
+def at(where: str) -> str:
+    """The prefix naming where an error is ("" when the caller adds it)."""
+    return f"{where}: " if where else ""
 
 
 def _check_placeholders(text: str, where: str) -> None:

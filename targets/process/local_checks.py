@@ -10,7 +10,7 @@ import os
 import shutil
 
 from core.errors import SpecError
-from targets.process.config import ProcessConfig
+from targets.process.config import ProcessConfig, at
 from targets.process.linking import static_reason
 
 
@@ -19,11 +19,11 @@ def refuse_clock_on_static_program(spec: dict, config: ProcessConfig, where: str
         return
     program = shutil.which(config.command[0])
     if program is None:
-        raise SpecError(f"{where}: {config.command[0]} is not an executable here "
+        raise SpecError(f"{at(where)}{config.command[0]} is not an executable here "
                         f"(check the command, and chmod +x)")
     reason = static_reason(program, _read, shutil.which)
     if reason:
-        raise SpecError(f"{where}: clock faults refused: {reason}, so libfaketime "
+        raise SpecError(f"{at(where)}clock faults refused: {reason}, so libfaketime "
                         f"(LD_PRELOAD) cannot move its clock; drop clock from --nemesis")
 
 

@@ -22,20 +22,20 @@ its environment, which only this node's processes carry.
 """
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
-import sys
 import time
-import http.client
 import urllib.parse
 
 from core.errors import SetupError
-from targets.process.config import ProcessConfig
+from harness.protocols import Clock, DataDir, HealthCheck, Kill, LogFiles, NodeNeeds, Option, Pause, Target
+from targets.process.config import as_opts, check_workload, parse_block
 from targets.process.http_kv import HttpKVClient
 from targets.process.linking import static_reason
+from targets.process.local_checks import refuse_clock_on_static_program
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAKETIME_LIBRARIES = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
@@ -44,12 +44,48 @@ FAKETIME_LIBRARIES = (
 MARK = "TECTONIC_NODE_DIR"
 
 
-class ProcessTarget:
-    def __init__(self, name: str, config: ProcessConfig, spec: dict, nodes: list):
-        self.name = name
-        self.config = config
-        self.port = config.port
-        self.nodes = list(nodes)
+# The shim of a Maelstrom node, run by node.python from the uploaded targets package.
+SHIM = NodeNeeds(python_modules=("targets.maelstrom.shim",))
+
+
+class ProcessTarget(Target, HealthCheck, Kill, Pause, LogFiles, Clock, DataDir):
+    """target_opts are the block of config.py; `leader` is not offered (the program does
+    not say), so faults choose nodes without one."""
+    name = "process"
+    options = (
+        Option("command", (list, str), None, "how to start one node, with {placeholders} (required)"),
+        Option("port", int, 8000, "the port each node's server listens on"),
+        Option("health", str, "tcp", "tcp, or an http:// URL answering 2xx when healthy"),
+        Option("persistent", bool, True, "the data dir survives a kill"),
+        Option("protocol", str, "http-kv", "how clients talk to it: http-kv or maelstrom"),
+        Option("env", dict, {}, "extra environment for the command"),
+    )
+    features = frozenset({"register", "list-append"})  # as the protocol allows: validate
+
+    @classmethod
+    def config_of(cls, opts: dict, where: str = ""):
+        return parse_block(opts, where)
+
+    @classmethod
+    def normalized(cls, opts: dict, config) -> dict:
+        return as_opts(config)
+
+    @classmethod
+    def validate(cls, spec: dict) -> None:
+        super().validate(spec)
+        config = cls.config_of(spec["target_opts"])
+        check_workload(config, spec["workload"], "")
+        refuse_clock_on_static_program(spec, config, "")
+        spec["target_opts"] = cls.normalized(spec["target_opts"], config)
+
+    @classmethod
+    def needs_for(cls, spec: dict) -> NodeNeeds:
+        return SHIM if spec["target_opts"].get("protocol") == "maelstrom" else cls.needs
+
+    def __init__(self, spec: dict, nodes: list):
+        super().__init__(spec, nodes)
+        self.config = self.config_of(self.opts)
+        self.port = self.config.port
         self.wants_clock = "clock" in (spec.get("nemesis") or [])
         self._faketime: dict[str, str] = {}  # node name -> the library found there
 
@@ -80,11 +116,11 @@ class ProcessTarget:
         command = self.config.argv(values)
         if self.config.protocol != "maelstrom":
             return command
-        python = node.extra.get("python", sys.executable)
         # Run as a file, not `-m`: the shim needs only the standard library, and importing
-        # the package around it would slow every (re)start.
-        shim = os.path.join(node.extra.get("project_root", PROJECT_ROOT), "targets", "maelstrom", "shim.py")
-        return [python, shim, "--node", node.name,
+        # the package around it would slow every (re)start. SHIM's one package, targets,
+        # is in the one directory node.pythonpath names.
+        shim = os.path.join(node.pythonpath[0], "targets", "maelstrom", "shim.py")
+        return [node.python, shim, "--node", node.name,
                 "--peers", values["peers"], "--cwd", self.data_dir(node),
                 "--node-pidfile", self._node_pidfile(node), "--", *command]
 
@@ -100,6 +136,7 @@ class ProcessTarget:
         if self.wants_clock:
             self._faketime[node.name] = self._clock_hook(node, found.stdout.strip())
             self.set_clock_offset(node, 0.0)
+        self.start(node)
 
     def start(self, node) -> None:
         if self._running(node):
@@ -166,9 +203,6 @@ class ProcessTarget:
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
-
-    def leader(self, nodes: list):
-        return None  # the program does not say; faults choose nodes without a leader
 
     def client(self, node):
         if self.config.protocol == "maelstrom":

@@ -15,51 +15,66 @@ read (clock.py) -- at once. The monotonic clock stays real: the event loop keeps
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-from core.errors import SetupError
+from core.errors import SetupError, SpecError
+from harness.protocols import Clock, HealthCheck, LogFiles, NodeNeeds, Option, Primary, Target
 from targets.daemon import Daemon
-from targets.raftkv.client import RaftKVClient
 from targets.raftkv.bugs import BUGS
+from targets.raftkv.client import RaftKVClient
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAKETIME_LIBRARIES = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/faketime/libfaketime.so.1",
 )
-# Server flags a spec may set under raftkv: (spec key, flag).
-_FLAGS = (("election_timeout_min", "--election-timeout-min"),
-          ("election_timeout_max", "--election-timeout-max"),
-          ("heartbeat_interval", "--heartbeat-interval"),
-          ("snapshot_every", "--snapshot-every"),
-          ("lazy_sync_interval", "--lazy-sync-interval"))
+# The server's knobs, each passed as --<name with dashes> (server.py has the same defaults).
+_SERVER_FLAGS = (
+    Option("election_timeout_min", float, 0.3, "seconds: shortest randomized election timeout"),
+    Option("election_timeout_max", float, 0.6, "seconds: longest randomized election timeout"),
+    Option("heartbeat_interval", float, 0.05, "seconds between the leader's heartbeats"),
+    Option("tick", float, 0.01, "seconds between the server's timer ticks"),
+    Option("snapshot_every", int, 10_000, "log entries between snapshots"),
+    Option("lazy_sync_interval", float, 2.0, "seconds between fsyncs under the no-fsync bug"),
+)
 HEALTH_KEY = "tectonic-health"
 
 
-class RaftKVTarget(Daemon):
+class RaftKVTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Clock):
     name = "raftkv"
     process_mark = "targets.raftkv.server"
+    options = (Option("port", int, 7000, "the port every node listens on"),
+               *_SERVER_FLAGS,
+               Option("faketime", bool, True, "run the servers under libfaketime, for clock faults"))
+    needs = NodeNeeds(python_modules=("targets.raftkv.server",))
+    features = frozenset({"register", "set", "list-append", "rw-register", "counter", "bank"})
+
+    @classmethod
+    def validate(cls, spec: dict) -> None:
+        unknown = [b for b in spec.get("bugs") or [] if b not in BUGS]
+        if unknown:
+            raise SpecError(f"raftkv: unknown bug {unknown[0]!r} in spec field bugs "
+                            f"(known: {', '.join(BUGS)})")
+        opts = spec["target_opts"]
+        if opts["election_timeout_min"] > opts["election_timeout_max"]:
+            raise SpecError(f"raftkv: target_opts.election_timeout_min "
+                            f"({opts['election_timeout_min']}) is above election_timeout_max "
+                            f"({opts['election_timeout_max']})")
+        for option in cls.options:
+            value = opts[option.name]
+            if option.type in (int, float) and value <= 0:
+                raise SpecError(f"raftkv: target_opts.{option.name} must be above 0, got {value}")
 
     def __init__(self, spec: dict, nodes: list):
-        conf = dict(spec.get("raftkv") or {})
-        self.port = int(conf.pop("port", 7000))
+        super().__init__(spec, nodes)
+        self.validate({**spec, "target_opts": self.opts})
+        self.port = self.opts["port"]
         self.bugs = list(spec.get("bugs") or [])
-        unknown = [b for b in self.bugs if b not in BUGS]
-        if unknown:
-            raise ValueError(f"raftkv: unknown bug {unknown[0]!r} in spec field bugs "
-                             f"(known: {', '.join(BUGS)})")
         self.flags: list[str] = []
-        for key, flag in _FLAGS:
-            if key in conf:
-                self.flags += [flag, str(conf.pop(key))]
-        use_faketime = conf.pop("faketime", True)
-        if conf:
-            raise ValueError(f"raftkv: unknown setting {sorted(conf)[0]!r} in spec field raftkv")
-        self.use_faketime = use_faketime
+        for option in _SERVER_FLAGS:
+            self.flags += ["--" + option.name.replace("_", "-"), str(self.opts[option.name])]
+        self.use_faketime = self.opts["faketime"]
         self._faketime: dict[str, str | None] = {}  # per node: the library found there
-        self.nodes = list(nodes)
         self._pids: dict[str, int] = {}
 
     # ---- paths ---------------------------------------------------------------------------
@@ -85,21 +100,19 @@ class RaftKVTarget(Daemon):
             found = node.remote.exec(["sh", "-c", 'for f in "$@"; do [ -e "$f" ] && echo "$f" && break; done',
                                       "sh", *FAKETIME_LIBRARIES], check=False).stdout.strip()
             self._faketime[node.name] = found or None
-        self.set_clock_offset(node, 0.0, require=False)
+        self._write_clock_offset(node, 0.0)
+        self.start(node)
 
     def start(self, node) -> None:
         if self._running_pid(node) is not None:
             return
         peers = ",".join(f"{n.name}={n.address}:{self.port}" for n in self.nodes)
-        # A remote backend deploys the project on its hosts and says where (node.extra).
-        python = node.extra.get("python", sys.executable)
-        project_root = node.extra.get("project_root", PROJECT_ROOT)
-        argv = [python, "-m", "targets.raftkv.server", "--id", node.name,
+        argv = [node.python, "-m", "targets.raftkv.server", "--id", node.name,
                 "--peers", peers, "--data-dir", self.data_dir(node),
                 "--listen", f"{node.address}:{self.port}", *self.flags]
         for bug in self.bugs:
             argv += ["--bug", bug]
-        env = {"PYTHONPATH": project_root, "PYTHONUNBUFFERED": "1"}
+        env = {"PYTHONPATH": os.pathsep.join(node.pythonpath), "PYTHONUNBUFFERED": "1"}
         faketime = self.faketime_on(node)
         if faketime:
             env.update({"LD_PRELOAD": faketime,
@@ -110,7 +123,7 @@ class RaftKVTarget(Daemon):
                         "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
         self._pids[node.name] = node.remote.spawn(argv, log=self._log(node),
                                                   pidfile=self._pidfile(node), env=env,
-                                                  cwd=project_root)
+                                                  cwd=node.dir)
 
     def wait_healthy(self, nodes: list, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -131,7 +144,7 @@ class RaftKVTarget(Daemon):
                 problem = f"a write through leader {leader.name} failed: {done.get('error')}"
             time.sleep(0.1)
         raise SetupError(f"raftkv not healthy after {timeout:.0f}s: {problem} "
-                         f"(see {', '.join(self._log(n) for n in nodes)})")
+                           f"(see {', '.join(self._log(n) for n in nodes)})")
 
     def log_files(self, node) -> list[str]:
         return [self._log(node)]
@@ -162,12 +175,16 @@ class RaftKVTarget(Daemon):
         """The libfaketime library set up found on this node (None: its clock is real)."""
         return self._faketime.get(node.name)
 
-    def set_clock_offset(self, node, seconds: float, require: bool = True) -> None:
+    def set_clock_offset(self, node, seconds: float) -> None:
         """Move this node's clock `seconds` away from the true time (0 puts it back)."""
         if self.faketime_on(node) is None:
-            if require:
-                raise SetupError(f"raftkv: clock faults need libfaketime on {node.name} "
-                                   "(apt-get install -y faketime)")
+            why = ("target_opts.faketime is off" if not self.use_faketime
+                   else "apt-get install -y faketime")
+            raise SetupError(f"raftkv: clock faults need libfaketime on {node.name} ({why})")
+        self._write_clock_offset(node, seconds)
+
+    def _write_clock_offset(self, node, seconds: float) -> None:
+        if self.faketime_on(node) is None:
             return
         # One fixed-width write over the old text, never truncating: libfaketime re-reads
         # the file on every clock read and must never see it empty or half written.

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from core.errors import SpecError
 
 from .options import types_of
-from .protocols import CAPABILITIES, Option, Target
+from .protocols import CAPABILITIES, Option, Target, capabilities
 
 TARGET_GROUP = "tectonic.targets"
 WORKLOAD_GROUP = "tectonic.workloads"
@@ -74,6 +74,30 @@ def make_workload(spec: dict):
     return workload_maker(spec["workload"])(spec)
 
 
+def describe_target(name: str) -> tuple[str, list[str]]:
+    """One line for `tectonic targets` (a broken plugin's says why), and its options."""
+    from .options import describe
+    path = BUILTIN_TARGETS.get(name) or _entry_point_path(TARGET_GROUP, name) or name
+    try:
+        cls = target_class(name)
+    except SpecError as e:
+        return f"{name:<12} {path}  BROKEN: {e}", []
+    offers = ", ".join(capabilities(cls)) or "no optional capabilities"
+    runs = ", ".join(sorted(cls.features)) or "nothing"
+    return (f"{name:<12} {path}  ({cls.name}: {offers}; clients do {runs})",
+            [describe(o) for o in cls.options])
+
+
+def describe_workload(name: str) -> str:
+    """One line for `tectonic workloads`: where it comes from and what it needs."""
+    from .spec import resolve_spec
+    try:
+        workload = workload_maker(name)(resolve_spec({"workload": name}, check_target=False))
+    except (SpecError, ValueError) as e:
+        return f"{name:<16} BROKEN: {e}"
+    return f"{name:<16} needs a target whose clients do {', '.join(sorted(workload.needs)) or 'anything'}"
+
+
 def target_names() -> list[str]:
     """Every target name a spec may use without a module:Class path."""
     return list(dict.fromkeys([*BUILTIN_TARGETS, *(ep.name for ep in entry_points(group=TARGET_GROUP))]))
@@ -111,7 +135,7 @@ def check_target_class(cls: Any, what: str) -> None:
         raise SpecError(f"{what} is not a Target: subclass harness.protocols.Target")
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
-        owners = [name for name, cap in [("Target", Target), *CAPABILITIES.items()]
+        owners = [cap.__name__ for cap in (Target, *CAPABILITIES.values())
                   if issubclass(cls, cap) and set(missing) & set(cap.__abstractmethods__)]
         raise SpecError(f"{what} does not implement {', '.join(missing)} "
                         f"(required by {', '.join(owners)})")

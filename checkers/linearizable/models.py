@@ -471,9 +471,41 @@ MODELS: dict[str, Callable[..., Model]] = {
 }
 
 
+MODEL_GROUP = "tectonic.models"
+
+
 def make_model(name: str, initial=None, nil_read: str = "unknown") -> Model:
-    """The model called `name`, or a ValueError listing the known ones."""
-    factory = MODELS.get(name)
-    if factory is None:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    return factory(initial=initial, nil_read=nil_read)
+    """The model called `name`: one of MODELS, an installed package's entry point in the
+    group `tectonic.models`, or a `module:factory` path; a factory takes `initial` and
+    `nil_read` keyword arguments. A ValueError (one line) says what is missing."""
+    factory = MODELS.get(name) or _plugged_in(name)
+    model = factory(initial=initial, nil_read=nil_read)
+    if not all(callable(getattr(model, m, None)) for m in ("init", "call", "step")):
+        raise ValueError(f"model {name!r} made {model!r}, which is not a Model "
+                         f"(subclass checkers.linearizable.models.Model)")
+    return model
+
+
+def model_names() -> list[str]:
+    """Every model name `make_model` takes without a module:factory path."""
+    from importlib.metadata import entry_points
+    return sorted({*MODELS, *(ep.name for ep in entry_points(group=MODEL_GROUP))})
+
+
+def _plugged_in(name: str) -> Callable[..., Model]:
+    import importlib
+    from importlib.metadata import entry_points
+    path = next((ep.value for ep in entry_points(group=MODEL_GROUP, name=name)), None)
+    if path is None and ":" in name:
+        path = name
+    if path is None:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())} "
+                         f"(or give module:factory)")
+    module_name, _, attr = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ValueError(f"model {name!r} ({path}): {type(e).__name__}: {e}") from None
+    if not callable(factory):
+        raise ValueError(f"model {name!r} ({path}) is not a factory of models")
+    return factory

@@ -384,7 +384,8 @@ def test_campaign_through_run_test_stores_runs_with_reports(tmp_path):
     from tests.fakes import FakeCluster, FakeTarget
 
     def runner(spec):
-        # A "bug" makes every add raise, so the stats checker finds the run invalid.
+        # Any bug (a real raftkv one, so the spec passes) makes every add of the fake raise,
+        # so the stats checker finds the run invalid.
         broken = {"add"} if spec.get("bugs") else set()
         return run_test(spec, cluster_factory=lambda s, d, needs: FakeCluster(s["node_count"], d),
                         target_factory=lambda s, nodes: FakeTarget(raise_on=broken))
@@ -395,7 +396,7 @@ def test_campaign_through_run_test_stores_runs_with_reports(tmp_path):
                recovery_time: 0, op_timeout: 0.2, seed: 7}
         entries:
           - {}
-          - {bugs: [broken-adds], expect: invalid}
+          - {bugs: [stale-reads], expect: invalid}
         """, "e2e.yaml")
     store = tmp_path / "store"
     assert run_campaign(path, store=str(store), runner=runner) == 0

@@ -7,6 +7,14 @@ disk (storage.py) and the clock (clock.py); client.py speaks PROTOCOL.md; BUGS.m
 bug switches and what reveals each; target.py deploys it (its options are listed by
 `tectonic targets`).
 """
-from targets.raftkv.target import RaftKVTarget
-
 __all__ = ["RaftKVTarget"]
+
+
+def __getattr__(name):
+    # Imported on first use, not with the package: the server (`python -m
+    # targets.raftkv.server`) runs on nodes that have only this package, not the
+    # controller's (target.py imports core and harness).
+    if name == "RaftKVTarget":
+        from targets.raftkv.target import RaftKVTarget
+        return RaftKVTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

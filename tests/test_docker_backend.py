@@ -429,6 +429,10 @@ def test_tectonic_clean_removes_what_a_crashed_docker_test_left(engine):
     expected = ["docker container tectonic-dkcrash-n1", "docker container tectonic-dkcrash-n2",
                 "docker network tectonic-dkcrash"]
     assert sorted(line for line in find_leftovers("dkcrash") if "docker" in line) == expected
-    assert sorted(clean("dkcrash")) == expected
+    guard = f"guard route {crashed.subnet}"
+    assert guard in find_leftovers("dkcrash")
+    assert sorted(clean("dkcrash")) == sorted(expected + [guard])
     assert find_leftovers("dkcrash") == []
     assert crashed.bridge_name not in _links()
+    assert str(crashed.subnet) not in subprocess.run(
+        ["ip", "route", "show", "proto", "167"], capture_output=True, text=True).stdout

@@ -54,7 +54,9 @@ def clean(test_id: str | None = None, *, force: bool = False, docker: bool = Tru
     docker=False leaves tectonic's docker engine alone: its containers carry no owner
     record, so a clean that runs beside live tests (a campaign worker's) must skip them."""
     match = _Matcher(test_id, force)
-    # Containers first: removing them removes their network's bridge, a link of ours.
+    # The guard routes of the links about to go, found while their addresses still say:
+    # before the containers, whose removal takes their network's bridge (a link of ours).
+    guards = _stale_guard_routes(match)
     removed = remove_docker_leftovers(test_id) if docker else []
     netns_list = match.netns()
     # Processes first: a namespace whose name is gone but which still holds a process
@@ -63,8 +65,6 @@ def clean(test_id: str | None = None, *, force: bool = False, docker: bool = Tru
         removed.extend(f"process {process_description(pid)} in namespace {netns}"
                        for pid in netns_pids(netns))
         kill_netns_processes(netns)
-    # The guard routes of the links about to go, found while their addresses still say.
-    guards = _stale_guard_routes(match)
     for name in match.links():
         delete_link(name)
         removed.append(f"link {name}")

@@ -31,7 +31,7 @@ BUILTIN_TARGETS = {
     "raftkv": "targets.raftkv:RaftKVTarget",
     "etcd": "targets.etcd:EtcdTarget",
     "process": "targets.process:ProcessTarget",
-    "maelstrom": "targets.maelstrom:MaelstromTarget",
+    "maelstrom": "targets.maelstrom.target:MaelstromTarget",
     "mariadb": "targets.mariadb:MariaDBTarget",
     "galera": "targets.galera:GaleraTarget",
     "postgres": "targets.postgres:PostgresTarget",

@@ -163,6 +163,24 @@ def test_the_upload_holds_the_targets_packages_without_caches():
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs a system python")
+@pytest.mark.parametrize("target", ["raftkv", "maelstrom"])
+def test_each_targets_node_modules_import_from_the_upload_alone(target, tmp_path):
+    """What a remote node runs imports with only the uploaded bundle: a system python
+    outside the project (the venv's would find core and harness through its install)."""
+    import io
+    import subprocess
+    import tarfile
+    from harness.control.python_upload import bundle, import_check
+    from harness.plugins import target_class
+    needs = target_class(target).needs
+    with tarfile.open(fileobj=io.BytesIO(bundle(needs))) as tar:
+        tar.extractall(tmp_path / "upload")
+    proc = subprocess.run(import_check("/usr/bin/python3", str(tmp_path / "upload"), needs),
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 # ------------------------------------------------------------------ a real sshd
 
 def _free_port() -> int:

@@ -11,48 +11,14 @@ target's (targets/process) with protocol maelstrom; target_opts here:
   port        the shims' port, UDP for peers and TCP for clients (default 7500)
   persistent  true (default): the node's working directory, its data dir, survives a kill
 """
-from core.errors import SpecError
-from harness.protocols import NodeNeeds, Option
-from targets.process.config import at, parse_block
-from targets.process.target import ProcessTarget
-
-
-class MaelstromTarget(ProcessTarget):
-    """The process target running a Maelstrom node binary under the shim."""
-    name = "maelstrom"
-    options = (
-        Option("bin", str, None, "the Maelstrom node binary (required)"),
-        Option("args", list, [], "its arguments"),
-        Option("port", int, 7500, "the shims' port: UDP for peers, TCP for clients"),
-        Option("persistent", bool, True, "the node's working directory survives a kill"),
-    )
-    needs = NodeNeeds(python_modules=("targets.maelstrom.shim",))
-
-    @classmethod
-    def needs_for(cls, spec: dict) -> NodeNeeds:
-        return cls.needs
-
-    @classmethod
-    def config_of(cls, opts: dict, where: str = ""):
-        return parse_block(process_block(opts, where), where)
-
-    @classmethod
-    def normalized(cls, opts: dict, config) -> dict:
-        return {**opts, "bin": config.command[0]}
-
-
-def process_block(opts: dict, where: str) -> dict:
-    """The process block (targets/process/config.py) that runs this Maelstrom node."""
-    if not isinstance(opts.get("bin"), str) or not opts["bin"]:
-        raise SpecError(f"{at(where)}target_opts.bin: the Maelstrom node binary is required "
-                        f"(--target-opt bin=./my-node)")
-    args = opts.get("args") or []
-    if not all(isinstance(a, (str, int, float)) for a in args):
-        raise SpecError(f"{at(where)}target_opts.args: must be a list of words, got {args!r}")
-    # The shim fills the node's identity in through init; braces in args stay literal.
-    words = [str(w).replace("{", "{{").replace("}", "}}") for w in [opts["bin"], *args]]
-    return {"command": words, "port": opts.get("port", 7500), "health": "tcp",
-            "persistent": opts.get("persistent", True), "protocol": "maelstrom"}
-
-
 __all__ = ["MaelstromTarget", "process_block"]
+
+
+def __getattr__(name):
+    # Imported on first use, not with the package: the shim (shim.py, standard library
+    # only) is imported on nodes that have only this package, and target.py imports the
+    # controller's core and harness.
+    if name in __all__:
+        from targets.maelstrom import target
+        return getattr(target, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

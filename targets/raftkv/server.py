@@ -155,6 +155,8 @@ class Server:
         cfg = Config(election_timeout_min=opts.election_timeout_min,
                      election_timeout_max=opts.election_timeout_max,
                      heartbeat_interval=opts.heartbeat_interval,
+                     max_entries_per_message=opts.max_entries_per_message,
+                     max_inflight_entries=opts.max_inflight_entries,
                      count_old_terms="no-term-check" in self.bugs,
                      lease_reads="lease-reads" in self.bugs)
         self.storage = Storage(opts.data_dir, durable="no-fsync" not in self.bugs)
@@ -460,6 +462,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--election-timeout-max", type=float, default=0.6, metavar="SECONDS")
     p.add_argument("--heartbeat-interval", type=float, default=0.05, metavar="SECONDS")
     p.add_argument("--tick", type=float, default=0.01, metavar="SECONDS")
+    p.add_argument("--max-entries-per-message", type=int, default=512, metavar="ENTRIES")
+    p.add_argument("--max-inflight-entries", type=int, default=8192, metavar="ENTRIES",
+                   help="entries sent to one follower and not yet acknowledged")
     p.add_argument("--snapshot-every", type=int, default=10_000, metavar="ENTRIES")
     p.add_argument("--lazy-sync-interval", type=float, default=2.0, metavar="SECONDS",
                    help="with --bug no-fsync: how often the buffered log reaches the disk")

@@ -34,6 +34,10 @@ _SERVER_FLAGS = (
     Option("election_timeout_max", float, 0.6, "seconds: longest randomized election timeout"),
     Option("heartbeat_interval", float, 0.05, "seconds between the leader's heartbeats"),
     Option("tick", float, 0.01, "seconds between the server's timer ticks"),
+    # Small messages make a lagging follower catch up one entry per round trip: the window
+    # in which a majority holds an old leader's entry but not the new leader's first one.
+    Option("max_entries_per_message", int, 512, "log entries in one AppendEntries"),
+    Option("max_inflight_entries", int, 8192, "entries sent to a follower before it acknowledges"),
     Option("snapshot_every", int, 10_000, "log entries between snapshots"),
     Option("lazy_sync_interval", float, 2.0, "seconds between fsyncs under the no-fsync bug"),
 )

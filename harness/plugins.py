@@ -41,12 +41,8 @@ OPTION_TYPES = (bool, int, float, str, list, dict)
 
 def target_class(name: str) -> type[Target]:
     """The Target class `name` refers to, checked; SpecError (one line) if there is none."""
-    path = BUILTIN_TARGETS.get(name) or _entry_point_path(TARGET_GROUP, name)
-    if path is None and ":" in name:
-        path = name
-    if path is None:
-        raise SpecError(f"field 'target': unknown target {name!r} (known: "
-                        f"{', '.join(sorted(target_names()))}; or give module:Class)")
+    path = BUILTIN_TARGETS.get(name) or _plugin_path(TARGET_GROUP, name, "target",
+                                                     target_names, "module:Class")
     cls = load_path(path, f"target {name!r}")
     check_target_class(cls, f"target {name!r} ({path})")
     return cls
@@ -57,12 +53,7 @@ def workload_maker(name: str) -> Callable[[dict], Any]:
     from workloads import MODULES
     if name in MODULES:
         return importlib.import_module(MODULES[name]).make_workload
-    path = _entry_point_path(WORKLOAD_GROUP, name)
-    if path is None and ":" in name:
-        path = name
-    if path is None:
-        raise SpecError(f"field 'workload': unknown workload {name!r} (known: "
-                        f"{', '.join(sorted(workload_names()))}; or give module:function)")
+    path = _plugin_path(WORKLOAD_GROUP, name, "workload", workload_names, "module:function")
     maker = load_path(path, f"workload {name!r}")
     if not callable(maker) or inspect.isclass(maker):
         raise SpecError(f"workload {name!r} ({path}) is not a function make_workload(spec) -> Workload")
@@ -152,6 +143,19 @@ def check_target_class(cls: Any, what: str) -> None:
                             f"{', '.join(t.__name__ for t in OPTION_TYPES)} (or a tuple of them)")
     if isinstance(cls.features, str) or not all(isinstance(f, str) for f in cls.features):
         raise SpecError(f"{what}: features must be a set of names, e.g. {{'register'}}")
+
+
+def _plugin_path(group: str, name: str, what: str, known: Callable[[], list[str]],
+                 form: str) -> str:
+    """Where a plugged-in `what` named `name` is: its entry point, or the name itself when
+    it is a module:attribute path; SpecError (one line, listing what is known) if neither."""
+    path = _entry_point_path(group, name)
+    if path is None and ":" in name:
+        path = name
+    if path is None:
+        raise SpecError(f"field '{what}': unknown {what} {name!r} (known: "
+                        f"{', '.join(sorted(known()))}; or give {form})")
+    return path
 
 
 def _entry_point_path(group: str, name: str) -> str | None:

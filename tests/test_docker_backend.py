@@ -423,16 +423,43 @@ def _wait_until(condition, timeout: float = 5.0) -> None:
 @pytest.mark.integration
 @pytest.mark.skipif(_why_not_real() is not None, reason=_why_not_real() or "")
 def test_tectonic_clean_removes_what_a_crashed_docker_test_left(engine):
+    """A crashed docker test's containers, network, bridge and guard route go; a live
+    docker test's containers stay through a bare clean, and so does the engine."""
     from harness.control.clean import clean, find_leftovers
-    crashed = DockerCluster("dkcrash", 2)
-    crashed.create()  # and never destroyed, as when the controller is SIGKILLed
-    expected = ["docker container tectonic-dkcrash-n1", "docker container tectonic-dkcrash-n2",
-                "docker network tectonic-dkcrash"]
-    assert sorted(line for line in find_leftovers("dkcrash") if "docker" in line) == expected
-    guard = f"guard route {crashed.subnet}"
-    assert guard in find_leftovers("dkcrash")
-    assert sorted(clean("dkcrash")) == sorted(expected + [guard])
-    assert find_leftovers("dkcrash") == []
-    assert crashed.bridge_name not in _links()
-    assert str(crashed.subnet) not in subprocess.run(
-        ["ip", "route", "show", "proto", "167"], capture_output=True, text=True).stdout
+    live = DockerCluster("dklive", 1)
+    live.create()
+    try:
+        crashed = DockerCluster("dkcrash", 2)
+        crashed.create()  # and never destroyed, as when the controller is SIGKILLed:
+        _as_if_its_controller_died("dkcrash")
+        expected = ["docker container tectonic-dkcrash-n1", "docker container tectonic-dkcrash-n2",
+                    "docker network tectonic-dkcrash"]
+        assert sorted(line for line in find_leftovers("dkcrash") if "docker" in line) == expected
+        assert not [line for line in find_leftovers() if "dklive" in line]
+        guard = f"guard route {crashed.subnet}"
+        assert guard in find_leftovers("dkcrash")
+        removed = clean()
+        assert set(expected + [guard]) <= set(removed)
+        assert not [line for line in removed if "dklive" in line or "engine" in line]
+        assert find_leftovers("dkcrash") == []
+        assert crashed.bridge_name not in _links()
+        assert str(crashed.subnet) not in subprocess.run(
+            ["ip", "route", "show", "proto", "167"], capture_output=True, text=True).stdout
+        assert [node.remote.exec(["true"]).returncode for node in live.nodes] == [0]
+    finally:
+        live.destroy()
+    assert not [line for line in find_leftovers() if "dklive" in line]
+
+
+def _as_if_its_controller_died(test_id: str) -> None:
+    """Rewrite test_id's owner record to name a controller that has exited."""
+    import json
+    from harness.control import owners
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    path = owners._path(test_id, owners.OWNERS_DIR)
+    with open(path) as f:
+        record = json.load(f)
+    record["controller"]["pid"] = gone.pid
+    with open(path, "w") as f:
+        json.dump(record, f)

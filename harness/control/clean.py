@@ -43,7 +43,7 @@ def find_leftovers(test_id: str | None = None, *, force: bool = False) -> list[s
     found.extend(f"FUSE mount {mount}" for mount in match.mounts())
     found.extend(f"work directory {d}" for d in match.dirs())
     found.extend(f"guard route {net}" for net in _stale_guard_routes(match))
-    found.extend(docker_leftovers(test_id))
+    found.extend(docker_leftovers(test_id, match.live_docker_tests))
     return found
 
 
@@ -51,13 +51,13 @@ def clean(test_id: str | None = None, *, force: bool = False, docker: bool = Tru
     """Remove every dead test's leftovers (only test_id's when given; a live test's too
     when force); return one line per thing removed, worded as find_leftovers words it.
 
-    docker=False leaves tectonic's docker engine alone: its containers carry no owner
-    record, so a clean that runs beside live tests (a campaign worker's) must skip them."""
+    docker=False leaves tectonic's docker engine alone (a campaign worker's clean, which
+    has nothing there to remove)."""
     match = _Matcher(test_id, force)
     # The guard routes of the links about to go, found while their addresses still say:
     # before the containers, whose removal takes their network's bridge (a link of ours).
     guards = _stale_guard_routes(match)
-    removed = remove_docker_leftovers(test_id) if docker else []
+    removed = remove_docker_leftovers(test_id, match.live_docker_tests) if docker else []
     netns_list = match.netns()
     # Processes first: a namespace whose name is gone but which still holds a process
     # lives on, unnamed and unfindable.
@@ -136,6 +136,8 @@ class _Matcher:
         live = [] if force else [r for r in owners.records() if r.alive()]
         self.released = [r for r in mine if force or not r.alive()]
         self._kept_netns = {n for r in live for n in r.netns}
+        # Their containers and networks stay, and so does the engine they run on.
+        self.live_docker_tests = frozenset(r.test_id for r in live if r.docker)
         self._kept_links = tuple(f"{r.link_tag}-" for r in live if r.link_tag)
         self._kept_chains = tuple(f"{r.chain_tag}-" for r in live if r.chain_tag)
 

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from core.errors import SetupError
 from harness.protocols import Node, NodeNeeds, RemoteError
 
-from . import python_upload
+from . import owners, python_upload
 from .docker_clean import LABEL, TEST_LABEL
 from .docker_daemon import HOST, DockerDaemon, DockerUnavailable, answers, client_for
 from .docker_image import DEFAULT_IMAGE, ImageError, ensure_image
@@ -76,6 +76,7 @@ class DockerCluster:
         self._containers: list[str] = []
         self._network: str | None = None
         self._guarded = None  # the subnet whose guard route (guard_route.py) this instance added
+        self._claimed = False  # whether this instance wrote the test's owner record (owners.py)
 
     @property
     def network_name(self) -> str:
@@ -143,6 +144,9 @@ class DockerCluster:
             self._client = None
         if errors:
             raise DockerClusterError("docker teardown: " + "; ".join(errors))
+        if self._claimed:  # only now: a record must outlive anything it names
+            owners.release(self.names.test_id)
+            self._claimed = False
 
     def vanished(self) -> list[str]:
         """The containers of this cluster that are gone or no longer running."""
@@ -177,6 +181,11 @@ class DockerCluster:
     # ---- creation ------------------------------------------------------------------------
 
     def _create(self) -> None:
+        # Before the engine is asked for anything: `tectonic clean` must never see this
+        # test's containers without their live owner.
+        owners.claim(self.names.test_id, netns=[], link_tag=short_tag(self.names.test_id),
+                     chain_tag="", dirs=[], docker=True)
+        self._claimed = True
         self._client = self._connect()
         try:
             self.image_build_seconds = ensure_image(self._client, self.image)

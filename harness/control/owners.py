@@ -1,11 +1,11 @@
 """Who owns a test's resources: the controller process, recorded before anything is made.
 
-A local test writes OWNERS_DIR/<test id>.json before it creates its first namespace and
+A local or docker test writes OWNERS_DIR/<test id>.json before it creates its first namespace and
 removes it after it has removed its last:
 
     {"test_id": "3fa2c1", "controller": {"pid": 4242, "start": 1234567},
      "netns": [...], "link_tag": "tec1a2b3c", "chain_tag": "tectonic-1a2b3c", "dirs": [...],
-     "subnet": "10.180.3.0/24"}
+     "subnet": "10.180.3.0/24", "docker": false}
 
 `start` is the process's start time in clock ticks since boot (/proc/<pid>/stat, field 22):
 a pid alone can be reused by an unrelated process after the controller died, the pair
@@ -37,6 +37,7 @@ class OwnerRecord:
     chain_tag: str = ""
     dirs: list[str] = field(default_factory=list)
     subnet: str | None = None   # the cluster's /24, once chosen (no other live test takes it)
+    docker: bool = False        # its nodes are containers of tectonic's docker engine
 
     def alive(self) -> bool:
         """Is the controller that wrote this record still running?"""
@@ -45,7 +46,7 @@ class OwnerRecord:
     def to_json(self) -> dict:
         return {"test_id": self.test_id, "controller": {"pid": self.pid, "start": self.start},
                 "netns": self.netns, "link_tag": self.link_tag, "chain_tag": self.chain_tag,
-                "dirs": self.dirs, "subnet": self.subnet}
+                "dirs": self.dirs, "subnet": self.subnet, "docker": self.docker}
 
 
 def process_start(pid: int) -> int | None:
@@ -63,7 +64,8 @@ def process_start(pid: int) -> int | None:
 
 
 def claim(test_id: str, *, netns: list[str], link_tag: str, chain_tag: str,
-          dirs: list[str], subnet: str | None = None, owners_dir: str = OWNERS_DIR) -> OwnerRecord:
+          dirs: list[str], subnet: str | None = None, docker: bool = False,
+          owners_dir: str = OWNERS_DIR) -> OwnerRecord:
     """Record this process as the owner of test_id's resources (before creating them).
 
     Raises ClusterError when another live controller owns test_id: its record, and what
@@ -74,7 +76,7 @@ def claim(test_id: str, *, netns: list[str], link_tag: str, chain_tag: str,
             raise ClusterError(f"test id {test_id!r} is in use by the running controller pid "
                                f"{other.pid}")
     record = OwnerRecord(test_id, pid, process_start(pid), list(netns), link_tag, chain_tag,
-                         [os.path.abspath(d) for d in dirs], subnet)
+                         [os.path.abspath(d) for d in dirs], subnet, docker)
     os.makedirs(owners_dir, exist_ok=True)
     path = _path(test_id, owners_dir)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -107,7 +109,7 @@ def records(owners_dir: str = OWNERS_DIR) -> list[OwnerRecord]:
             found.append(OwnerRecord(data["test_id"], int(data["controller"]["pid"]),
                                      data["controller"]["start"], list(data["netns"]),
                                      data["link_tag"], data["chain_tag"], list(data["dirs"]),
-                                     data.get("subnet")))
+                                     data.get("subnet"), bool(data.get("docker"))))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found

@@ -14,7 +14,7 @@ import yaml
 
 from core.errors import SpecError
 
-NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "disk")
+NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "disk", "figure8")
 BACKENDS = ("local", "ssh", "docker")
 MAX_CONCURRENCY = 1000
 
@@ -207,6 +207,9 @@ def _resolve_target(spec: dict, where: str) -> str:
 def _refuse_impossible_faults(spec: dict, cls: type, where: str) -> None:
     """Faults a combination cannot take, refused before any cluster exists (the nemesis
     checks again when it is built, for specs that reach it another way)."""
+    if "figure8" in spec["nemesis"] and spec["backend"] != "local":
+        raise SpecError(f"{where}: figure8 faults need the local backend: they delay links "
+                        f"with an NFQUEUE delayer inside each node's namespace (--backend local)")
     if "delay" in spec["nemesis"] and spec["backend"] != "local":
         raise SpecError(f"{where}: delay faults need the local backend: they run an NFQUEUE "
                         f"delayer inside each node's namespace (--backend local)")

@@ -5,7 +5,7 @@ rest, repeat, heal at the end) needs nothing else to drive any mix of kinds.
 """
 from __future__ import annotations
 
-from . import clock, delay, disk, duplicate, kill, loss, partition, pause
+from . import clock, delay, disk, duplicate, figure8, kill, loss, partition, pause
 from .choose import SELECTIONS, allowed_selections
 from .loss import checked_probability
 from .options import name_list, positive_seconds
@@ -19,15 +19,17 @@ FAULTS: dict[str, tuple[str, str]] = {
     "delay": (delay.START, delay.STOP),
     "duplicate": (duplicate.START, duplicate.STOP),
     "disk": (disk.START, disk.STOP),
+    "figure8": (figure8.START, figure8.STOP),
 }
 
 # Options that only one kind of fault reads: giving one without its fault is a mistake.
 KIND_OPTIONS = {"partition_shapes": "partition", "loss_probability": "loss",
                 "clock_modes": "clock", "clock_max_offset": "clock", "clock_strobe_period": "clock",
                 "duplicate_probability": "duplicate", "disk_torn": "disk",
+                "figure8_delay": "figure8",
                 **{f"delay_{param}": "delay" for param in delay.DEFAULTS},
-                # a partition's nodes come from its shapes, so it takes no targets
-                **{f"{kind}_targets": kind for kind in FAULTS if kind != "partition"}}
+                # a partition's nodes come from its shapes, figure8's from its staging: no targets
+                **{f"{kind}_targets": kind for kind in FAULTS if kind not in ("partition", "figure8")}}
 # `together` (faults held at once) is the schedule's (harness/schedule.py); the rest are ours.
 USER_OPTIONS = {"together", "targets", *KIND_OPTIONS}
 # Set by the harness, not by users: the chains' test id and the spec's nemesis_interval.
@@ -43,11 +45,12 @@ _NEMESES = {
     "delay": delay.DelayNemesis,
     "duplicate": duplicate.DuplicateNemesis,
     "disk": disk.DiskNemesis,
+    "figure8": figure8.Figure8Nemesis,
 }
 
 # Healing order: clocks and network first, then resume paused processes, restart killed
 # ones last, so restarted nodes come back into a whole network with true time.
-_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "partition", "pause", "kill", "disk")
+_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "figure8", "partition", "pause", "kill", "disk")
 
 
 class CombinedNemesis:
@@ -125,7 +128,7 @@ def check_options(kinds: list[str], opts: dict) -> None:
     if "targets" in opts:
         name_list(opts["targets"], SELECTIONS, "targets")
     for kind in kinds:
-        if kind != "partition":
+        if kind not in ("partition", "figure8"):
             allowed_selections(kind, opts)
     if "partition_shapes" in opts:
         name_list(opts["partition_shapes"], partition.SHAPES, "partition_shapes")
@@ -134,6 +137,10 @@ def check_options(kinds: list[str], opts: dict) -> None:
             checked_probability(opts[f"{kind}_probability"], kind)
     if "delay" in kinds:
         delay.checked_params({k: opts.get(f"delay_{k}", v) for k, v in delay.DEFAULTS.items()})
+    if "figure8" in kinds and "delay" in kinds:
+        raise ValueError("figure8 runs delays of its own; it cannot be combined with delay")
+    if "figure8_delay" in opts:
+        figure8.checked_delay(opts["figure8_delay"])
     if not isinstance(opts.get("disk_torn", False), bool):
         raise ValueError(f"disk_torn must be true or false, got {opts['disk_torn']!r}")
     if "clock_modes" in opts:

@@ -44,14 +44,14 @@ class DelayNemesis(StartStopFault):
 
     kind = "delay"
 
-    def __init__(self, nodes: list, target, rng, opts: dict):
+    def __init__(self, nodes: list, target, rng, opts: dict, chain_kind: str = "delay"):
         refuse_unless_local(nodes, "delay", "an NFQUEUE delayer in each node's namespace")
         self.nodes = list(nodes)
         self.target = target
         self.rng = rng
         self.allowed = allowed_selections("delay", opts)
         self.defaults = checked_params({k: opts.get(f"delay_{k}", v) for k, v in DEFAULTS.items()})
-        self.chain = chain_name("delay", opts)
+        self.chain = chain_name(chain_kind, opts)  # another fault may run a delay of its own
         # Queues are per network namespace; a number of its own per test only eases reading.
         self.queue = 1 + int(hashlib.sha256(self.chain.encode()).hexdigest()[:4], 16) % 60000
         self.delayers: dict[str, int] = {}  # node name -> pid of its running delayer

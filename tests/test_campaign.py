@@ -305,8 +305,7 @@ def test_shipped_campaigns_are_valid(name):
     assert any(r.expect == "valid" for r in campaign.runs)
     if name == "raftkv-bugs.yaml":
         bugs = {b for r in campaign.runs for b in r.spec.get("bugs") or []}
-        # no-term-check (Figure 8) is shown on a simulated network: tests/test_raft_sim.py
-        assert bugs == {"stale-reads", "no-fsync", "lease-reads", "early-ack"}
+        assert bugs == {"stale-reads", "no-fsync", "lease-reads", "early-ack", "no-term-check"}
         assert all((r.expect == "invalid") == bool(r.spec.get("bugs")) for r in campaign.runs)
 
 

@@ -39,8 +39,39 @@ BUG_RUNS = [run for run in load_campaign(os.path.join(ROOT, "campaigns", "raftkv
             if run.spec.get("bugs")]
 
 
+# The staged Figure 8 needs every one of its elections to go its way; a seed whose staging
+# gave up early gets a successor (it found the bug in each seed tried while it was built).
+SEEDS_TO_TRY = {"figure8": 3}
+
+
 @pytest.mark.parametrize("run", BUG_RUNS, ids=[run.spec["bugs"][0] for run in BUG_RUNS])
 def test_each_bug_recipe_is_caught(tmp_path, run):
     assert run.expect == "invalid"
+    misses = []
+    for attempt in range(max(SEEDS_TO_TRY.get(k, 1) for k in run.spec["nemesis"])):
+        seed = run.spec["seed"] + attempt
+        out = run_test({**run.spec, "seed": seed, "store": str(tmp_path / f"store{attempt}")})
+        if out.valid is False:
+            return
+        misses.append(f"seed {seed}: {out.valid}, {out.results['checkers']}; "
+                      f"staging: {staging_outcomes(out.run_dir)}")
+    pytest.fail(f"{run.label} not caught:\n" + "\n".join(misses))
+
+
+def staging_outcomes(run_dir) -> list:
+    """How each staged Figure 8 ended (empty for other faults): why a seed missed."""
+    h = read_jsonl(os.path.join(run_dir, "history.jsonl"))
+    return [op.get("value", {}).get("outcome") or op.get("error") for op in h
+            if op.get("process") == "nemesis" and op["f"] == "start-figure8" and op["type"] == "info"]
+
+
+def test_the_staged_figure8_leaves_raftkv_valid_without_the_bug(tmp_path):
+    run = next(r for r in load_campaign(os.path.join(ROOT, "campaigns", "raftkv-bugs.yaml")).runs
+               if r.spec["nemesis"] == ["figure8"] and not r.spec.get("bugs"))
     out = run_test({**run.spec, "store": str(tmp_path / "store")})
-    assert out.valid is False, f"{run.label} not caught: {out.results['checkers']}"
+    h = read_jsonl(os.path.join(out.run_dir, "history.jsonl"))
+    steps = [s["step"] for op in h if op.get("process") == "nemesis" and op["type"] == "info"
+             and op["f"] == "start-figure8" for s in op["value"].get("steps", [])]
+    # The staging got as far as the third election: the case the term check must handle.
+    assert "the first leader won again" in steps, staging_outcomes(out.run_dir)
+    assert out.valid is True, out.results

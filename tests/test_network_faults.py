@@ -237,7 +237,27 @@ def test_delay_parameters_are_checked_and_other_backends_refused():
     assert PartitionNemesis(local, None, random.Random(1), {}).grudge_for("one-way-mute")[1]
 
 
-@pytest.mark.parametrize("fault", ["delay", "disk"])
+def test_figure8_is_refused_where_it_cannot_stage_its_elections():
+    from nemesis.figure8 import Figure8Nemesis
+    from targets.raftkv import RaftKVTarget
+
+    def nodes(n, backend="local"):
+        return [Node(name=f"n{i}", address=f"10.0.0.{i}", remote=None, dir="/nonexistent",
+                     backend=backend) for i in range(1, n + 1)]
+    raftkv = RaftKVTarget({}, nodes(3))
+    with pytest.raises(ValueError, match="exactly 3 nodes; this cluster has 5"):
+        Figure8Nemesis(nodes(5), raftkv, random.Random(1), {})
+    with pytest.raises(ValueError, match="does not report it"):
+        Figure8Nemesis(nodes(3), object(), random.Random(1), {})
+    with pytest.raises(ValueError, match="figure8_delay"):
+        Figure8Nemesis(nodes(3), raftkv, random.Random(1), {"figure8_delay": 0})
+    with pytest.raises(ValueError, match="figure8 faults need the local backend.*ssh"):
+        Figure8Nemesis(nodes(3, "ssh"), raftkv, random.Random(1), {})
+    with pytest.raises(ValueError, match="cannot be combined with delay"):
+        make_nemesis(["figure8", "delay"], nodes(3), raftkv, random.Random(1), {})
+
+
+@pytest.mark.parametrize("fault", ["delay", "disk", "figure8"])
 @pytest.mark.parametrize("backend", ["docker", "ssh"])
 def test_faults_that_need_the_local_backend_are_refused_before_any_cluster(fault, backend):
     from core.errors import SpecError

@@ -36,6 +36,12 @@ class Remote(Protocol):
     """One node's shell. Argument vectors, never shell strings built from input.
 
     Every call has a timeout; a node that does not answer raises RemoteError, it never hangs.
+
+    A Remote also keeps `spawned`, a list of (pid, argv) of everything `spawn` started, in
+    order: the harness sees from it what runs on the node without asking the target, and
+    so checks that a kill or a pause had its effect (nemesis/observe.py). A Remote without
+    it runs faults that cannot be checked. (Not a protocol member: isinstance does not
+    ask for it.)
     """
 
     def exec(self, argv: list[str], *, timeout: float = 30.0, check: bool = True,
@@ -103,6 +109,7 @@ class HostRemote:
     def __init__(self, wrap: list[str] | None = None):
         # `wrap` prefixes every argv, e.g. ["ip", "netns", "exec", "tectonic-n1"].
         self.wrap = list(wrap or [])
+        self.spawned: list[tuple[int, list[str]]] = []
 
     def exec(self, argv, *, timeout=30.0, check=True, input=None, env=None):
         full = self.wrap + list(argv)
@@ -126,6 +133,7 @@ class HostRemote:
                                     start_new_session=True)
         with open(pidfile, "w") as f:
             f.write(str(proc.pid))
+        self.spawned.append((proc.pid, list(argv)))
         # The child is reaped by a background wait so it never lingers as a zombie
         # (a zombie would still answer kill(pid, 0) and look alive).
         _reap_later(proc)

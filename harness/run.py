@@ -88,6 +88,7 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
     phase = progress.phase if progress else (lambda name: log.info("phase: %s", name))
     results: dict | None = None
     watch = None
+    runner = None
     try:
         log.info("test %s, seed %d, run dir %s", spec["name"], spec["seed"], run_dir)
         _warn_leftovers()
@@ -104,11 +105,13 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             nemesis, faults = _make_nemesis(spec, nodes, target, cluster, disks)
             phase("running")
             with ClusterWatch(cluster, stop) as watch:
-                Runner(generator=test_generator(spec, workload, faults), target=target,
-                       nemesis=nemesis, nodes=nodes, history=history,
-                       concurrency=spec["concurrency"], op_timeout=spec["op_timeout"],
-                       seed=spec["seed"], on_op=progress.op if progress else None, stop=stop).run()
-            if stop.is_set() and not watch.gone:
+                runner = Runner(generator=test_generator(spec, workload, faults), target=target,
+                                nemesis=nemesis, nodes=nodes, history=history,
+                                concurrency=spec["concurrency"], op_timeout=spec["op_timeout"],
+                                seed=spec["seed"], on_op=progress.op if progress else None,
+                                stop=stop)
+                runner.run()
+            if stop.is_set() and not watch.gone and not runner.aborted:
                 log.warning("stopped early by a signal: checking what was recorded")
         finally:
             history.flush()
@@ -117,9 +120,13 @@ def run_test(spec: dict, *, progress=None, cluster_factory: Callable | None = No
             shutil.rmtree(work_dir, ignore_errors=True)
         phase("checking")
         history.close()
-        if watch is not None and watch.gone:
-            results = {"valid": UNKNOWN, "aborted": watch.message,
-                       "error": f"{watch.message}: the history is stored, nothing was checked",
+        # A vanished cluster, or a fault that had no effect: the history tests nothing
+        # the user asked for, so it is stored but not judged.
+        aborted = (watch.message if watch is not None and watch.gone
+                   else runner.aborted if runner is not None else None)
+        if aborted:
+            results = {"valid": UNKNOWN, "aborted": aborted,
+                       "error": f"{aborted}: the history is stored, nothing was checked",
                        "checkers": {}}
         else:
             results = check_history(stored_history(run_dir), workload.checkers, run_dir)

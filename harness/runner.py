@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from .generator import NEMESIS_THREAD, NS, PENDING, Context, lift
 from core.history import HistoryWriter, retire
+from nemesis.observe import FaultWithoutEffect
 
 log = logging.getLogger("tectonic.runner")
 
@@ -91,6 +92,11 @@ class _Worker:
                         self.client = None
                         return self._completion(op, {"type": "fail", "error": f"client open failed: {e}"}, node)
                 out = self.client.invoke(op, r.op_timeout)
+        except FaultWithoutEffect as e:
+            # Recorded with what it did and saw, then the test stops: an error of the run.
+            out = {"type": "info", "value": e.value if e.value is not None else op.get("value"),
+                   "error": f"fault without effect: {e}"}
+            r.abort(f"fault without effect: {e}")
         except Exception as e:  # noqa: BLE001 - an exception's effect is unknown: info
             log.warning("%s raised on %s: %s", "nemesis" if is_nemesis else f"client {self.thread}",
                         op.get("f"), traceback.format_exc())
@@ -145,9 +151,18 @@ class Runner:
         self.workers: dict[int, _Worker] = {}
         self.epochs = dict.fromkeys(self.threads, 0)
         self._flushed_ns = 0
+        # Why the test was stopped as an error of the run (a fault without effect), or None.
+        self.aborted: str | None = None
 
     def now(self) -> int:
         return time.monotonic_ns() - self.t0
+
+    def abort(self, why: str) -> None:
+        """Stop the test as an error of the run: no verdict will be given (run.py)."""
+        if self.aborted is None:
+            self.aborted = why
+            log.error("%s; stopping the test", why)
+        self.stop.set()
 
     def node_for(self, thread: int):
         return self.nodes[thread % len(self.nodes)]

@@ -34,7 +34,7 @@ KIND_OPTIONS = {"partition_shapes": "partition", "loss_probability": "loss",
 USER_OPTIONS = {"together", "targets", *KIND_OPTIONS}
 # Set by the harness, not by users: the chains' test id and the spec's nemesis_interval.
 # and the disk fault's mounted lazy filesystems (nemesis.disk.LazyDisks).
-INTERNAL_OPTIONS = {"test_id", "interval", "disks"}
+INTERNAL_OPTIONS = {"test_id", "interval", "disks", "held_down"}
 
 _NEMESES = {
     "partition": partition.PartitionNemesis,
@@ -101,8 +101,22 @@ def make_nemesis(kinds: list[str], nodes: list, target, rng, opts: dict) -> Comb
     value, and for clock faults on a target that cannot take them.
     """
     check_options(kinds, {k: v for k, v in opts.items() if k not in INTERNAL_OPTIONS})
-    parts = {kind: _NEMESES[kind](nodes, target, rng, opts) for kind in dict.fromkeys(kinds)}
+    parts: dict = {}
+    opts = {**opts, "held_down": _held_down_by(parts)}
+    for kind in dict.fromkeys(kinds):
+        parts[kind] = _NEMESES[kind](nodes, target, rng, opts)
     return CombinedNemesis(parts)
+
+
+def _held_down_by(parts: dict):
+    """Whether some fault of `parts` holds a node down now (killed, or crashed by the disk
+    fault, and not restarted yet): a kill or pause that then finds nothing there is no
+    error (node_fault.py)."""
+    def held_down(node) -> bool:
+        kill, disk = parts.get("kill"), parts.get("disk")
+        return (kill is not None and node in kill.affected) or \
+            (disk is not None and node in disk.crashed)
+    return held_down
 
 
 def check_options(kinds: list[str], opts: dict) -> None:

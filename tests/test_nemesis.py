@@ -26,6 +26,7 @@ from nemesis.clock import REFUSAL, ClockNemesis
 from nemesis.kill import KillNemesis
 from nemesis.partition import (SHAPES, PartitionNemesis, bridge, halves, isolate,
                                majorities_ring)
+from nemesis.node_fault import UNOBSERVED
 from nemesis.pause import PauseNemesis
 from tests.conftest import needs_root
 
@@ -172,7 +173,8 @@ def test_pause_of_the_leader_resumes_it_on_heal():
     target = RecordingTarget(leader_name="n4")
     nem = PauseNemesis(fake_nodes(5), target, random.Random(5), {"pause_targets": ["leader"]})
     op = nem.invoke({"f": "start-pause", "value": None})
-    assert op["value"] == {"targets": "leader", "paused": ["n4"]}
+    assert op["value"] == {"targets": "leader", "paused": ["n4"],
+                           "observed": {"n4": UNOBSERVED}}  # fake nodes run nothing
     nem.heal()
     nem.heal()
     assert target.calls == [("pause", "n4"), ("resume", "n4")]
@@ -556,7 +558,8 @@ def test_pause_freezes_the_process_and_resume_thaws_it(cluster, faults):
     before = {n.name: ask(n)["pid"] for n in local.nodes}
     nem = faults(["pause"])
     value = nem.invoke({"f": "start-pause", "value": "leader"})["value"]
-    assert value == {"targets": "leader", "paused": ["n3"]}
+    assert value == {"targets": "leader", "paused": ["n3"],
+                     "observed": {"n3": f"stopped (pid {before['n3']})"}}
     assert ask(by_name["n3"], timeout=0.5) is None
     assert ask(by_name["n1"])["pid"] == before["n1"]
     nem.invoke({"f": "stop-pause"})

@@ -42,6 +42,7 @@ class DockerRemote:
         # api: a docker.APIClient (docker.DockerClient().api); thread-safe for requests.
         self.api = api
         self.container = container
+        self.spawned: list[tuple[int, list[str]]] = []  # what spawn started (protocols.Remote)
 
     def exec(self, argv, *, timeout=30.0, check=True, input=None, env=None):
         argv = [str(a) for a in argv]
@@ -72,6 +73,7 @@ class DockerRemote:
         if code != 0 or not out.strip().isdigit():
             raise RemoteError(f"{self.container}: could not start {' '.join(argv)}: "
                               f"exit {code}: {err.strip()[:500]}")
+        self.spawned.append((int(out.strip()), argv))
         return int(out.strip())
 
     def signal(self, pid, sig):

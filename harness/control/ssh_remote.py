@@ -59,6 +59,7 @@ class SSHRemote:
         self.sudo = spec.user != "root" if sudo is None else bool(sudo)
         self.connect_timeout = connect_timeout
         self.marker = marker or f"tectonic-{secrets.token_hex(4)}"
+        self.spawned: list[tuple[int, list[str]]] = []  # what spawn started (protocols.Remote)
         self._client = None
         self._sftp = None
         self._lock = threading.Lock()       # guards connecting
@@ -205,6 +206,7 @@ class SSHRemote:
             raise RemoteError(f"{self.name}: {argv[0]} did not start "
                               f"({err.decode(errors='replace').strip() or 'no pid written'}); "
                               f"{log} ends: {tail[-500:] or '(empty)'}")
+        self.spawned.append((int(text), list(argv)))
         return int(text)
 
     def signal(self, pid, sig):

@@ -543,6 +543,8 @@ def test_kill_stops_the_process_and_stop_restarts_it(cluster, faults):
     value = nem.invoke({"f": "start-kill", "value": "minority"})["value"]
     killed = value["killed"]
     assert len(killed) == 2
+    assert {n: value["observed"][n] for n in killed} == \
+        {n: f"gone (pid {before[n]} (" for n in killed}
     for name, node in by_name.items():
         assert (ask(node) is None) == (name in killed)
     assert nem.invoke({"f": "stop-kill"})["value"] == {"restarted": killed}
@@ -624,7 +626,8 @@ def test_every_fault_kind_on_raftkv_and_raftkv_recovers_after_heal(tmp_path):
             nem.setup()
             leader = target.leader(local.nodes).name
             value = nem.invoke({"f": "start-kill", "value": "leader"})["value"]
-            assert value == {"targets": "leader", "killed": [leader]}
+            assert value["killed"] == [leader] and value["targets"] == "leader"
+            assert value["observed"][leader].startswith("gone (pid ")
             for kind in ("partition", "pause", "clock", "loss"):
                 nem.invoke({"f": FAULTS[kind][0], "value": None})
             nem.heal()

@@ -204,6 +204,11 @@ def _resolve_target(spec: dict, where: str) -> str:
     return cls.name
 
 
+# What a target must declare to take clock faults where the backend cannot move a clock.
+CLOCK_NEED = ("Clock capability (harness.protocols.Clock: set_clock_offset, e.g. through "
+              "libfaketime as raftkv does)")
+
+
 def _refuse_impossible_faults(spec: dict, cls: type, where: str) -> None:
     """Faults a combination cannot take, refused before any cluster exists (the nemesis
     checks again when it is built, for specs that reach it another way)."""
@@ -227,10 +232,9 @@ def _refuse_impossible_faults(spec: dict, cls: type, where: str) -> None:
         raise SpecError(f"{where}: clock faults are not possible on the docker backend: "
                         f"containers share the host's clock (use --backend ssh with hosts of their own)")
     if spec["backend"] == "local" and not issubclass(cls, Clock):
-        raise SpecError(f"{where}: clock faults on {spec['target']} need hosts of their own "
-                        f"(--backend ssh): the target has no Clock capability (a clock of its "
-                        f"own, like raftkv's libfaketime), and the local backend's nodes share "
-                        f"one kernel clock")
+        raise SpecError(f"{where}: clock faults on {spec['target']} need a target with the "
+                        f"{CLOCK_NEED}, or hosts of their own (--backend ssh): the target has no "
+                        f"Clock capability, and the local backend's nodes share one kernel clock")
 
 
 def _choice(spec: dict, field: str, allowed: tuple, where: str) -> None:

@@ -22,8 +22,9 @@ START, STOP = "start-clock", "stop-clock"
 MODES = ("bump", "strobe")
 DEFAULT_MAX_OFFSET = 30.0     # seconds, either way
 DEFAULT_STROBE_PERIOD = 0.2   # seconds between flips
-REFUSAL = ("clock faults need hosts of their own (--backend ssh) or a target with the Clock "
-           "capability (raftkv); the local backend's nodes share one kernel clock")
+REFUSAL = ("clock faults need a target with the Clock capability (harness.protocols.Clock: "
+           "set_clock_offset, e.g. through libfaketime as raftkv does) or hosts of their own "
+           "(--backend ssh); the local backend's nodes share one kernel clock")
 
 log = logging.getLogger("tectonic.nemesis")
 
@@ -137,8 +138,12 @@ def _clock_setter(nodes: list, target):
         return lambda node, seconds: node.clock.set_offset(seconds)
     if isinstance(target, Clock):
         return target.set_clock_offset
-    why = next((n.clock_refused for n in nodes if n.clock_refused), REFUSAL)
-    raise ValueError(f"clock faults on {target.name}: {why}")
+    why = next((n.clock_refused for n in nodes if n.clock_refused), None)
+    if why is None:
+        raise ValueError(f"clock faults on {target.name}: {REFUSAL}")
+    # The backend's reason, and what would do instead: the capability the target lacks.
+    raise ValueError(f"clock faults on {target.name}: {why}; or a target with the Clock "
+                     f"capability (set_clock_offset) takes them: {target.name} has none")
 
 
 def _positive(value, name: str) -> float:

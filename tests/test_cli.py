@@ -24,7 +24,7 @@ def tectonic(*args, cwd=ROOT):
     (["test", "--target-opt", "port=many"], "target_opts.port must be int"),
     (["test", "--target-opt", "election_timeout_min=2"], "election_timeout_min (2.0) is above"),
     (["test", "--target", "etcd", "--bug", "stale-reads"], "target etcd has no bug switches"),
-    (["test", "--target", "etcd", "--nemesis", "clock"], "the target has no Clock capability"),
+    (["test", "--target", "etcd", "--nemesis", "clock"], "clock faults on etcd need a target with the Clock capability (harness.protocols.Clock: set_clock_offset"),
     (["test", "--target", "no_such_module:Thing"], "cannot import 'no_such_module'"),
     (["test", "--target", "harness.protocols:Nothing"], "module 'harness.protocols' has no 'Nothing'"),
     (["test", "--target", "harness.protocols:Node"], "is not a Target: subclass harness.protocols.Target"),

@@ -65,3 +65,19 @@ def test_each_workloads_ops_do_not_drift_when_asked_for_and_not_taken(name):
         return gen.simulate(gen.clients(gen.limit(200, g)), concurrency=4, seed=2)
     g = make_workload(_spec(name)).generator
     assert ops(AskedAside(g)) == ops(g)
+
+
+def test_a_register_key_outlives_a_fault_at_the_specs_rate():
+    from workloads.register import ops_per_thread
+    base = {"concurrency": 4, "rate": 200, "nemesis": ["kill"], "nemesis_interval": 5}
+    # Three intervals (15 s) at 50 ops/s per thread, far above ops_per_key's 50.
+    assert ops_per_thread(base) == 750
+    assert ops_per_thread({**base, "workload_opts": {"ops_per_key": 4000}}) == 1000
+    assert ops_per_thread({**base, "workload_opts": {"key_life": 1}}) == 50
+    # No crash faults, or no rate to count by: ops_per_key alone.
+    assert ops_per_thread({**base, "nemesis": []}) == 50
+    assert ops_per_thread({**base, "nemesis": ["partition", "pause"]}) == 50
+    assert ops_per_thread({**base, "nemesis": ["partition", "disk"]}) == 750
+    assert ops_per_thread({**base, "rate": 0}) == 50
+    with pytest.raises(ValueError, match="key_life must be"):
+        ops_per_thread({**base, "workload_opts": {"key_life": -1}})

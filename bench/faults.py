@@ -132,14 +132,13 @@ def accuracy_and_rate(workdir: str, count: int) -> None:
 
 
 def register_cost(workdir: str, duration: float) -> None:
-    from targets.raftkv import make_target
-    local = LocalCluster(f"bfaultr-{secrets.token_hex(3)}", 5, workdir)
+    from targets.raftkv import RaftKVTarget
+    local = LocalCluster(f"bfaultr-{secrets.token_hex(3)}", 5, workdir, RaftKVTarget.needs)
     try:
         nodes = local.create()
-        target = make_target({"raftkv": {}}, nodes)
+        target = RaftKVTarget({"bugs": []}, nodes)
         for node in nodes:
             target.setup(node)
-            target.start(node)
         target.wait_healthy(nodes, 30)
         leader = target.leader(nodes)
         first = nodes.index(leader)

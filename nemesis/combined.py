@@ -25,7 +25,7 @@ FAULTS: dict[str, tuple[str, str]] = {
 # Options that only one kind of fault reads: giving one without its fault is a mistake.
 KIND_OPTIONS = {"partition_shapes": "partition", "loss_probability": "loss",
                 "clock_modes": "clock", "clock_max_offset": "clock", "clock_strobe_period": "clock",
-                "duplicate_probability": "duplicate", "disk_torn": "disk",
+                "duplicate_probability": "duplicate", "disk_torn": "disk", "disk_rolling": "disk",
                 "figure8_delay": "figure8",
                 **{f"delay_{param}": "delay" for param in delay.DEFAULTS},
                 # a partition's nodes come from its shapes, figure8's from its staging: no targets
@@ -155,8 +155,9 @@ def check_options(kinds: list[str], opts: dict) -> None:
         raise ValueError("figure8 runs delays of its own; it cannot be combined with delay")
     if "figure8_delay" in opts:
         figure8.checked_delay(opts["figure8_delay"])
-    if not isinstance(opts.get("disk_torn", False), bool):
-        raise ValueError(f"disk_torn must be true or false, got {opts['disk_torn']!r}")
+    for key in ("disk_torn", "disk_rolling"):
+        if not isinstance(opts.get(key, False), bool):
+            raise ValueError(f"{key} must be true or false, got {opts[key]!r}")
     if "clock_modes" in opts:
         name_list(opts["clock_modes"], clock.MODES, "clock_modes")
     for key in ("clock_max_offset", "clock_strobe_period"):

@@ -4,9 +4,14 @@ Before the target starts, each node's data dir gets a lazy filesystem of its own
 (nemesis/lazyfs.py, FUSE): writes stay in memory until fsync. start-disk "crashes" the
 chosen nodes: the target is killed (SIGKILL), then the filesystem forgets every write not
 yet fsynced, or with `torn` keeps only a random prefix of them (a write cut short by the
-power cut); stop-disk (and heal) restarts the crashed nodes. A target that fsyncs what it
-acknowledges loses nothing that matters; one that does not (raftkv --bug no-fsync) loses
-acknowledged writes without a majority ever being down at once.
+power cut); stop-disk (and heal) restarts the crashed nodes. With `rolling` the chosen
+nodes crash one at a time instead: each is restarted and answers again before the next
+goes down, so never more than one node is down, and the nodes holding the newest data go
+first (the leader, then the longest logs), the order that leaves a write on the fewest
+disks. A target that fsyncs what it acknowledges loses nothing that matters; one that does
+not (raftkv --bug no-fsync) loses acknowledged writes without a majority ever being down
+at once: a rolling crash of the leader and the follower that acknowledged with it, while a
+third node is cut off (README, "Lost un-fsynced writes").
 
 The filesystem's process runs in the node's network namespace (so `tectonic clean` finds
 and kills it with the namespace's processes) but mounts in the controller's mount
@@ -34,6 +39,7 @@ from .start_stop import StartStopFault
 
 START, STOP = "start-disk", "stop-disk"
 MOUNT_TIMEOUT = 15.0  # seconds for a lazy filesystem to mount and answer
+UP_TIMEOUT = 15.0     # seconds for a node crashed in a rolling crash to answer again
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -145,9 +151,12 @@ def _alive(pid: int) -> bool:
 
 class DiskNemesis(StartStopFault):
     """start-disk: value None (the rng picks one of opts["disk_targets"]), a selection, a
-    list of node names, or {"targets": ..., "torn": bool} (default opts["disk_torn"],
-    False). Completed: {"targets", "crashed": [nodes], "torn", "lost": {node: {"files",
-    "bytes"}}}, what each crash lost. stop-disk: {"restarted": [nodes]}."""
+    list of node names, or {"targets": ..., "torn": bool, "rolling": bool} (defaults
+    opts["disk_torn"], opts["disk_rolling"], both False). Completed: {"targets", "crashed":
+    [nodes, in crash order], "torn", "rolling", "lost": {node: {"files", "bytes"}}}, what
+    each crash lost; a rolling crash also gives "up": {node: seconds it was down}.
+    stop-disk: {"restarted": [nodes]}. Rolling needs a target with status(node) (raftkv)
+    to tell when a node answers again and how far its log reaches."""
 
     kind = "disk"
 
@@ -162,23 +171,66 @@ class DiskNemesis(StartStopFault):
         self.rng = rng
         self.allowed = allowed_selections("disk", opts)
         self.torn = opts.get("disk_torn", False)
-        if not isinstance(self.torn, bool):
-            raise ValueError(f"disk_torn must be true or false, got {self.torn!r}")
+        self.rolling = opts.get("disk_rolling", False)
+        for key, value in (("disk_torn", self.torn), ("disk_rolling", self.rolling)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, got {value!r}")
+        if self.rolling and not callable(getattr(target, "status", None)):
+            raise ValueError("disk_rolling needs a target that reports each node's status "
+                             f"(to restart one node before the next goes down); "
+                             f"{getattr(target, 'name', target)!r} does not")
         self.crashed: list = []
 
     def start(self, value) -> dict:
-        torn = self.torn
+        torn, rolling = self.torn, self.rolling
         if isinstance(value, dict):
             torn = value.get("torn", torn)
+            rolling = value.get("rolling", rolling)
             value = value.get("targets")
         selection, chosen = choose_nodes(value, self.nodes, self.target, self.rng, self.allowed)
+        if rolling:
+            return {"targets": selection, "torn": bool(torn), "rolling": True,
+                    **self._rolling(chosen, bool(torn))}
         lost = {}
         for node in chosen:
             self.target.kill(node)
             lost[node.name] = self.disks.ask(node, {"do": "crash", "torn": bool(torn)})
             if node not in self.crashed:
                 self.crashed.append(node)
-        return {"targets": selection, "crashed": names(chosen), "torn": bool(torn), "lost": lost}
+        return {"targets": selection, "crashed": names(chosen), "torn": bool(torn),
+                "rolling": False, "lost": lost}
+
+    def _rolling(self, chosen: list, torn: bool) -> dict:
+        """Crash chosen one at a time, newest data first; each restarts and answers again
+        before the next goes down."""
+        status = {n.name: self._status(n) for n in chosen}
+
+        def newest_first(node):
+            s = status[node.name] or {}
+            return (s.get("state") != "leader", -s.get("last_index", 0))
+        order = sorted(chosen, key=newest_first)
+        lost, up = {}, {}
+        for node in order:
+            down_at = time.monotonic()
+            self.target.kill(node)
+            self.crashed.append(node)
+            lost[node.name] = self.disks.ask(node, {"do": "crash", "torn": torn})
+            self.target.start(node)
+            self.crashed.remove(node)
+            deadline = down_at + UP_TIMEOUT
+            while self._status(node) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{node.name} did not answer within {UP_TIMEOUT:.0f}s "
+                                       f"of its restart; the rolling crash stops there")
+                time.sleep(0.01)
+            up[node.name] = round(time.monotonic() - down_at, 3)
+        return {"crashed": names(order), "lost": lost, "up": up}
+
+    def _status(self, node) -> dict | None:
+        try:
+            return self.target.status(node, timeout=0.3)
+        except Exception:  # noqa: BLE001 - a node still starting has no status yet
+            return None
 
     def stop(self) -> dict:
         restarted, errors = [], []

@@ -44,7 +44,8 @@ BUG_RUNS = [run for run in load_campaign(os.path.join(ROOT, "campaigns", "raftkv
 SEEDS_TO_TRY = {"figure8": 3}
 
 
-@pytest.mark.parametrize("run", BUG_RUNS, ids=[run.spec["bugs"][0] for run in BUG_RUNS])
+@pytest.mark.parametrize("run", BUG_RUNS, ids=[f"{run.spec['bugs'][0]}-{'+'.join(run.spec['nemesis'])}"
+                                              for run in BUG_RUNS])
 def test_each_bug_recipe_is_caught(tmp_path, run):
     assert run.expect == "invalid"
     misses = []

@@ -266,3 +266,12 @@ def test_faults_that_need_the_local_backend_are_refused_before_any_cluster(fault
             "backend_opts": {"nodes": ["h1", "h2", "h3"]} if backend == "ssh" else {}}
     with pytest.raises(SpecError, match=f"{fault} faults need the local backend"):
         resolve_spec(spec)
+
+
+def test_disk_rolling_is_checked_before_any_cluster():
+    from nemesis.combined import check_options
+    with pytest.raises(ValueError, match="disk_rolling must be true or false"):
+        check_options(["disk"], {"disk_rolling": "yes"})
+    with pytest.raises(ValueError, match="disk_rolling.*for the disk fault"):
+        check_options(["partition"], {"disk_rolling": True})
+    check_options(["partition", "disk"], {"disk_rolling": True, "together": 2})

@@ -76,3 +76,24 @@ def test_the_staged_figure8_leaves_raftkv_valid_without_the_bug(tmp_path):
     # The staging got as far as the third election: the case the term check must handle.
     assert "the first leader won again" in steps, staging_outcomes(out.run_dir)
     assert out.valid is True, out.results
+
+
+NEW_FAULTS = ["delay", "duplicate", "partition", "disk"]
+
+
+def test_raftkv_is_valid_under_the_network_and_disk_faults_held_together(tmp_path):
+    """Latency with reordering, duplicated packets, one-way partitions and disk crashes,
+    all four held at once in every period."""
+    out = run_test(spec(tmp_path, workload="register", node_count=5, nemesis=NEW_FAULTS,
+                        time_limit=24, seed=5,
+                        nemesis_opts={"together": 4, "delay_mean": 0.03, "delay_jitter": 0.02,
+                                      "delay_reorder": 0.1, "duplicate_probability": 0.2,
+                                      "partition_shapes": ["one-way-isolate", "one-way-mute",
+                                                           "one-way-leader", "one-way-bridge"],
+                                      "disk_targets": ["one", "leader"]}))
+    h = read_jsonl(os.path.join(out.run_dir, "history.jsonl"))
+    validate(h)
+    started = {op["f"] for op in h if op.get("process") == "nemesis" and op["type"] == "info"
+               and "error" not in op and op["f"].startswith("start-")}
+    assert started == {f"start-{k}" for k in NEW_FAULTS}, started
+    assert out.valid is True, out.results

@@ -192,3 +192,104 @@ def test_a_clock_stepped_back_does_not_stall_elections():
     n3.tick(-20.0)      # the clock jumps back half a minute; the leader then goes silent
     n3.tick(-20.0 + Config().election_timeout_max + 0.01)
     assert n3.state != "follower", "waited out the clock step before campaigning"
+
+
+def _membership_config(steps=2000, **changes):
+    return SimConfig(steps=steps, config_change_rate=0.05, min_members=3, **changes)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_safety_under_membership_changes(seed):
+    """Single-server changes (removing leaders too, wiping removed servers, adding them back
+    as new servers) amid crashes, partitions and loss keep every Raft property."""
+    stats = _run(seed, _membership_config())
+    assert stats["config_changes"] >= 4 and stats["wiped"] >= 2, stats
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6, 40))
+def test_safety_under_membership_changes_many_seeds(seed):
+    _run(seed, _membership_config(steps=3000))
+
+
+def _elect(nodes, ids, now):
+    """Run a little cluster of Raft cores with a perfect network until one leads."""
+    for _ in range(400):
+        now += 0.01
+        for r in nodes.values():
+            r.tick(now)
+        _deliver_among(nodes, now)
+        leaders = [r for r in nodes.values() if r.state == LEADER]
+        if leaders and leaders[0].term_at(leaders[0].commit) == leaders[0].term:
+            return leaders[0], now
+    raise AssertionError("no leader")
+
+
+def _deliver_among(nodes, now):
+    moved = True
+    while moved:
+        moved = False
+        for r in list(nodes.values()):
+            while r.has_ready():
+                ready = r.ready()
+                for to, msg in ready.early_messages + ready.messages:
+                    if to in nodes:
+                        nodes[to].step(r.id, msg, now)
+                        moved = True
+                r.advance(ready)
+
+
+def _settle(nodes, now, steps=100):
+    for _ in range(steps):
+        now += 0.01
+        for r in nodes.values():
+            r.tick(now)
+        _deliver_among(nodes, now)
+    return now
+
+
+def test_config_change_adds_catches_up_and_removes_the_leader():
+    from targets.raftkv.raft import ConfigRefused
+    ids = ["n1", "n2", "n3"]
+    nodes = {i: Raft(i, ids, Persistent(), Config(), random.Random(k), 0.0)
+             for k, i in enumerate(ids)}
+    leader, now = _elect(nodes, ids, 0.0)
+    for k in range(5):
+        leader.propose(f"c{k}", now)
+    now = _settle(nodes, now, 5)
+    # A new server starts with no configuration: it never campaigns on its own.
+    nodes["n4"] = Raft("n4", [], Persistent(), Config(), random.Random(9), now)
+    now = _settle(nodes, now, 100)
+    assert nodes["n4"].state != LEADER and nodes["n4"].term == 0
+    assert leader.propose_config(ids + ["n4"], now) is not None
+    # One change at a time: the next waits until this one commits.
+    with pytest.raises(ConfigRefused, match="in-progress"):
+        leader.propose_config(ids, now)
+    with pytest.raises(ConfigRefused, match="exactly one"):
+        leader.propose_config(["n1"], now + 0.001)
+    now = _settle(nodes, now, 50)
+    assert all(r.members == ["n1", "n2", "n3", "n4"] for r in nodes.values())
+    assert nodes["n4"].last_index() == leader.last_index() and nodes["n4"].commit == leader.commit
+    assert leader.quorum == 3
+    # Removing the leader: it commits its removal, then steps down; the others elect one.
+    rest = [i for i in ["n1", "n2", "n3", "n4"] if i != leader.id]
+    assert leader.propose_config(rest, now) is not None
+    now = _settle(nodes, now, 200)
+    assert leader.state != LEADER and leader.members == rest
+    new = [nodes[i] for i in rest if nodes[i].state == LEADER]
+    assert len(new) == 1 and new[0].members == rest
+    # The removed server stays quiet: it is outside its own configuration.
+    term = new[0].term
+    now = _settle(nodes, now, 200)
+    assert leader.state != LEADER and new[0].state == LEADER and new[0].term == term
+
+
+def test_an_uncommitted_config_entry_truncated_brings_back_the_old_one():
+    ids = ["n1", "n2", "n3"]
+    r = Raft("n2", ids, Persistent(), Config(), random.Random(1), 0.0)
+    r.step("n1", {"t": "ae", "term": 1, "pi": 0, "pt": 0, "e": [[1, {"config": ["n1", "n2"]}]],
+                  "c": 0, "s": 1}, 0.0)
+    assert r.members == ["n1", "n2"] and r.quorum == 2
+    # A new leader of term 2 overwrites the entry: the configuration reverts.
+    r.step("n3", {"t": "ae", "term": 2, "pi": 0, "pt": 0, "e": [[2, None]], "c": 0, "s": 1}, 0.1)
+    assert r.members == ids

@@ -55,10 +55,27 @@ class Config:
 
 @dataclass
 class Snapshot:
-    """The state machine as of log index `index` (whose entry had term `term`)."""
+    """The state machine as of log index `index` (whose entry had term `term`), and the
+    configuration then (`members`; None: the initial one the node was started with)."""
     index: int
     term: int
     data: Any
+    members: list | None = None
+
+
+class ConfigRefused(Exception):
+    """A configuration change the leader will not start now; str(e) says why."""
+
+
+def config_of(command: Any) -> list | None:
+    """The members a configuration entry's command names, or None for other commands.
+
+    Single-server changes (Raft dissertation, section 4.1): a configuration entry takes
+    effect on a node as soon as it is in its log, committed or not, and names the whole
+    new set of voting members; each differs from the one before by one server."""
+    if isinstance(command, dict) and "config" in command:
+        return command["config"]
+    return None
 
 
 @dataclass
@@ -106,18 +123,26 @@ class Progress:
 class Raft:
     def __init__(self, node_id: str, members: list[str], persistent: Persistent,
                  config: Config, rng: random.Random, now: float):
-        if node_id not in members:
-            raise ValueError(f"node {node_id!r} is not among the members {members}")
+        # `members` is the initial configuration, in force until the log (or the snapshot)
+        # holds one; a new server joining a running cluster starts with none ([]) and
+        # learns its configuration from the leader. A node outside its configuration never
+        # campaigns, and its votes count for no one.
         self.id = node_id
-        self.members = sorted(members)
-        self.peers = [m for m in self.members if m != node_id]
-        self.quorum = len(self.members) // 2 + 1
+        self.initial_members = sorted(members)
         self.cfg = config
         self.rng = rng
         self.term = persistent.term
         self.vote = persistent.vote
         self.snapshot = persistent.snapshot or Snapshot(0, 0, None)
         self.entries: list = [tuple(e) for e in persistent.entries]
+        self._configs: list = []  # (index, members) of the configuration entries in `entries`
+        base = self.snapshot.index
+        for k, (_, command) in enumerate(self.entries):
+            if config_of(command) is not None:
+                self._configs.append((base + k + 1, sorted(config_of(command))))
+        self.members: list[str] = []
+        self.peers: list[str] = []
+        self.quorum = 1
         self.commit = self.snapshot.index
         self.applied = self.snapshot.index
         self.state = FOLLOWER
@@ -145,7 +170,66 @@ class Raft:
         self._ready_reads: list = []
         self._dropped_reads: list = []
         self._lease_until = float("-inf")
+        self._update_members()
         self._reset_election_deadline()
+
+    # ---- configuration -------------------------------------------------------------------
+
+    def _config_at_snapshot(self) -> list[str]:
+        members = self.snapshot.members
+        return self.initial_members if members is None else sorted(members)
+
+    def config_index(self) -> int:
+        """The log index of the configuration in force (the snapshot's index when it
+        predates the log)."""
+        return self._configs[-1][0] if self._configs else self.snapshot.index
+
+    def _update_members(self) -> None:
+        """Take the latest configuration in the log as the one in force."""
+        members = self._configs[-1][1] if self._configs else self._config_at_snapshot()
+        if members == self.members:
+            return
+        self.members = list(members)
+        self.peers = [m for m in self.members if m != self.id]
+        self.quorum = len(self.members) // 2 + 1
+        if self.state == LEADER:
+            for p in self.peers:
+                if p not in self.progress:
+                    # A new server catches up from here: probed back to where logs agree.
+                    self.progress[p] = Progress(self.last_index() + 1, self._now)
+            for p in [p for p in self.progress if p not in self.members]:
+                del self.progress[p]
+
+    def _counts_itself(self) -> bool:
+        return self.id in self.members
+
+    def _note_appended(self, index: int, command: Any) -> None:
+        members = config_of(command)
+        if members is not None:
+            self._configs.append((index, sorted(members)))
+            self._update_members()
+
+    def propose_config(self, members: list[str], now: float) -> tuple[int, int] | None:
+        """Append a configuration entry naming `members` if we lead; (index, term), else
+        None. Raises ConfigRefused when the change must wait or is not one server's.
+
+        One change at a time: none may start while another is uncommitted, nor before an
+        entry of this leader's term has committed (otherwise a change made by an earlier
+        leader and lost could overlap this one; the 2015 single-server-change fix)."""
+        self._set_time(now)
+        if self.state != LEADER:
+            return None
+        members = sorted(members)
+        if not members:
+            raise ConfigRefused("a configuration needs at least one member")
+        if len(set(members) ^ set(self.members)) != 1:
+            raise ConfigRefused(f"a change adds or removes exactly one server: "
+                                f"{self.members} -> {members}")
+        if self.config_index() > self.commit:
+            raise ConfigRefused("config-change-in-progress")
+        if self.term_at(self.commit) != self.term:
+            raise ConfigRefused("leader-not-ready: no entry of this term committed yet")
+        return self.propose({"config": members}, now)
 
     # ---- the log -------------------------------------------------------------------------
 
@@ -170,6 +254,10 @@ class Raft:
         # Committed entries are never overwritten (Log Matching + Leader Completeness).
         assert index > self.commit, f"{self.id}: truncating committed entry {index}"
         del self.entries[index - self.snapshot.index - 1:]
+        if self._configs and self._configs[-1][0] >= index:
+            # A configuration entry undone: the one before it is in force again.
+            self._configs = [c for c in self._configs if c[0] < index]
+            self._update_members()
         if self._truncate_from is None or index < self._truncate_from:
             self._truncate_from = index
         self._unstable = min(self._unstable, index)
@@ -185,7 +273,10 @@ class Raft:
             elif now >= self._heartbeat_due:
                 self._broadcast_heartbeat()
         elif now >= self._election_deadline:
-            self._campaign()
+            if self._counts_itself():
+                self._campaign()
+            else:
+                self._reset_election_deadline()
 
     def propose(self, command: Any, now: float) -> tuple[int, int] | None:
         """Append command to the log if we lead; return its (index, term), else None.
@@ -197,6 +288,7 @@ class Raft:
         if self.state != LEADER:
             return None
         self.entries.append((self.term, command))
+        self._note_appended(self.last_index(), command)
         if self.quorum == 1:
             self._maybe_commit()
         return self.last_index(), self.term
@@ -227,8 +319,11 @@ class Raft:
         if index > self.applied or index >= self._unstable:
             raise ValueError(f"cannot compact to {index}: applied {self.applied}")
         term = self.term_at(index)
+        older = [c for c in self._configs if c[0] <= index]
+        members = older[-1][1] if older else self.snapshot.members
         del self.entries[:index - self.snapshot.index]
-        self.snapshot = Snapshot(index, term, data)
+        self._configs = self._configs[len(older):]
+        self.snapshot = Snapshot(index, term, data, members)
 
     def step(self, frm: str, msg: dict, now: float) -> None:
         self._set_time(now)
@@ -384,7 +479,8 @@ class Raft:
 
     def _quorum_recently_active(self) -> bool:
         window = self.cfg.election_timeout_max
-        active = 1 + sum(1 for pr in self.progress.values() if self._now - pr.last_ack <= window)
+        active = int(self._counts_itself()) + sum(
+            1 for pr in self.progress.values() if self._now - pr.last_ack <= window)
         return active >= self.quorum
 
     # ---- message handlers ----------------------------------------------------------------
@@ -396,7 +492,8 @@ class Raft:
                                  "ok": grant}))
 
     def _on_pre_vote_reply(self, frm: str, msg: dict) -> None:
-        if self.state == PRE_CANDIDATE and msg["ok"] and msg["term"] == self.term + 1:
+        if (self.state == PRE_CANDIDATE and msg["ok"] and msg["term"] == self.term + 1
+                and frm in self.members):
             self._votes.add(frm)
             if len(self._votes) >= self.quorum:
                 self._become_candidate()
@@ -410,7 +507,7 @@ class Raft:
         self._msgs.append((frm, {"t": "vr", "term": self.term, "ok": grant}))
 
     def _on_vote_reply(self, frm: str, msg: dict) -> None:
-        if self.state == CANDIDATE and msg["ok"]:
+        if self.state == CANDIDATE and msg["ok"] and frm in self.members:
             self._votes.add(frm)
             if len(self._votes) >= self.quorum:
                 self._become_leader()
@@ -455,7 +552,9 @@ class Raft:
                 continue
             if existing is not None:
                 self._truncate(index)
-            self.entries.extend((t, c) for t, c in ents[k:])
+            for t, c in ents[k:]:
+                self.entries.append((t, c))
+                self._note_appended(self.last_index(), c)
             break
         last_new = prev + len(ents)
         self._commit_to(min(msg["c"], last_new))
@@ -493,9 +592,11 @@ class Raft:
             self._commit_to(index)
             self._ack(frm, msg, index)
             return
-        snap = Snapshot(index, term, msg["d"])
+        snap = Snapshot(index, term, msg["d"], msg.get("m"))
         self.snapshot = snap
         self.entries = []
+        self._configs = []
+        self._update_members()
         self.commit = self.applied = index
         self._received_snapshot = snap
         self._truncate_from = None
@@ -506,7 +607,9 @@ class Raft:
     def _on_reply_common(self, frm: str, msg: dict) -> Progress | None:
         if self.state != LEADER:
             return None
-        pr = self.progress[frm]
+        pr = self.progress.get(frm)
+        if pr is None:
+            return None  # from a server no longer (or not yet) in the configuration
         pr.last_ack = self._now
         if msg["s"] > pr.acked_seq:
             pr.acked_seq = msg["s"]
@@ -556,8 +659,12 @@ class Raft:
     # ---- the leader's work ---------------------------------------------------------------
 
     def _maybe_commit(self) -> None:
-        matches = sorted([self._durable] + [pr.match for pr in self.progress.values()],
-                         reverse=True)
+        # A leader outside the configuration (removing itself) manages the cluster but is
+        # not part of its majorities (dissertation 4.2.2).
+        own = [self._durable] if self._counts_itself() else []
+        matches = sorted(own + [pr.match for pr in self.progress.values()], reverse=True)
+        if len(matches) < self.quorum:
+            return
         n = matches[self.quorum - 1]
         if n <= self.commit:
             return
@@ -565,14 +672,21 @@ class Raft:
             return  # Figure 8: only entries of our own term commit by counting replicas
         first_of_term = self.term_at(self.commit) != self.term
         self._commit_to(n)
+        if not self._counts_itself() and self.config_index() <= self.commit:
+            # Our removal is committed: tell the others, then step down; we never campaign.
+            self._broadcast_heartbeat()
+            self._become_follower(self.term, None)
+            return
         if first_of_term and self.term_at(self.commit) == self.term and self._reads_before_commit:
             waiting, self._reads_before_commit = self._reads_before_commit, []
             for read_id in waiting:
                 self.read_index(read_id, self._now)
 
     def _release_reads(self) -> None:
-        acked = sorted([self._seq] + [pr.acked_seq for pr in self.progress.values()],
-                       reverse=True)
+        own = [self._seq] if self._counts_itself() else []
+        acked = sorted(own + [pr.acked_seq for pr in self.progress.values()], reverse=True)
+        if len(acked) < self.quorum:
+            return
         confirmed = acked[self.quorum - 1]
         if self._reads and self._reads[0][2] <= confirmed:
             keep = []
@@ -633,7 +747,8 @@ class Raft:
         if prev_term is None:
             snap = self.snapshot
             self._early.append((p, {"t": "is", "term": self.term, "i": snap.index,
-                                    "st": snap.term, "d": snap.data, "s": self._seq}))
+                                    "st": snap.term, "d": snap.data,
+                                    "m": self._config_at_snapshot(), "s": self._seq}))
             pr.mode = SNAPSHOT
             pr.snapshot_index = snap.index
             pr.snapshot_sent_at = self._now

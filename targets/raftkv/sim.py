@@ -19,7 +19,8 @@ import heapq
 import random
 from dataclasses import dataclass, field, replace
 
-from targets.raftkv.raft import LEADER, Config, Persistent, Raft, Ready, Snapshot
+from targets.raftkv.raft import (LEADER, Config, ConfigRefused, Persistent, Raft, Ready, Snapshot,
+                                 config_of)
 
 
 class SafetyViolation(AssertionError):
@@ -46,6 +47,11 @@ class SimConfig:
     propose_rate: float = 0.4        # per step: a client command reaches a leader
     read_rate: float = 0.15
     compact_every: int = 25          # entries applied beyond the snapshot before compacting
+    # Membership changes: per step, a leader is asked to remove a member (never below
+    # min_members) or to add back a server removed earlier. A server whose removal commits
+    # is stopped and wiped, and rejoins later as a new server with no configuration.
+    config_change_rate: float = 0.0
+    min_members: int = 3
     raft: Config = field(default_factory=lambda: Config(max_entries_per_message=3,
                                                         max_inflight_entries=12))
 
@@ -89,6 +95,7 @@ class SimNode:
         self.applied: list = []       # the state machine: (index, term, cmd) in order
         self.clock_offset = 0.0
         self.led_terms: set[int] = set()
+        self.joining = False  # wiped after its removal: boots with no configuration
 
 
 class Simulation:
@@ -108,8 +115,12 @@ class Simulation:
         self._reads: dict[int, int] = {}   # read id -> highest committed index when issued
         self.leaders: dict[int, str] = {}  # term -> leader
         self.committed: dict[int, tuple] = {}  # index -> (term, cmd), as applied anywhere
+        self._config_applied = 0
+        self._to_wipe: list[str] = []
         self.stats = {"elections": 0, "crashes": 0, "reads": 0, "partitions": 0,
-                      "snapshots": 0}
+                      "snapshots": 0, "config_changes": 0, "wiped": 0}
+        self.committed_config = list(self.ids)
+        self.spares: list[str] = []  # removed, wiped, not yet asked back
         for node in self.nodes.values():
             self._boot(node)
 
@@ -120,7 +131,7 @@ class Simulation:
 
     def _boot(self, node: SimNode) -> None:
         persistent = node.disk.recover()
-        node.raft = Raft(node.id, self.ids, persistent, self.cfg.raft,
+        node.raft = Raft(node.id, [] if node.joining else self.ids, persistent, self.cfg.raft,
                          random.Random(self.rng.random()), self.now + node.clock_offset)
         snap = persistent.snapshot
         node.applied = list(snap.data) if snap else []
@@ -171,6 +182,24 @@ class Simulation:
             self.fail(f"state machine safety: {node.id} applied {entry} at {index}, "
                       f"but {seen} was applied there before")
         node.applied.append(entry)
+        members = config_of(cmd)
+        if members is not None and index > self._config_applied:
+            self._config_applied = index
+            self._config_committed(sorted(members))
+
+    def _config_committed(self, members: list[str]) -> None:
+        self.stats["config_changes"] += 1
+        self._to_wipe += sorted(set(self.committed_config) - set(members))
+        self.committed_config = members
+
+    def _wipe_removed(self) -> None:
+        """What an operator does once a removal commits: stop the server, wipe its data."""
+        for gone in self._to_wipe:
+            node = self.nodes[gone]
+            node.raft, node.disk, node.applied, node.joining = None, Disk(), [], True
+            self.spares.append(gone)
+            self.stats["wiped"] += 1
+        self._to_wipe = []
 
     def _check_applied_prefix(self, node: SimNode) -> None:
         for index, term, cmd in node.applied:
@@ -254,11 +283,36 @@ class Simulation:
             self._next_cmd += 1
             node = rng.choice(leaders)
             node.raft.propose(f"c{self._next_cmd}", self._node_now(node))
+        if leaders and rng.random() < cfg.config_change_rate:
+            self._change_members(rng.choice(leaders))
         if leaders and rng.random() < cfg.read_rate:
             self._next_read += 1
             node = rng.choice(leaders)
             self._reads[self._next_read] = max(self.committed, default=0)
             node.raft.read_index(self._next_read, self._node_now(node))
+
+    def _change_members(self, node: SimNode) -> None:
+        raft = node.raft
+        if raft.state != LEADER:
+            return  # removed itself and stepped down this step
+        members = list(raft.members)
+        if self.spares and (len(members) <= self.cfg.min_members or self.rng.random() < 0.5):
+            spare = self.spares[0]
+            if spare in members:
+                return
+            members.append(spare)
+        elif len(members) > self.cfg.min_members:
+            members.remove(self.rng.choice(members))  # the leader itself, sometimes
+        else:
+            return
+        try:
+            raft.propose_config(members, self._node_now(node))
+        except ConfigRefused:
+            return  # another change is still uncommitted, or the leader is new
+        for spare in [m for m in members if m in self.spares]:
+            self.spares.remove(spare)
+            if self.nodes[spare].raft is None:
+                self._boot(self.nodes[spare])
 
     def step(self) -> None:
         self.step_no += 1
@@ -274,6 +328,7 @@ class Simulation:
             if node.raft is not None:
                 node.raft.tick(self._node_now(node))
                 self._drain(node)
+        self._wipe_removed()
         self._check_log_matching()
 
     def run(self) -> dict:

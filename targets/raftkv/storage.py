@@ -4,7 +4,7 @@
                {"h": [term, vote]}            the hard state
                {"e": [[index, term, cmd]..]}  entries appended
                {"x": index}                   entries from index on dropped
-  snapshot   JSON {"index", "term", "data"}, replaced atomically (write, fsync, rename)
+  snapshot   JSON {"index", "term", "data", "members"}, replaced atomically (write, fsync, rename)
 
 The log file is preallocated with zeros ahead of the writes (etcd does the same): an fsync
 that need not also record a new file size costs a quarter less. A zero length ends the log.
@@ -56,7 +56,8 @@ class Storage:
         if os.path.exists(self.snapshot_path):
             with open(self.snapshot_path, "rb") as f:
                 snap = json.loads(f.read())
-            state.snapshot = Snapshot(snap["index"], snap["term"], snap["data"])
+            state.snapshot = Snapshot(snap["index"], snap["term"], snap["data"],
+                                      snap.get("members"))
         base = state.snapshot.index if state.snapshot else 0
         entries: list = []
         good_end = 0
@@ -118,7 +119,8 @@ class Storage:
         """Persist snapshot, then rewrite the log as hard_state + entries (index, term, cmd)."""
         self.sync()
         _atomic_write(self.snapshot_path, json.dumps(
-            {"index": snapshot.index, "term": snapshot.term, "data": snapshot.data}).encode())
+            {"index": snapshot.index, "term": snapshot.term, "data": snapshot.data,
+             "members": snapshot.members}).encode())
         if hard_state is not None:
             self._hard_state = tuple(hard_state)
         records = bytearray(_frame({"h": list(self._hard_state)}))

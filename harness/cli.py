@@ -41,7 +41,7 @@ def cli():
 @click.option("--spec", "spec_file", type=str, help="A YAML spec (e.g. a stored run's spec.yaml); flags override it.")
 @click.option("--target", help="raftkv, etcd, process (a program described in --spec), maelstrom (--target-opt bin=NODE), or a SQL server: mariadb, postgres (--node-count 1), galera (3 or more).")
 @click.option("--workload", help="register, set, list-append, rw-register, lock (etcd); lin-kv, txn-list-append (Maelstrom's names).")
-@click.option("--nemesis", help="Comma-separated faults: partition,kill,pause,clock,loss.")
+@click.option("--nemesis", help="Comma-separated faults: partition,kill,pause,clock,loss,delay,duplicate,disk,membership.")
 @click.option("--nemesis-interval", type=float, help="Seconds each fault is held, and between faults.")
 @click.option("--node-count", type=int, help="Number of nodes (default 5).")
 @click.option("--concurrency", type=int, help="Client threads (default 10).")

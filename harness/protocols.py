@@ -3,7 +3,7 @@
 This module is the public API for plugins (README: "Testing your own system"). Client,
 Nemesis and Remote are structural (typing.Protocol): having the methods is conforming.
 Target is a base class, and its optional capabilities (HealthCheck, Kill, Pause, Primary,
-LogFiles, Clock, DataDir) are base classes a target declares by subclassing them, as a Jepsen DB
+LogFiles, Clock, DataDir, Membership) are base classes a target declares by subclassing them, as a Jepsen DB
 extends the protocols it supports: what a target can do is declared, never guessed from
 the methods it happens to have. Each docstring states the contract; the smallest valid
 implementation sits beside each protocol.
@@ -395,9 +395,33 @@ class DataDir(ABC):
     def data_dir(self, node: Node) -> str: ...
 
 
+class Membership(ABC):
+    """Membership changes (the membership nemesis), one server at a time through the
+    target's own reconfiguration (Raft's configuration change, etcd's member API).
+
+    `members` names the nodes in the cluster's configuration now (raises SetupError when
+    no member can tell). `remove_member` takes node out of the configuration and returns
+    once the change is committed; the node's process is then stopped and its data wiped,
+    as an operator would (it may be kept running as an empty spare, serving nothing).
+    `add_member` brings a node that is not a member back as a new server (fresh data
+    dir, joining the running cluster) and returns once the change is committed. Both
+    return the member list after the change, and raise SetupError when the cluster
+    refuses or does not answer in time (the change may then still happen: `members`
+    tells). Each must keep working while other faults are in force, or say why not."""
+
+    @abstractmethod
+    def members(self, nodes: list[Node]) -> list[str]: ...
+
+    @abstractmethod
+    def add_member(self, node: Node, nodes: list[Node]) -> list[str]: ...
+
+    @abstractmethod
+    def remove_member(self, node: Node, nodes: list[Node]) -> list[str]: ...
+
+
 CAPABILITIES: dict[str, type] = {"health check": HealthCheck, "kill": Kill, "pause": Pause,
                                  "primary": Primary, "log files": LogFiles, "clock": Clock,
-                                 "data dir": DataDir}
+                                 "data dir": DataDir, "membership": Membership}
 
 
 def capabilities(target_class: type) -> list[str]:

@@ -14,7 +14,8 @@ import yaml
 
 from core.errors import SpecError
 
-NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "disk", "figure8")
+NEMESES = ("partition", "kill", "pause", "clock", "loss", "delay", "duplicate", "disk", "figure8",
+           "membership")
 BACKENDS = ("local", "ssh", "docker")
 MAX_CONCURRENCY = 1000
 
@@ -221,11 +222,16 @@ def _refuse_impossible_faults(spec: dict, cls: type, where: str) -> None:
     if "disk" in spec["nemesis"] and spec["backend"] != "local":
         raise SpecError(f"{where}: disk faults need the local backend: they mount a FUSE "
                         f"filesystem over each node's data dir (--backend local)")
-    from .protocols import Clock, DataDir, Kill, Pause
-    for fault, capability in (("kill", Kill), ("pause", Pause), ("disk", Kill), ("disk", DataDir)):
+    from .protocols import Clock, DataDir, Kill, Membership, Pause
+    for fault, capability in (("kill", Kill), ("pause", Pause), ("disk", Kill), ("disk", DataDir),
+                              ("membership", Membership)):
         if fault in spec["nemesis"] and not issubclass(cls, capability):
             raise SpecError(f"{where}: {fault} faults need a target with the "
                             f"{capability.__name__} capability; {spec['target']} has none")
+    if "membership" in spec["nemesis"] and spec["node_count"] < 3:
+        raise SpecError(f"{where}: membership changes need at least 3 nodes (the cluster "
+                        f"never shrinks below a majority of them), got node_count "
+                        f"{spec['node_count']}")
     if "clock" not in spec["nemesis"]:
         return
     if spec["backend"] == "docker":

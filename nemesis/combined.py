@@ -5,7 +5,7 @@ rest, repeat, heal at the end) needs nothing else to drive any mix of kinds.
 """
 from __future__ import annotations
 
-from . import clock, delay, disk, duplicate, figure8, kill, loss, partition, pause
+from . import clock, delay, disk, duplicate, figure8, kill, loss, membership, partition, pause
 from .choose import SELECTIONS, allowed_selections
 from .loss import checked_probability
 from .options import name_list, positive_seconds
@@ -20,6 +20,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "duplicate": (duplicate.START, duplicate.STOP),
     "disk": (disk.START, disk.STOP),
     "figure8": (figure8.START, figure8.STOP),
+    "membership": (membership.START, membership.STOP),
 }
 
 # Options that only one kind of fault reads: giving one without its fault is a mistake.
@@ -28,8 +29,10 @@ KIND_OPTIONS = {"partition_shapes": "partition", "loss_probability": "loss",
                 "duplicate_probability": "duplicate", "disk_torn": "disk", "disk_rolling": "disk",
                 "figure8_delay": "figure8",
                 **{f"delay_{param}": "delay" for param in delay.DEFAULTS},
-                # a partition's nodes come from its shapes, figure8's from its staging: no targets
-                **{f"{kind}_targets": kind for kind in FAULTS if kind not in ("partition", "figure8")}}
+                # a partition's nodes come from its shapes, figure8's from its staging, and
+                # membership changes pick among the members: no targets
+                **{f"{kind}_targets": kind for kind in FAULTS
+                   if kind not in ("partition", "figure8", "membership")}}
 # `together` (faults held at once) is the schedule's (harness/schedule.py); the rest are ours.
 USER_OPTIONS = {"together", "targets", *KIND_OPTIONS}
 # Set by the harness, not by users: the chains' test id and the spec's nemesis_interval.
@@ -46,11 +49,14 @@ _NEMESES = {
     "duplicate": duplicate.DuplicateNemesis,
     "disk": disk.DiskNemesis,
     "figure8": figure8.Figure8Nemesis,
+    "membership": membership.MembershipNemesis,
 }
 
 # Healing order: clocks and network first, then resume paused processes, restart killed
-# ones last, so restarted nodes come back into a whole network with true time.
-_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "figure8", "partition", "pause", "kill", "disk")
+# ones last, so restarted nodes come back into a whole network with true time; and only
+# then grow the cluster back to its full membership, which needs a leader and a quorum.
+_HEAL_ORDER = ("clock", "loss", "duplicate", "delay", "figure8", "partition", "pause", "kill", "disk",
+               "membership")
 
 
 class CombinedNemesis:
@@ -142,7 +148,7 @@ def check_options(kinds: list[str], opts: dict) -> None:
     if "targets" in opts:
         name_list(opts["targets"], SELECTIONS, "targets")
     for kind in kinds:
-        if kind not in ("partition", "figure8"):
+        if kind not in ("partition", "figure8", "membership"):
             allowed_selections(kind, opts)
     if "partition_shapes" in opts:
         name_list(opts["partition_shapes"], partition.SHAPES, "partition_shapes")

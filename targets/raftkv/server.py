@@ -23,7 +23,7 @@ import sys
 
 from targets.raftkv import clock
 from targets.raftkv.bugs import BUGS
-from targets.raftkv.raft import LEADER, Config, Raft, Ready
+from targets.raftkv.raft import LEADER, Config, ConfigRefused, Raft, Ready, config_of
 from targets.raftkv.statemachine import KVStore, TxnAborted, read_only, validate
 from targets.raftkv.storage import Storage
 
@@ -164,11 +164,15 @@ class Server:
         self.sm = KVStore()
         if persistent.snapshot is not None:
             self.sm.restore(persistent.snapshot.data)
-        self.raft = Raft(self.id, list(self.addresses), persistent, cfg, random.Random(),
-                         clock.now())
+        # --peers is the address book of every server that may ever be a member; the
+        # initial configuration is all of them, or none with --join (a new server, added
+        # to the running cluster by a configuration change).
+        initial = [] if opts.join else list(self.addresses)
+        self.raft = Raft(self.id, initial, persistent, cfg, random.Random(), clock.now())
         self.applied = self.raft.applied
-        self.links = {p: PeerLink(self, p, *self.addresses[p]) for p in self.raft.peers}
-        self.last_heard = {p: float("-inf") for p in self.raft.peers}
+        others = [p for p in self.addresses if p != self.id]
+        self.links = {p: PeerLink(self, p, *self.addresses[p]) for p in others}
+        self.last_heard = {p: float("-inf") for p in others}
         self.pending_writes: dict[int, tuple] = {}   # index -> (term, reply, early, expires)
         self.pending_reads: dict[int, tuple] = {}    # read id -> (ops, reply, expires)
         self.reads_after_apply: list = []            # heap of (index, read id, ops, reply)
@@ -222,6 +226,9 @@ class Server:
         if req.get("status"):
             reply(ok(self.status()))
             return
+        if "members" in req:
+            self.change_members(req, reply, now, forwarded)
+            return
         ops = req.get("ops")
         try:
             validate(ops)
@@ -250,6 +257,49 @@ class Server:
                 self.pending_writes[index] = (term, reply, early, expires)
             self.schedule_flush()
             return
+        self._forward(req, reply, now, forwarded)
+
+    def change_members(self, req: dict, reply, now: float, forwarded: bool) -> None:
+        """{"members": {"add": ID}} or {"members": {"remove": ID}}: one server's change,
+        answered with the new member list once it commits."""
+        change = req["members"]
+        if not (isinstance(change, dict) and len(change) == 1
+                and next(iter(change)) in ("add", "remove")
+                and change.get("add", change.get("remove")) in self.addresses):
+            reply(fail(f"bad-request: members takes {{\"add\" or \"remove\": ID}} with an "
+                       f"ID of --peers ({', '.join(sorted(self.addresses))})"))
+            return
+        raft = self.raft
+        if raft.state != LEADER:
+            self._forward(req, reply, now, forwarded)
+            return
+        members = set(raft.members)
+        if "add" in change:
+            if change["add"] in members:
+                reply(fail(f"already-a-member: {change['add']}"))
+                return
+            members.add(change["add"])
+        else:
+            if change["remove"] not in members:
+                reply(fail(f"not-a-member: {change['remove']}"))
+                return
+            members.discard(change["remove"])
+        try:
+            index, term = raft.propose_config(sorted(members), now)
+        except ConfigRefused as e:
+            reply(fail(f"refused: {e}"))
+            return
+        log.info("proposed configuration %s at %s", sorted(members), index)
+        older = self.pending_writes.get(index)
+        if older is not None:
+            older[1](info("outcome-unknown: overwritten in the local log"))
+        self.pending_writes[index] = (term, reply, False, now + PENDING_TTL)
+        self.schedule_flush()
+
+    def _forward(self, req: dict, reply, now: float, forwarded: bool) -> None:
+        """Send a request we cannot serve to the leader we know; it answers through us."""
+        raft = self.raft
+        expires = now + PENDING_TTL
         if forwarded:
             reply(fail("not-leader"))
             return
@@ -323,7 +373,11 @@ class Server:
     def _apply(self, index: int, term: int, cmd) -> None:
         self.applied = index
         outcome = None
-        if cmd is not None:
+        members = config_of(cmd)
+        if members is not None:
+            outcome = ok({"members": sorted(members)})
+            log.info("configuration %s committed at %s", sorted(members), index)
+        elif cmd is not None:
             try:
                 outcome = ok(self.sm.apply(cmd))
             except TxnAborted as e:
@@ -393,6 +447,7 @@ class Server:
         return {"node": self.id, "state": raft.state, "term": raft.term, "leader": raft.leader,
                 "commit": raft.commit, "applied": self.applied, "last_index": raft.last_index(),
                 "snapshot_index": raft.snapshot.index, "time": clock.now(),
+                "members": raft.members, "config_index": raft.config_index(),
                 "bugs": sorted(self.bugs)}
 
     async def serve(self) -> None:
@@ -455,6 +510,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--id", required=True)
     p.add_argument("--peers", required=True, type=_peers,
                    help="every member, this node included: n1=HOST:PORT,n2=HOST:PORT,...")
+    p.add_argument("--join", action="store_true",
+                   help="start with no configuration: a new server, waiting to be added")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--listen", required=True, type=_address)
     p.add_argument("--bug", action="append", default=[], choices=BUGS)

@@ -18,7 +18,8 @@ import os
 import time
 
 from core.errors import SetupError, SpecError
-from harness.protocols import Clock, HealthCheck, LogFiles, NodeNeeds, Option, Primary, Target
+from harness.protocols import (Clock, HealthCheck, LogFiles, Membership, NodeNeeds, Option, Primary,
+                               Target)
 from targets.daemon import Daemon
 from targets.raftkv.bugs import BUGS
 from targets.raftkv.client import RaftKVClient
@@ -42,9 +43,14 @@ _SERVER_FLAGS = (
     Option("lazy_sync_interval", float, 2.0, "seconds between fsyncs under the no-fsync bug"),
 )
 HEALTH_KEY = "tectonic-health"
+MEMBERSHIP_TIMEOUT = 20.0  # seconds a membership change may take before it is given up on
+# Answers after which a membership change is worth asking again (a leader being elected,
+# a change still committing, a request lost).
+_RETRY = ("no-leader", "leader-unreachable", "not-leader", "refused", "timeout",
+          "forward-connection-lost", "connect", "connection", "outcome-unknown")
 
 
-class RaftKVTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Clock):
+class RaftKVTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Clock, Membership):
     name = "raftkv"
     process_mark = "targets.raftkv.server"
     options = (Option("port", int, 7000, "the port every node listens on"),
@@ -80,6 +86,9 @@ class RaftKVTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Clock):
         self.use_faketime = self.opts["faketime"]
         self._faketime: dict[str, str | None] = {}  # per node: the library found there
         self._pids: dict[str, int] = {}
+        # Nodes removed from the configuration and wiped: they start as new servers
+        # (--join, no configuration of their own) until a configuration change adds them.
+        self._joining: set[str] = set()
 
     # ---- paths ---------------------------------------------------------------------------
 
@@ -116,6 +125,8 @@ class RaftKVTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Clock):
                 "--listen", f"{node.address}:{self.port}", *self.flags]
         for bug in self.bugs:
             argv += ["--bug", bug]
+        if node.name in self._joining:
+            argv.append("--join")
         env = {"PYTHONPATH": os.pathsep.join(node.pythonpath), "PYTHONUNBUFFERED": "1"}
         faketime = self.faketime_on(node)
         if faketime:
@@ -195,3 +206,79 @@ class RaftKVTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Clock):
         text = f"{seconds:+.3f}s".ljust(23) + "\n"
         node.remote.exec(["dd", f"of={self.clock_offset_file(node)}", "conv=notrunc",
                           "status=none"], input=text)
+
+    # ---- membership ----------------------------------------------------------------------
+
+    def members(self, nodes: list) -> list[str]:
+        """The configuration the current leader has in force (every other node follows it)."""
+        deadline = time.monotonic() + MEMBERSHIP_TIMEOUT
+        while True:
+            status = self._leader_status(nodes)
+            if status is not None:
+                return sorted(status["members"])
+            if time.monotonic() >= deadline:
+                raise SetupError(f"raftkv: no leader to ask for the members within "
+                                 f"{MEMBERSHIP_TIMEOUT:.0f}s")
+            time.sleep(0.1)
+
+    def remove_member(self, node, nodes: list) -> list[str]:
+        members = self._change("remove", node, nodes)
+        # Committed: the server is out for good. Stopped and wiped, it comes back as an
+        # empty spare that belongs to no configuration (its clients get "no-leader").
+        self._wipe_as_spare(node)
+        return members
+
+    def add_member(self, node, nodes: list) -> list[str]:
+        if node.name not in self._joining and node.name not in self.members(nodes):
+            # Out of the configuration by a change whose answer was lost: never wiped yet.
+            self._wipe_as_spare(node)
+        self.start(node)
+        return self._change("add", node, nodes)
+
+    def _wipe_as_spare(self, node) -> None:
+        self.kill(node)
+        node.remote.exec(["sh", "-c", 'rm -rf "$1"/* && mkdir -p "$1"', "sh",
+                          self.data_dir(node)])
+        self._pids.pop(node.name, None)
+        self._joining.add(node.name)
+        self.start(node)
+
+    def _leader_status(self, nodes: list) -> dict | None:
+        best = None
+        for n in nodes:
+            status = self.status(n)
+            if status and status["state"] == "leader" and (best is None or status["term"] > best["term"]):
+                best = status
+        return best
+
+    def _change(self, action: str, node, nodes: list) -> list[str]:
+        """Ask the leader to add or remove node; return the members once the change has
+        committed. Asked again after answers that leave it undone (no leader yet, another
+        change committing, an answer lost), until MEMBERSHIP_TIMEOUT."""
+        deadline = time.monotonic() + MEMBERSHIP_TIMEOUT
+        problem = "no leader"
+        while time.monotonic() < deadline:
+            status = self._leader_status(nodes)
+            if status is not None:
+                done = (node.name in status["members"]) == (action == "add")
+                if done and status["config_index"] <= status["commit"]:
+                    return sorted(status["members"])
+                if not done:
+                    leader = next(n for n in nodes if n.name == status["node"])
+                    client = RaftKVClient(self.port)
+                    client.open(leader)
+                    try:
+                        answer = client.request({"members": {action: node.name}},
+                                                max(0.5, min(5.0, deadline - time.monotonic())))
+                    finally:
+                        client.close()
+                    error = answer.get("error") or ""
+                    if answer["type"] != "ok" and not error.startswith(_RETRY) and \
+                            not error.startswith(("already-a-member", "not-a-member")):
+                        raise SetupError(f"raftkv: {action} {node.name}: {error}")
+                    problem = error or "committing"
+                else:
+                    problem = "the change is not committed yet"
+            time.sleep(0.1)
+        raise SetupError(f"raftkv: {action} {node.name} not done within "
+                         f"{MEMBERSHIP_TIMEOUT:.0f}s ({problem}); the change may still happen")

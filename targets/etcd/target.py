@@ -22,16 +22,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from core.errors import SetupError, SpecError
-from harness.protocols import HealthCheck, LogFiles, Option, Primary, Target
+from harness.protocols import HealthCheck, LogFiles, Membership, Option, Primary, Target
 from targets.daemon import Daemon
 from targets.etcd.client import EtcdClient
 from targets.etcd.gateway import Gateway, GatewayError, number
 
 DEFAULT_BINARY = "/usr/bin/etcd"
 STATUS_TIMEOUT = 0.5
+MEMBERSHIP_TIMEOUT = 20.0  # seconds a member add or remove may take before it is given up on
+# etcd's answers to a member change worth asking again: no leader yet, a change of leader,
+# too few started members for its strict reconfiguration check, a member still starting.
+_RETRY = ("request timed out", "leader changed", "unhealthy cluster", "not enough started",
+          "no leader", "timeout", "connect", "connection lost", "server stopped",
+          "too many requests")
 
 
-class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles):
+class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Membership):
     name = "etcd"
     options = (
         Option("etcd_binary", str, DEFAULT_BINARY, "the etcd executable on the nodes"),
@@ -70,6 +76,10 @@ class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles):
         self.token = "tectonic-" + hashlib.sha256(members.encode()).hexdigest()[:12]
         self.process_mark = self.token  # on every member's command line, and only theirs
         self._pids: dict[str, int] = {}
+        # Membership changes: nodes removed from the cluster (stopped, data wiped: start
+        # leaves them down), and for a node added back the --initial-cluster it joins.
+        self._removed: set[str] = set()
+        self._joins: dict[str, str] = {}
 
     # ---- paths and flags ------------------------------------------------------------------
 
@@ -94,9 +104,10 @@ class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles):
                 "--advertise-client-urls", self._client_url(node),
                 "--listen-peer-urls", self._peer_url(node),
                 "--initial-advertise-peer-urls", self._peer_url(node),
-                "--initial-cluster", self.initial_cluster,
+                "--initial-cluster", self._joins.get(node.name, self.initial_cluster),
                 # Ignored once the data dir holds a member: a restart rejoins as itself.
-                "--initial-cluster-state", "new", "--initial-cluster-token", self.token,
+                "--initial-cluster-state", "existing" if node.name in self._joins else "new",
+                "--initial-cluster-token", self.token,
                 "--heartbeat-interval", str(self.heartbeat),
                 "--election-timeout", str(self.election),
                 # A node cut off and back must not depose a healthy leader with its raised term.
@@ -114,8 +125,8 @@ class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles):
         self.start(node)
 
     def start(self, node) -> None:
-        if self._running_pid(node) is not None:
-            return
+        if self._running_pid(node) is not None or node.name in self._removed:
+            return  # a removed member stays down until add_member brings it back
         self._pids[node.name] = node.remote.spawn(self.argv(node), log=self._log(node),
                                                   pidfile=self._pidfile(node))
 
@@ -182,6 +193,119 @@ class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles):
             client.close()
 
 
+    # ---- membership (etcd's member API through the gateway) ----------------------------
+
+    def _member_list(self, nodes: list) -> list[dict]:
+        """The cluster's members as the leader (else any member that answers) knows them:
+        [{"ID", "name", "peerURLs", ...}]; a member added but not started has no name."""
+        leader = self.leader(nodes)
+        for node in ([leader] if leader is not None else []) + list(nodes):
+            if node.name in self._removed:
+                continue
+            try:
+                return self._post(node, "/v3/cluster/member/list", {}).get("members") or []
+            except GatewayError:
+                continue
+        raise SetupError("etcd: no member answered the member list")
+
+    def _node_of(self, member: dict, nodes: list):
+        urls = member.get("peerURLs") or []
+        return next((n for n in nodes if self._peer_url(n) in urls), None)
+
+    def members(self, nodes: list) -> list[str]:
+        deadline = time.monotonic() + MEMBERSHIP_TIMEOUT
+        while True:
+            try:
+                listed = self._member_list(nodes)
+                return sorted(n.name for m in listed if (n := self._node_of(m, nodes)))
+            except SetupError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    def remove_member(self, node, nodes: list) -> list[str]:
+        def remove(listed):
+            member = next((m for m in listed if self._node_of(m, nodes) is node), None)
+            if member is None:
+                return True  # already out (an earlier answer was lost)
+            self._post(self._asked(nodes, node), "/v3/cluster/member/remove", {"ID": member["ID"]})
+            return True
+        self._until_done(f"remove {node.name}", nodes, remove)
+        # Removed for good: stopped, its data wiped, left down until it is added again.
+        self._removed.add(node.name)
+        self._joins.pop(node.name, None)
+        self.kill(node)
+        node.remote.exec(["rm", "-rf", self.data_dir(node)])
+        return self.members(nodes)
+
+    def add_member(self, node, nodes: list) -> list[str]:
+        if node.name not in self._removed:
+            if node.name in self.members(nodes):
+                return self.members(nodes)
+            # Out of the cluster by a removal whose answer was lost: never wiped yet.
+            self.kill(node)
+            node.remote.exec(["rm", "-rf", self.data_dir(node)])
+
+        def add(listed):
+            if not any(self._node_of(m, nodes) is node for m in listed):
+                answer = self._post(self._asked(nodes, node), "/v3/cluster/member/add",
+                                    {"peerURLs": [self._peer_url(node)]})
+                listed = answer.get("members") or []
+            # etcd knows the new member: start it, joining the cluster it is now part of.
+            self._joins[node.name] = ",".join(
+                f"{n.name}={self._peer_url(n)}" for m in listed
+                if (n := self._node_of(m, nodes)) is not None)
+            self._removed.discard(node.name)
+            self.start(node)
+            return True
+        self._until_done(f"add {node.name}", nodes, add)
+        # Joined once it answers as a started member, named in the list.
+        deadline = time.monotonic() + MEMBERSHIP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                listed = self._member_list(nodes)
+            except SetupError:
+                listed = []
+            if any(m.get("name") == node.name for m in listed) and self.status(node):
+                return sorted(n.name for m in listed if (n := self._node_of(m, nodes)))
+            time.sleep(0.2)
+        raise SetupError(f"etcd: {node.name} added but not started within "
+                         f"{MEMBERSHIP_TIMEOUT:.0f}s (see {self._log(node)})")
+
+    def _asked(self, nodes: list, changed):
+        """Where to send a member change: the leader, else any other running member."""
+        leader = self.leader(nodes)
+        if leader is not None:
+            return leader
+        return next(n for n in nodes if n is not changed and n.name not in self._removed)
+
+    def _until_done(self, what: str, nodes: list, attempt) -> None:
+        deadline = time.monotonic() + MEMBERSHIP_TIMEOUT
+        problem = "no member answered"
+        while time.monotonic() < deadline:
+            try:
+                if attempt(self._member_list(nodes)):
+                    return
+            except SetupError as e:
+                problem = str(e)
+            except GatewayError as e:
+                problem = str(e)
+                if "member ID not found" in problem and what.startswith("remove"):
+                    return
+                if not any(m in problem for m in _RETRY) and "already exists" not in problem:
+                    raise SetupError(f"etcd: {what}: {problem}") from None
+            time.sleep(0.2)
+        raise SetupError(f"etcd: {what} not done within {MEMBERSHIP_TIMEOUT:.0f}s ({problem}); "
+                         f"the change may still happen")
+
+    def _post(self, node, path: str, body: dict, timeout: float = 5.0) -> dict:
+        gateway = Gateway(node.address, self.client_port, connect_timeout=1.0)
+        try:
+            return gateway.post(path, body, timeout)
+        finally:
+            gateway.close()
+
+
 def _leader_of(statuses: list[tuple]):
     best = None
     for node, status in statuses:
@@ -189,3 +313,4 @@ def _leader_of(statuses: list[tuple]):
                 (best is None or status["term"] > best[0]):
             best = (status["term"], node)
     return best[1] if best else None
+

@@ -189,8 +189,9 @@ def test_raftkv_member_removed_added_and_heal_restores_all(tmp_path):
             assert target.members(nodes) == sorted(set(names) - {names[1], names[2]})
             nem.heal()
             assert target.members(nodes) == names
-            statuses = [target.status(n) for n in nodes]
-            assert all(s and s["members"] == names for s in statuses), statuses
+            # Committed on a majority; every server learns it within a few heartbeats.
+            _wait("every server in the full configuration", lambda: all(
+                (s := target.status(n)) and s["members"] == names for n in nodes))
             nem.teardown()
         finally:
             for node in nodes:

@@ -223,3 +223,64 @@ def test_raftkv_register_valid_under_membership_changes(tmp_path, nemesis, opts)
     out, history, changes = _run_spec(tmp_path, nemesis=nemesis, nemesis_opts=opts, seed=5)
     assert any("removed" in c for c in changes) and any("added" in c for c in changes), changes
     assert out.valid is True, out.results
+
+
+ETCD = "/usr/bin/etcd"
+needs_etcd = pytest.mark.skipif(not os.access(ETCD, os.X_OK), reason="needs etcd (apt-get install etcd-server)")
+
+
+@needs_root()
+@needs_etcd
+@pytest.mark.integration
+@pytest.mark.slow
+def test_etcd_member_removed_added_and_heal_restores_all(tmp_path):
+    from harness.control.local import LocalCluster
+    from targets.etcd import EtcdTarget
+    with LocalCluster(f"meme-{secrets.token_hex(3)}", 5, str(tmp_path), EtcdTarget.needs) as local:
+        nodes = local.nodes
+        names = [n.name for n in nodes]
+        target = EtcdTarget({"target_opts": {}}, nodes)
+        try:
+            for node in nodes:
+                target.setup(node)
+            target.wait_healthy(nodes, timeout=30)
+            nem = make_nemesis(["membership"], nodes, target, random.Random(3),
+                               {"test_id": local.names.test_id})
+            nem.setup()
+            leader = target.leader(nodes)
+            value = nem.invoke({"f": "start-membership", "value": {"remove": leader.name}})["value"]
+            rest = sorted(set(names) - {leader.name})
+            assert value["changes"] == [{"removed": leader.name, "members": rest}]
+            # Stopped, its data dir gone; a kill nemesis's restart leaves it down.
+            assert target._running_pid(leader) is None
+            assert leader.remote.exec(["test", "-e", target.data_dir(leader)], check=False).returncode != 0
+            target.start(leader)
+            assert target._running_pid(leader) is None
+            others = [n for n in nodes if n.name != leader.name]
+            assert _wait("a write after the removal",
+                         lambda: target._probe_write(others[0])["type"] == "ok")
+            value = nem.invoke({"f": "start-membership", "value": {"add": leader.name}})["value"]
+            assert value["members"] == names and target.status(leader) is not None
+            assert _wait("a write through the re-added member",
+                         lambda: target._probe_write(leader)["type"] == "ok")
+            nem.invoke({"f": "start-membership", "value": {"remove": names[1]}})
+            nem.invoke({"f": "start-membership", "value": {"remove": names[2]}})
+            assert target.members(nodes) == sorted(set(names) - {names[1], names[2]})
+            nem.heal()
+            assert target.members(nodes) == names
+            _wait("every member up", lambda: all(target.status(n) for n in nodes))
+            nem.teardown()
+        finally:
+            for node in nodes:
+                target.teardown(node)
+        assert _processes_under(str(tmp_path)) == []
+
+
+@needs_root()
+@needs_etcd
+@pytest.mark.integration
+@pytest.mark.slow
+def test_etcd_register_valid_under_membership_changes(tmp_path):
+    out, history, changes = _run_spec(tmp_path, target="etcd", nemesis=["membership"], seed=3)
+    assert any("removed" in c for c in changes) and any("added" in c for c in changes), changes
+    assert out.valid is True, out.results

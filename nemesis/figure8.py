@@ -24,13 +24,16 @@ done; delayed links hold each step's next message long enough for the cut to lan
 Without the bug A commits nothing until an entry of its own term is on L (step 3 then cuts
 it off after a legitimate commit), L refuses W its vote in step 4, and nothing is lost.
 
-start-figure8 runs the four steps (about 5-15 s) and records each in its value with the
-seconds since the start, the nodes and terms: {"steps": [...], "outcome": ...}; it needs a
-target whose status(node) reports state, term and commit (raftkv). stop-figure8 (and heal)
-removes every cut and delay. Local backend only (the delay's NFQUEUE delayer).
+start-figure8 sets the four steps going (they take about 5-20 s) and returns at once, so
+the fault's period in the history (and its shading in the plots) begins when they do;
+stop-figure8 (and heal) waits for them to end, removes every cut and delay, and records
+each step with the seconds since the start, the nodes and terms: {"healed", "steps":
+[...], "outcome"}. It needs a target whose status(node) reports state, term and commit
+(raftkv). Local backend only (the delay's NFQUEUE delayer).
 """
 from __future__ import annotations
 
+import threading
 import time
 
 from .choose import names
@@ -64,10 +67,33 @@ class Figure8Nemesis(StartStopFault):
         self.partition = PartitionNemesis(nodes, target, rng, own)
         self.partition.chain = chain_name("f8-partition", opts)  # chain names stay under 29 characters
         self.delay = DelayNemesis(nodes, target, rng, own, chain_kind="f8-delay")
+        self._staging: threading.Thread | None = None
+        self._staged: dict = {}
 
     def start(self, value) -> dict:
-        t0 = time.monotonic()
+        self.stop()
+        self._staged = {}
+        self._staging = threading.Thread(target=self._run, name="tectonic-figure8", daemon=True)
+        self._staging.start()
+        return {"staging": "started", "delay": self.delay_s}
+
+    def stop(self) -> dict:
+        staged = {}
+        if self._staging is not None:
+            self._staging.join()  # bounded: each step gives up after STEP_TIMEOUT
+            self._staging, staged = None, self._staged
+        healed = set(self.partition.stop()["healed"]) | set(self.delay.stop()["healed"])
+        return {"healed": [n for n in names(self.nodes) if n in healed], **staged}
+
+    def _run(self) -> None:
         steps: list[dict] = []
+        try:
+            self._staged = self._stage(steps)
+        except Exception as e:  # noqa: BLE001 - recorded in the stop op, as a nemesis error is
+            self._staged = {"steps": steps, "outcome": f"failed: {type(e).__name__}: {e}"}
+
+    def _stage(self, steps: list) -> dict:
+        t0 = time.monotonic()
         by_name = {n.name: n for n in self.nodes}
         all_names = names(self.nodes)
 
@@ -81,7 +107,6 @@ class Figure8Nemesis(StartStopFault):
             note(outcome)
             return {"steps": steps, "outcome": outcome, "delay": self.delay_s}
 
-        self.stop()
         first = self._wait(lambda s: _leader_of(s, all_names, 0))
         if first is None:
             return done("no leader to start from")
@@ -118,10 +143,6 @@ class Figure8Nemesis(StartStopFault):
         if fourth is None:
             return done("no leader after the last cut")
         return done(f"{fourth[0]} leads term {fourth[1]}")
-
-    def stop(self) -> dict:
-        healed = set(self.partition.stop()["healed"]) | set(self.delay.stop()["healed"])
-        return {"healed": [n for n in names(self.nodes) if n in healed]}
 
     def _status(self, node) -> dict | None:
         try:

@@ -312,8 +312,8 @@ def test_shipped_campaigns_are_valid(name):
 def test_the_shipped_repeat_campaign_has_ten_seeds_per_bug_and_a_pass_policy():
     root = pathlib.Path(__file__).resolve().parent.parent
     campaign = load_campaign(str(root / "campaigns" / "raftkv-bugs-repeat.yaml"), store="store")
-    assert [len(e.runs) for e in campaign.entries] == [10] * 4
-    assert {b for r in campaign.runs for b in r.spec["bugs"]} == {"stale-reads", "no-fsync", "lease-reads", "early-ack"}
+    assert [len(e.runs) for e in campaign.entries] == [10] * 6
+    assert {b for r in campaign.runs for b in r.spec["bugs"]} == {"stale-reads", "no-fsync", "lease-reads", "early-ack", "no-term-check"}
     assert all(e.expect == "invalid" and e.at_least < 1 for e in campaign.entries)
     assert [r.spec["seed"] for r in campaign.entries[0].runs] == list(range(100, 110))
 

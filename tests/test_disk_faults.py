@@ -196,7 +196,7 @@ def test_a_rolling_disk_crash_leaves_raftkv_valid_with_one_node_down_at_a_time(t
     from harness.campaign import load_campaign
     from harness.run import run_test
     run = next(r for r in load_campaign(os.path.join(ROOT, "campaigns", "raftkv-bugs.yaml")).runs
-               if r.spec["nemesis_opts"].get("disk_rolling") and not r.spec.get("bugs"))
+               if (r.spec.get("nemesis_opts") or {}).get("disk_rolling") and not r.spec.get("bugs"))
     out = run_test({**run.spec, "store": str(tmp_path / "store")})
     h = read_jsonl(os.path.join(out.run_dir, "history.jsonl"))
     crashes = [op["value"] for op in h if op.get("process") == "nemesis"

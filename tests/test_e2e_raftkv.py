@@ -63,7 +63,7 @@ def staging_outcomes(run_dir) -> list:
     """How each staged Figure 8 ended (empty for other faults): why a seed missed."""
     h = read_jsonl(os.path.join(run_dir, "history.jsonl"))
     return [op.get("value", {}).get("outcome") or op.get("error") for op in h
-            if op.get("process") == "nemesis" and op["f"] == "start-figure8" and op["type"] == "info"]
+            if op.get("process") == "nemesis" and op["f"] == "stop-figure8" and op["type"] == "info"]
 
 
 def test_the_staged_figure8_leaves_raftkv_valid_without_the_bug(tmp_path):
@@ -72,7 +72,7 @@ def test_the_staged_figure8_leaves_raftkv_valid_without_the_bug(tmp_path):
     out = run_test({**run.spec, "store": str(tmp_path / "store")})
     h = read_jsonl(os.path.join(out.run_dir, "history.jsonl"))
     steps = [s["step"] for op in h if op.get("process") == "nemesis" and op["type"] == "info"
-             and op["f"] == "start-figure8" for s in op["value"].get("steps", [])]
+             and op["f"] == "stop-figure8" for s in op["value"].get("steps", [])]
     # The staging got as far as the third election: the case the term check must handle.
     assert "the first leader won again" in steps, staging_outcomes(out.run_dir)
     assert out.valid is True, out.results

@@ -97,3 +97,34 @@ def test_raftkv_is_valid_under_the_network_and_disk_faults_held_together(tmp_pat
                and "error" not in op and op["f"].startswith("start-")}
     assert started == {f"start-{k}" for k in NEW_FAULTS}, started
     assert out.valid is True, out.results
+
+    assert out.valid is False, f"{run.label} not caught: {out.results['checkers']}"
+
+
+def test_a_stale_read_report_names_the_node_the_values_and_the_partition(tmp_path):
+    """raftkv --bug stale-reads under partitions: the report says "stale read", which node
+    answered, what it returned, which value was current and that the node was partitioned,
+    in results.json, in the terminal explanation and in the key's page."""
+    [run] = [r for r in BUG_RUNS if r.spec["bugs"] == ["stale-reads"]]
+    named = []
+    for seed in (1, 2, 3):
+        out = run_test({**run.spec, "seed": seed, "store": str(tmp_path / f"store-{seed}")})
+        linear = out.results["checkers"]["linearizable"]
+        assert linear["valid"] is False, f"seed {seed}: stale-reads not caught"
+        named = [f for f in linear["failures"].values()
+                 if (f.get("anomaly") or {}).get("kind") == "stale read"
+                 and any(x["kind"] == "partition" and x["cut_off_from"]
+                         for x in f["anomaly"]["faults"])]
+        if named:
+            break
+    assert named, "no failing key was named a stale read on a partitioned node in 3 seeds"
+    failure = named[0]
+    anomaly = failure["anomaly"]
+    from checkers.linearizable.models import show
+    node, stale, current = anomaly["node"], show(anomaly["returned"]), show(anomaly["current"])
+    assert node.startswith("n") and stale != current
+    page = open(failure["html"], encoding="utf-8").read()
+    for text in (page, linear["explanation"]):
+        assert f"stale read: read {stale}" in text
+        assert f"on {node} at" in text and f"returned {stale}, but {current} had been written" in text
+        assert f"{node} cut off from" in text

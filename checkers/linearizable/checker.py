@@ -8,6 +8,7 @@ from typing import Any
 
 from core.history.faults import fault_periods
 
+from .anomaly import name_anomaly
 from .calls import FAIL_CAS, prepare
 from .explain import explain_failure, explain_text, jsonable
 from .models import make_model
@@ -69,17 +70,21 @@ class LinearizableChecker:
         failures: dict[str, dict] = {}
         unknown: list[str] = []
         reasons: dict[str, str] = {}
+        faults = None
         for key, calls in keys.items():
             outcome = outcomes[key]
             if outcome.valid is False:
+                if faults is None:
+                    faults = {clock: fault_periods(history, clock) for clock in ("time", "position")}
                 failures[key] = explain_failure(calls, self.model, outcome)
+                failures[key]["anomaly"] = name_anomaly(calls, outcome.stuck_at, self.model,
+                                                        history, faults["time"])
             elif outcome.valid is not True:
                 unknown.append(key)
                 reasons[key] = outcome.reason or "undecided"
         out_dir = opts.get("out_dir")
         if out_dir and failures:
-            faults = {clock: fault_periods(history, clock) for clock in ("time", "position")}
-            self._write_pages(out_dir, keys, outcomes, failures, faults)
+            self._write_pages(out_dir, history, keys, outcomes, failures, faults)
 
         result: dict[str, Any] = {
             "valid": False if failures else ("unknown" if unknown else True),
@@ -100,10 +105,14 @@ class LinearizableChecker:
         result["explanation"] = explain_text(result)
         return result
 
-    def _write_pages(self, out_dir, keys, outcomes, failures, faults) -> None:
+    def _write_pages(self, out_dir, history, keys, outcomes, failures, faults) -> None:
         folder = os.path.join(out_dir, "linear")
         os.makedirs(folder, exist_ok=True)
         used: set[str] = set()
+        nodes: dict = {}  # each client process's node, as the runner recorded it
+        for op in history:
+            if op.get("node") is not None and op.get("process") not in nodes:
+                nodes[op.get("process")] = op["node"]
         for key, failure in failures.items():
             stem = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100] or "key"
             name, n = stem, 1
@@ -113,7 +122,7 @@ class LinearizableChecker:
             used.add(name)
             path = os.path.join(folder, name + ".html")
             page = render_failure(key, keys[key], self.model, outcomes[key], failure, self.model_name,
-                                  faults)
+                                  faults, nodes)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(page)
             failure["html"] = path

@@ -130,6 +130,8 @@ def path_text(line: dict, bad_ref: dict) -> str:
 def failure_text(key: str, failure: dict) -> list[str]:
     bad = failure["op"]
     lines = [f"key {key}: {op_text(bad)} cannot be linearized."]
+    if failure.get("anomaly"):
+        lines.append(f"  {failure['anomaly']['text']}.")
     prev = failure["previous_ok"]
     if prev is not None:
         lines.append(f"  The history linearizes up to it: the last ok op before it is {op_text(prev)}.")

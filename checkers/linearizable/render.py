@@ -1,7 +1,7 @@
 """A self-contained HTML page per failing key: what Knossos's linear.svg and Porcupine's
 visualization show their users, without scripts or styles from the network.
 
-One row per process on a time axis (ordered by the ops' `time` when every op shown has
+One row per process (with the node it talked to) on a time axis (ordered by the ops' `time` when every op shown has
 one, else by their positions in the history, equally spaced so that short ops stay
 readable); a box per op from invocation to completion, dashed when
 its outcome is unknown; the ops of the longest partial linearization numbered in order,
@@ -57,15 +57,16 @@ document.querySelectorAll('g.op').forEach(function (g) {
 
 
 def render_failure(key: str, calls: list, model, outcome, failure: dict, model_name: str,
-                   faults: dict | None = None) -> str:
+                   faults: dict | None = None, nodes: dict | None = None) -> str:
     """The page of one failing key: `calls` and `outcome` of its search, `failure` its
     explanation (explain.explain_failure); `faults`: the history's fault periods on each
-    clock, {"time": [...], "position": [...]} (core.history.faults.fault_periods)."""
+    clock, {"time": [...], "position": [...]} (core.history.faults.fault_periods);
+    `nodes`: the node each process talked to, shown beside the process."""
     bad_id = outcome.stuck_at
     order = {cid: n for n, (cid, _) in enumerate(outcome.path, 1)}
     after = {cid: state for cid, state in outcome.path}
     shown = _window(calls, outcome, bad_id)
-    svg = _timeline(calls, model, shown, order, after, bad_id, outcome, faults or {})
+    svg = _timeline(calls, model, shown, order, after, bad_id, outcome, faults or {}, nodes or {})
     esc = html.escape
     text = "\n".join(failure_text(key, failure))
     rows = []
@@ -114,7 +115,8 @@ def _window(calls, outcome, bad_id) -> list[int]:
     return sorted(inside, key=lambda i: calls[i].inv)[-MAX_BOXES:]
 
 
-def _timeline(calls, model, shown, order, after, bad_id, outcome, faults: dict) -> str:
+def _timeline(calls, model, shown, order, after, bad_id, outcome, faults: dict,
+              nodes: dict) -> str:
     use_time = all(isinstance(calls[i].t0, (int, float)) and
                    (calls[i].end is None or isinstance(calls[i].t1, (int, float))) for i in shown)
 
@@ -136,7 +138,7 @@ def _timeline(calls, model, shown, order, after, bad_id, outcome, faults: dict) 
     # Process names in their own column, so they stay in view while the timeline scrolls.
     names = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT}" height="{height}">']
     for p, n in row_of.items():
-        label = f"p{p}" if isinstance(p, int) else str(p)
+        label = (f"p{p}" if isinstance(p, int) else str(p)) + (f" {nodes[p]}" if p in nodes else "")
         names.append(f'<text x="4" y="{n * ROW + 50}">{html.escape(label)}</text>')
     names.append("</svg>")
     parts = ['<div style="display:flex">', *names,
@@ -180,7 +182,9 @@ def _timeline(calls, model, shown, order, after, bad_id, outcome, faults: dict) 
                      f'<title>{html.escape(info)}</title>'
                      f'<rect x="{x0}" y="{y}" width="{w}" height="32" rx="3"/>'
                      f'<text x="{x0 + 3}" y="{y + 13}">{html.escape(_fit(number, w))}</text>'
-                     f'<text x="{x0 + 3}" y="{y + 27}">{html.escape(_fit(ref["op"], w))}</text></g>')
+                     # The failing op's words are never cut: they may run past its box.
+                     f'<text x="{x0 + 3}" y="{y + 27}">'
+                     f'{html.escape(ref["op"] if i == bad_id else _fit(ref["op"], w))}</text></g>')
     axis = ("ops placed in order of their times (`time`), equally spaced" if use_time
             else "ops placed in order of their positions in the history, equally spaced")
     parts.append(f'<text x="8" y="{height - 6}">{html.escape(axis)}</text>')

@@ -81,6 +81,12 @@ class CombinedNemesis:
     def heal(self) -> None:
         self._each_in_heal_order("heal")
 
+    def heal_record(self) -> dict:
+        """What the last heal did, by kind, for the kinds whose heal changes something
+        worth recording (membership: the nodes added back); empty for the others."""
+        return {kind: part.healed for kind, part in self.parts.items()
+                if getattr(part, "healed", None)}
+
     def teardown(self) -> None:
         self._each_in_heal_order("teardown")
 

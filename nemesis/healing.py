@@ -20,7 +20,10 @@ class HealingNemesis:
     def invoke(self, op):
         if op.get("f") == "heal":
             self.inner.heal()
-            return {**op, "value": "healed every fault"}
+            record = self.inner.heal_record() if hasattr(self.inner, "heal_record") else {}
+            # Kinds whose heal did something of note (nodes added back) say what.
+            value = {"healed": "every fault", **record} if record else "healed every fault"
+            return {**op, "value": value}
         return self.inner.invoke(op)
 
     def heal(self):

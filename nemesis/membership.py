@@ -37,6 +37,11 @@ class MembershipNemesis(StartStopFault):
         self.target = target
         self.rng = rng
         self.floor = majority_size(len(nodes))
+        self.healed: dict | None = None  # what the last heal added back, when it added any
+
+    def heal(self) -> None:
+        value = self.stop()
+        self.healed = value if value["changes"] else None
 
     def _node(self, name: str):
         for node in self.nodes:

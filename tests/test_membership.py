@@ -69,6 +69,19 @@ def test_start_shrinks_never_below_a_majority_and_stop_grows_back(count, floor):
     assert target.members(nodes) == sorted(n.name for n in nodes)
 
 
+def test_heal_records_the_members_it_added_back():
+    from nemesis.healing import HEAL, HealingNemesis
+    nodes = _nodes(5)
+    target = FakeMembers([n.name for n in nodes])
+    nem = HealingNemesis(make_nemesis(["membership"], nodes, target, random.Random(1), {}))
+    assert nem.invoke(dict(HEAL))["value"] == "healed every fault"  # nothing to add back
+    nem.invoke({"f": "start-membership", "value": {"remove": "n4"}})
+    value = nem.invoke(dict(HEAL))["value"]
+    assert value == {"healed": "every fault", "membership": {
+        "changes": [{"added": "n4", "members": ["n1", "n2", "n3", "n4", "n5"]}],
+        "members": ["n1", "n2", "n3", "n4", "n5"]}}
+
+
 def test_explicit_changes_and_a_failed_change_are_recorded():
     nodes = _nodes(5)
     target = FakeMembers([n.name for n in nodes])

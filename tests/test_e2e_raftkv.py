@@ -41,7 +41,9 @@ BUG_RUNS = [run for run in load_campaign(os.path.join(ROOT, "campaigns", "raftkv
 
 # The staged Figure 8 needs every one of its elections to go its way; a seed whose staging
 # gave up early gets a successor (it found the bug in each seed tried while it was built).
-SEEDS_TO_TRY = {"figure8": 3}
+# lease-reads needs a clock bump that sets the cut-off leader's clock back: seed 3's draws
+# bump it forward every period since the schedule gained fault kinds (seeds 4-6 found it).
+SEEDS_TO_TRY = {"figure8": 3, "clock": 3}
 
 
 @pytest.mark.parametrize("run", BUG_RUNS, ids=[f"{run.spec['bugs'][0]}-{'+'.join(run.spec['nemesis'])}"

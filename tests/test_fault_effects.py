@@ -188,8 +188,13 @@ def test_register_catches_a_kill_of_every_node_of_a_store_without_persistence(tm
     # write (about half the time): seven restarts make a miss about 1 in 100. At this rate
     # a key of 200 ops (the old rule) is used up in the 1 s outage, and the same run was
     # valid; keys that live three intervals span a kill and its restart.
-    out = run_memory_kv(store, "--time-limit", "14", "--nemesis-opt", "kill_targets=[all]",
-                        "--seed", "5")
+    # Whether a read beats the first new write is a race, so a miss gets a second and a
+    # third seed (CI saw one valid run of seed 5 on a loaded machine).
+    for seed in ("5", "6", "7"):
+        out = run_memory_kv(store, "--time-limit", "14", "--nemesis-opt", "kill_targets=[all]",
+                            "--seed", seed)
+        if out.returncode == 1:
+            break
     assert out.returncode == 1, out.stdout + out.stderr
     run_dir = os.path.realpath(store / "latest")
     with open(os.path.join(run_dir, "results.json")) as f:

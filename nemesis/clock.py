@@ -15,6 +15,9 @@ import threading
 from harness.protocols import Clock
 
 from .choose import allowed_selections, choose_nodes, names
+from .clock_check import observe_offset
+from .firewall import on_each_node
+from .observe import FaultWithoutEffect
 from .options import name_list, positive_seconds
 from .start_stop import StartStopFault
 
@@ -32,7 +35,9 @@ log = logging.getLogger("tectonic.nemesis")
 class ClockNemesis(StartStopFault):
     """start-clock: value None (the rng picks a mode of opts["clock_modes"]), "bump",
     "strobe", or {"mode": ..., "targets": ...}. bump moves each chosen node's clock by a
-    random delta of up to ±opts["clock_max_offset"] seconds; strobe flips each chosen
+    random delta of up to ±opts["clock_max_offset"] seconds, and the value's "observed"
+    says what each node's clock then reads (clock_check.py; one that did not move ends
+    the run); strobe flips each chosen
     node's clock between its offset and offset + delta every opts["clock_strobe_period"]
     seconds, in a background thread, until stop. stop-clock (and heal) stop the strobe and
     reset every node to offset 0: {"reset": [nodes]}."""
@@ -67,10 +72,22 @@ class ClockNemesis(StartStopFault):
         if mode == "bump":
             for node in chosen:
                 self._set(node, self.offsets[node.name] + deltas[node.name])
-            return {"mode": mode, "targets": selection, "deltas": deltas,
-                    "offsets": {n: self.offsets[n] for n in deltas}}
+            result = {"mode": mode, "targets": selection, "deltas": deltas,
+                      "offsets": {n: self.offsets[n] for n in deltas}}
+            self._check(chosen, result)
+            return result
         self._begin_strobe(chosen, deltas)
         return {"mode": mode, "targets": selection, "deltas": deltas, "period": self.period}
+
+    def _check(self, chosen: list, result: dict) -> None:
+        """Record what each bumped node's clock reads (clock_check.py) under "observed";
+        a clock that did not move ends the run (FaultWithoutEffect)."""
+        seen = on_each_node(chosen, lambda node: observe_offset(node, self.offsets[node.name]))
+        result["observed"] = {node.name: text for node, (_, text) in zip(chosen, seen)}
+        failed = [(node.name, text) for node, (ok, text) in zip(chosen, seen) if ok is False]
+        if failed:
+            name, text = failed[0]
+            raise FaultWithoutEffect(f"clock bump had no effect on {name}: {text}", result)
 
     def stop(self) -> dict:
         error = self._end_strobe()

@@ -49,7 +49,7 @@ def set_chain(node, chain: str, parent: str, rules: list[list[str]],
     # Declaring the chain creates it, or flushes it when it exists.
     lines = [f"*{table}", f":{chain} - [0:0]"]
     if f"-A {parent} -j {chain}" not in _rules(node, table):
-        lines.append(f"-A {parent} -j {chain}")
+        lines.append(f"-I {parent} 1 -j {chain}")  # first: no earlier ACCEPT lets packets by
     lines += [" ".join(["-A", chain, *rule]) for rule in rules]
     lines.append("COMMIT")
     node.remote.exec(["iptables-restore", "-w", IPTABLES_WAIT, "--noflush"],

@@ -25,7 +25,9 @@ is how a leader whose followers cannot answer keeps sending heartbeats.
 from __future__ import annotations
 
 from .choose import current_leader
+from .drop_check import check_drops
 from .firewall import chain_name, on_each_node, remove_chain, set_drops
+from .observe import FaultWithoutEffect
 from .options import name_list
 from .start_stop import StartStopFault
 
@@ -105,7 +107,9 @@ def one_way_bridge(names: list[str]) -> dict[str, list[str]]:
 class PartitionNemesis(StartStopFault):
     """start-partition: value None (the rng picks one of opts["partition_shapes"], default
     all), a shape name, {"shape": name} or {"grudge": {...}}; the completed op's value is
-    {"shape": ..., "grudge": {...}}. stop-partition heals: {"healed": [nodes]}."""
+    {"shape": ..., "grudge": {...}, "observed": {node: what a probe from a cut peer showed}}
+    (drop_check.py; a rule that drops nothing ends the run: FaultWithoutEffect).
+    stop-partition heals: {"healed": [nodes]}."""
 
     kind = "partition"
 
@@ -121,7 +125,14 @@ class PartitionNemesis(StartStopFault):
         address = {n.name: n.address for n in self.nodes}
         on_each_node(self.nodes, lambda node: set_drops(
             node, self.chain, [address[x] for x in grudge.get(node.name, [])]))
-        return {"shape": shape, "grudge": grudge}
+        result = {"shape": shape, "grudge": grudge}
+        if grudge:
+            result["observed"] = observed = check_drops(self.nodes, grudge, self.chain)
+            failed = [f"{name}: {seen[len('no effect: '):]}" for name, seen in observed.items()
+                      if seen.startswith("no effect: ")]
+            if failed:
+                raise FaultWithoutEffect(f"partition {shape} had no effect on {failed[0]}", result)
+        return result
 
     def grudge_for(self, spec) -> tuple[str, dict[str, list[str]]]:
         """(shape, grudge) for spec, listed in cluster order whatever the shuffle was."""

@@ -5,6 +5,7 @@ real faults into a 5-node local cluster running a tiny TCP/UDP server per node, 
 their effect from the nodes and from the controller.
 """
 import concurrent.futures
+import dataclasses
 import json
 import os
 import random
@@ -26,7 +27,9 @@ from nemesis.clock import REFUSAL, ClockNemesis
 from nemesis.kill import KillNemesis
 from nemesis.partition import (SHAPES, PartitionNemesis, bridge, halves, isolate,
                                majorities_ring)
+from nemesis.drop_check import PROBES, parse_counts
 from nemesis.node_fault import UNOBSERVED
+from nemesis.observe import FaultWithoutEffect
 from nemesis.pause import PauseNemesis
 from tests.conftest import needs_root
 
@@ -127,6 +130,16 @@ def test_isolate_leader_isolates_the_targets_leader_or_nobody():
     assert nem.grudge_for({"shape": "isolate-leader"}) == ("isolate-leader", {})
 
 
+def test_drop_counts_are_read_per_source_from_the_chain_listing():
+    listing = ("Chain tectonic-1a2b3c-partition (1 references)\n"
+               "    pkts      bytes target     prot opt in     out     source               destination\n"
+               "      12      960 DROP       0    --  *      *       10.0.0.2             0.0.0.0/0\n"
+               "       0        0 DROP       0    --  *      *       10.0.0.3             0.0.0.0/0\n"
+               "       3      180 ACCEPT     0    --  *      *       10.0.0.4             0.0.0.0/0\n")
+    assert parse_counts(listing) == {"10.0.0.2": 12, "10.0.0.3": 0}
+    assert parse_counts("iptables: No chain/target/match by that name.\n") == {}
+
+
 def test_bad_partition_requests_are_refused():
     nem = PartitionNemesis(fake_nodes(3), RecordingTarget(), random.Random(1), {})
     with pytest.raises(ValueError, match="unknown partition shape"):
@@ -206,24 +219,49 @@ def test_the_rng_picks_among_the_allowed_selections_only():
 
 
 class HostClockFake:
-    def __init__(self):
+    """A host's clock, as set_offset moved it (or not, when `stuck`), and the node's shell
+    answering the clock read with it."""
+
+    def __init__(self, stuck=False):
         self.offsets = []
+        self.stuck = stuck
 
     def set_offset(self, seconds):
         self.offsets.append(seconds)
 
+    def exec(self, argv, **kw):
+        from harness.protocols import ExecResult
+        now = time.time() + (0.0 if self.stuck or not self.offsets else self.offsets[-1])
+        return ExecResult(argv, 0, f"{now!r}\n", "")
+
+
+def hosts_with_clocks(count, stuck=False):
+    nodes = fake_nodes(count)
+    for n in nodes:
+        n.clock = n.remote = HostClockFake(stuck)
+    return nodes
+
 
 def test_clock_faults_move_hosts_clocks_when_the_nodes_have_their_own():
-    nodes = fake_nodes(3)
-    for n in nodes:
-        n.clock = HostClockFake()
+    nodes = hosts_with_clocks(3)
     target = RecordingTarget()
     nem = make_nemesis(["clock"], nodes, target, random.Random(1), {})
     value = nem.invoke({"f": "start-clock", "value": {"mode": "bump", "targets": ["n2"]}})["value"]
     assert nodes[1].clock.offsets[-1] == value["offsets"]["n2"] != 0
+    assert value["observed"] == {"n2": f"clock reads {value['offsets']['n2']:+.3f} s "
+                                       f"(set {value['offsets']['n2']:+.3f} s)"}
     nem.heal()
     assert all(n.clock.offsets[-1] == 0.0 for n in nodes)
     assert target.offsets == []  # the target's own clock is left alone
+
+
+def test_a_clock_that_did_not_move_ends_the_run_with_what_was_seen():
+    nodes = hosts_with_clocks(3, stuck=True)
+    nem = make_nemesis(["clock"], nodes, RecordingTarget(), random.Random(1), {})
+    with pytest.raises(FaultWithoutEffect, match=r"^clock bump had no effect on n2: clock reads "
+                                                  r"[+-]0\.\d{3} s off the true time, though set to ") as e:
+        nem.invoke({"f": "start-clock", "value": {"mode": "bump", "targets": ["n2"]}})
+    assert e.value.value["observed"]["n2"].startswith("clock reads ")
 
 
 def test_a_shared_kernel_refusal_is_the_error_when_no_clock_can_move():
@@ -503,11 +541,39 @@ def test_partition_cuts_exactly_the_grudge_and_heals(cluster, faults, shape):
     op = nem.invoke({"f": "start-partition", "value": shape})
     grudge = op["value"]["grudge"]
     assert op["value"]["shape"] == shape and grudge
+    # Each cut node's rule counted a probe datagram from its first cut peer.
+    observed = op["value"]["observed"]
+    assert sorted(observed) == sorted(grudge)
+    assert all(observed[n].startswith(f"drops {peers[0]} (probed with {PROBES} datagrams: ")
+               for n, peers in grudge.items()), observed
     assert reachability(local.nodes) == sees(grudge, names)
     assert all(ask(n) is not None for n in local.nodes)  # the controller is never cut off
     healed = nem.invoke({"f": "stop-partition"})["value"]["healed"]
     assert healed == [n for n in names if n in grudge]
     assert reachability(local.nodes) == everyone
+
+
+@needs_root()
+@pytest.mark.integration
+def test_a_partition_whose_rules_drop_nothing_ends_the_run_with_what_it_saw(cluster, faults):
+    # n2 as the nemesis knows it has an address its packets do not come from (a node given
+    # by a name or address other than the one it sends from): n1's rule would drop nothing.
+    local, _ = cluster
+    nodes = list(local.nodes)
+    nodes[1] = dataclasses.replace(nodes[1], address="10.255.255.254")
+    nem = make_nemesis(["partition"], nodes, cluster[1], random.Random(1),
+                       {"test_id": local.names.test_id})
+    try:
+        with pytest.raises(FaultWithoutEffect, match=r"^partition custom had no effect on n1: "
+                                                      r"3 probe datagrams from n2 \(10.255.255.254\)") as e:
+            nem.invoke({"f": "start-partition", "value": {"grudge": {"n1": ["n2"], "n3": ["n1"]}}})
+        # What it did and saw is kept for the history: the rules, and n3's that did drop.
+        assert e.value.value["grudge"] == {"n1": ["n2"], "n3": ["n1"]}
+        assert e.value.value["observed"]["n1"].startswith("no effect: ")
+        assert e.value.value["observed"]["n3"].startswith("drops n1 (probed with ")
+    finally:
+        nem.teardown()
+    assert all("tectonic" not in n.remote.exec(["iptables", "-S"]).stdout for n in local.nodes)
 
 
 @needs_root()

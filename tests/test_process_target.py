@@ -7,6 +7,7 @@ fixed-primary node, and one answering reads from a local copy).
 """
 import http.client
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from core.history import read_jsonl, validate
 from harness.protocols import HostRemote, Node
 from harness.run import run_test
 from harness.spec import load_spec, resolve_spec
+from nemesis.clock import ClockNemesis
+from nemesis.observe import FaultWithoutEffect
 from targets.process import ProcessTarget
 from tests.conftest import ROOT, needs_root
 
@@ -244,3 +247,40 @@ def test_a_clock_fault_moves_the_programs_clock(tmp_path):
     finally:
         target.teardown(node)
     assert not target._pids(node, marked=False)
+
+
+@pytest.mark.integration
+def test_a_clock_bump_is_checked_against_the_clock_the_programs_library_shows(tmp_path):
+    # The clock nemesis reads the node's clock through the very LD_PRELOAD and offset file
+    # of the target's process; a setter that moves nothing ends the run in one line.
+    class StuckClock(ProcessTarget):
+        def set_clock_offset(self, node, seconds):
+            pass  # "moved", says the target
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = resolve_spec({"target": "process", "nemesis": ["clock"], "target_opts": {
+        "command": [sys.executable, "-m", "http.server", "{port}", "--bind", "{address}"],
+        "port": port, "health": "http://{address}:{port}/"}})
+    for cls, moves in ((ProcessTarget, True), (StuckClock, False)):
+        node = Node("n1", "127.0.0.1", HostRemote(), str(tmp_path / cls.__name__))
+        target = cls(spec, [node])
+        try:
+            target.setup(node)
+            target.wait_healthy([node], 20)
+            nem = ClockNemesis([node], target, random.Random(1), {"clock_max_offset": 600})
+            op = {"f": "start-clock", "value": {"mode": "bump", "targets": ["n1"]}}
+            if moves:
+                value = nem.invoke(op)["value"]
+                assert abs(value["offsets"]["n1"]) > 1
+                assert value["observed"]["n1"].startswith("clock reads "), value
+                seen = float(value["observed"]["n1"].split()[2])
+                assert abs(seen - value["offsets"]["n1"]) < 0.5
+            else:
+                with pytest.raises(FaultWithoutEffect, match=r"^clock bump had no effect on n1: "
+                                                              r"clock reads [+-]0\.\d+ s off the true time"):
+                    nem.invoke(op)
+            nem.heal()
+        finally:
+            target.teardown(node)

@@ -37,7 +37,7 @@ class ClockNemesis(StartStopFault):
     "strobe", or {"mode": ..., "targets": ...}. bump moves each chosen node's clock by a
     random delta of up to ±opts["clock_max_offset"] seconds, and the value's "observed"
     says what each node's clock then reads (clock_check.py; one that did not move ends
-    the run); strobe flips each chosen
+    the run); strobe (its first flip checked the same way) flips each chosen
     node's clock between its offset and offset + delta every opts["clock_strobe_period"]
     seconds, in a background thread, until stop. stop-clock (and heal) stop the strobe and
     reset every node to offset 0: {"reset": [nodes]}."""
@@ -76,18 +76,26 @@ class ClockNemesis(StartStopFault):
                       "offsets": {n: self.offsets[n] for n in deltas}}
             self._check(chosen, result)
             return result
-        self._begin_strobe(chosen, deltas)
-        return {"mode": mode, "targets": selection, "deltas": deltas, "period": self.period}
+        result = {"mode": mode, "targets": selection, "deltas": deltas, "period": self.period}
+        # The first flip is done and checked here; the strobe goes on from it.
+        base = {n.name: self.offsets[n.name] for n in chosen}
+        for node in chosen:
+            self._set(node, self.offsets[node.name] + deltas[node.name])
+        try:
+            self._check(chosen, result)
+        finally:
+            self._begin_strobe(chosen, base, deltas)  # stop-clock then puts the clocks back
+        return result
 
     def _check(self, chosen: list, result: dict) -> None:
-        """Record what each bumped node's clock reads (clock_check.py) under "observed";
+        """Record what each moved node's clock reads (clock_check.py) under "observed";
         a clock that did not move ends the run (FaultWithoutEffect)."""
         seen = on_each_node(chosen, lambda node: observe_offset(node, self.offsets[node.name]))
         result["observed"] = {node.name: text for node, (_, text) in zip(chosen, seen)}
         failed = [(node.name, text) for node, (ok, text) in zip(chosen, seen) if ok is False]
         if failed:
             name, text = failed[0]
-            raise FaultWithoutEffect(f"clock bump had no effect on {name}: {text}", result)
+            raise FaultWithoutEffect(f"clock {result['mode']} had no effect on {name}: {text}", result)
 
     def stop(self) -> dict:
         error = self._end_strobe()
@@ -109,19 +117,19 @@ class ClockNemesis(StartStopFault):
         self._set_offset(node, offset)
         self.offsets[node.name] = offset
 
-    def _begin_strobe(self, chosen: list, deltas: dict[str, float]) -> None:
-        base = {n.name: self.offsets[n.name] for n in chosen}
+    def _begin_strobe(self, chosen: list, base: dict[str, float], deltas: dict[str, float]) -> None:
+        """Flip chosen clocks between base and base + delta, starting from the shifted side
+        (start() has just set it)."""
         self._stop_strobe.clear()
         self._strobe_error = None
 
         def flip():
-            shifted = False
+            shifted = True
             try:
-                while not self._stop_strobe.is_set():
+                while not self._stop_strobe.wait(self.period):
                     shifted = not shifted
                     for node in chosen:
                         self._set(node, base[node.name] + (deltas[node.name] if shifted else 0.0))
-                    self._stop_strobe.wait(self.period)
             except Exception as e:  # reported by the stop op; the thread must not die silently
                 log.error("clock strobe failed: %s", e)
                 self._strobe_error = e

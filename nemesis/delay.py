@@ -23,6 +23,7 @@ import time
 from .choose import allowed_selections, choose_nodes, names
 from .delayer import DISTRIBUTIONS
 from .firewall import chain_name, checked_address, on_each_node, remove_chain, set_chain
+from .rule_check import SENDER, check_rules, require_effect
 from .local_only import refuse_unless_local
 from .start_stop import StartStopFault
 
@@ -40,7 +41,8 @@ class DelayNemesis(StartStopFault):
     delay_mean (0.05 s), delay_jitter (0.01 s), delay_distribution, delay_reorder (0).
     Chosen nodes delay what they send to every other node; "links" names exact one-way
     links instead. The completed value says what was done: {"targets", "nodes", "links",
-    "mean", "jitter", "distribution", "reorder"}. stop-delay: {"healed": [nodes]}."""
+    "mean", "jitter", "distribution", "reorder", "observed": {node: what a probe over one
+    of its delayed links showed (rule_check.py)}}. stop-delay: {"healed": [nodes]}."""
 
     kind = "delay"
 
@@ -74,8 +76,12 @@ class DelayNemesis(StartStopFault):
         delayed = [n for n in self.nodes if links.get(n.name)]
         on_each_node(delayed, lambda node: self._delay(
             node, [address[p] for p in links[node.name]], params, seeds[node.name]))
-        return {"targets": selection, "nodes": names(delayed),
-                "links": {n.name: links[n.name] for n in delayed}, **params}
+        result = {"targets": selection, "nodes": names(delayed),
+                  "links": {n.name: links[n.name] for n in delayed}, **params}
+        result["observed"] = check_rules(self.nodes, result["links"], self.chain, verb="delays",
+                                         holder=SENDER)
+        require_effect("delay", result)
+        return result
 
     def stop(self) -> dict:
         return {"healed": self._heal()}

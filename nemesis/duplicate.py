@@ -12,6 +12,7 @@ from __future__ import annotations
 from .choose import allowed_selections, choose_nodes, names
 from .firewall import chain_name, checked_address, on_each_node, remove_chain, set_chain
 from .loss import checked_probability
+from .rule_check import SENDER, check_rules, require_effect
 from .start_stop import StartStopFault
 
 START, STOP = "start-duplicate", "stop-duplicate"
@@ -22,7 +23,8 @@ TABLE, HOOK = "mangle", "POSTROUTING"
 class DuplicateNemesis(StartStopFault):
     """start-duplicate: value None, a node selection, a list of node names, or
     {"targets": ..., "probability": P}; P defaults to opts["duplicate_probability"] (0.2).
-    The completed value: {"targets", "nodes", "probability", "copies": {sender: [peers]}}.
+    The completed value: {"targets", "nodes", "probability", "copies": {sender: [peers]},
+    "observed": {sender: what a probe over one of its links showed (rule_check.py)}}.
     stop-duplicate: {"healed": [nodes]}."""
 
     kind = "duplicate"
@@ -57,8 +59,12 @@ class DuplicateNemesis(StartStopFault):
                      "--gateway", address[p]] for p in copies.get(node.name, [])]
 
         on_each_node(self.nodes, lambda node: set_chain(node, self.chain, HOOK, rules(node), TABLE))
-        return {"targets": selection, "nodes": names(chosen), "probability": probability,
-                "copies": copies}
+        result = {"targets": selection, "nodes": names(chosen), "probability": probability,
+                  "copies": copies}
+        result["observed"] = check_rules(self.nodes, copies, self.chain, verb="copies",
+                                         holder=SENDER, table=TABLE, probability=probability)
+        require_effect("duplication", result)
+        return result
 
     def stop(self) -> dict:
         removed = on_each_node(self.nodes, lambda node: remove_chain(node, self.chain, TABLE))

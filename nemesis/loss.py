@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .choose import allowed_selections, choose_nodes, names
 from .firewall import chain_name, on_each_node, remove_chain, set_drops
+from .rule_check import check_rules, require_effect
 from .start_stop import StartStopFault
 
 START, STOP = "start-loss", "stop-loss"
@@ -19,7 +20,8 @@ DEFAULT_PROBABILITY = 0.2
 class LossNemesis(StartStopFault):
     """start-loss: value None, a node selection, a list of node names, or
     {"targets": ..., "probability": P}; P defaults to opts["loss_probability"] (0.2).
-    The completed value: {"targets", "nodes", "probability", "drops": {node: [peers]}}.
+    The completed value: {"targets", "nodes", "probability", "drops": {node: [peers]},
+    "observed": {node: what a probe over one of its lossy links showed (rule_check.py)}}.
     stop-loss: {"healed": [nodes]}."""
 
     kind = "loss"
@@ -49,8 +51,12 @@ class LossNemesis(StartStopFault):
         match = ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.4f}"]
         on_each_node(self.nodes, lambda node: set_drops(
             node, self.chain, [address[p] for p in drops.get(node.name, [])], match))
-        return {"targets": selection, "nodes": names(chosen), "probability": probability,
-                "drops": drops}
+        result = {"targets": selection, "nodes": names(chosen), "probability": probability,
+                  "drops": drops}
+        result["observed"] = check_rules(self.nodes, drops, self.chain, verb="drops",
+                                         probability=probability)
+        require_effect("loss", result)
+        return result
 
     def stop(self) -> dict:
         return {"healed": self._heal()}

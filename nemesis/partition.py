@@ -25,9 +25,8 @@ is how a leader whose followers cannot answer keeps sending heartbeats.
 from __future__ import annotations
 
 from .choose import current_leader
-from .drop_check import check_drops
 from .firewall import chain_name, on_each_node, remove_chain, set_drops
-from .observe import FaultWithoutEffect
+from .rule_check import check_rules, require_effect
 from .options import name_list
 from .start_stop import StartStopFault
 
@@ -108,7 +107,7 @@ class PartitionNemesis(StartStopFault):
     """start-partition: value None (the rng picks one of opts["partition_shapes"], default
     all), a shape name, {"shape": name} or {"grudge": {...}}; the completed op's value is
     {"shape": ..., "grudge": {...}, "observed": {node: what a probe from a cut peer showed}}
-    (drop_check.py; a rule that drops nothing ends the run: FaultWithoutEffect).
+    (rule_check.py; a rule that drops nothing ends the run: FaultWithoutEffect).
     stop-partition heals: {"healed": [nodes]}."""
 
     kind = "partition"
@@ -127,11 +126,8 @@ class PartitionNemesis(StartStopFault):
             node, self.chain, [address[x] for x in grudge.get(node.name, [])]))
         result = {"shape": shape, "grudge": grudge}
         if grudge:
-            result["observed"] = observed = check_drops(self.nodes, grudge, self.chain)
-            failed = [f"{name}: {seen[len('no effect: '):]}" for name, seen in observed.items()
-                      if seen.startswith("no effect: ")]
-            if failed:
-                raise FaultWithoutEffect(f"partition {shape} had no effect on {failed[0]}", result)
+            result["observed"] = check_rules(self.nodes, grudge, self.chain, verb="drops")
+            require_effect(f"partition {shape}", result)
         return result
 
     def grudge_for(self, spec) -> tuple[str, dict[str, list[str]]]:

@@ -27,7 +27,7 @@ from nemesis.clock import REFUSAL, ClockNemesis
 from nemesis.kill import KillNemesis
 from nemesis.partition import (SHAPES, PartitionNemesis, bridge, halves, isolate,
                                majorities_ring)
-from nemesis.drop_check import PROBES, parse_counts
+from nemesis.rule_check import PROBES, parse_counts
 from nemesis.node_fault import UNOBSERVED
 from nemesis.observe import FaultWithoutEffect
 from nemesis.pause import PauseNemesis
@@ -138,6 +138,14 @@ def test_drop_counts_are_read_per_source_from_the_chain_listing():
                "       3      180 ACCEPT     0    --  *      *       10.0.0.4             0.0.0.0/0\n")
     assert parse_counts(listing) == {"10.0.0.2": 12, "10.0.0.3": 0}
     assert parse_counts("iptables: No chain/target/match by that name.\n") == {}
+
+
+def test_a_rule_too_unlikely_to_act_on_a_probe_is_recorded_as_not_checked():
+    # 12 expected counts at P = 0.001 would take 12,000 datagrams: more than a probe sends.
+    from nemesis.rule_check import check_rules
+    seen = check_rules(fake_nodes(3), {"n1": ["n2"], "n3": []}, "chain", verb="drops",
+                       probability=0.001)
+    assert seen == {"n1": "not checked: a probability of 0.001 shows in too few of 3000 probes"}
 
 
 def test_bad_partition_requests_are_refused():
@@ -544,7 +552,7 @@ def test_partition_cuts_exactly_the_grudge_and_heals(cluster, faults, shape):
     # Each cut node's rule counted a probe datagram from its first cut peer.
     observed = op["value"]["observed"]
     assert sorted(observed) == sorted(grudge)
-    assert all(observed[n].startswith(f"drops {peers[0]} (probed with {PROBES} datagrams: ")
+    assert all(observed[n].startswith(f"drops packets from {peers[0]} (probed with {PROBES} datagrams: ")
                for n, peers in grudge.items()), observed
     assert reachability(local.nodes) == sees(grudge, names)
     assert all(ask(n) is not None for n in local.nodes)  # the controller is never cut off
@@ -565,12 +573,12 @@ def test_a_partition_whose_rules_drop_nothing_ends_the_run_with_what_it_saw(clus
                        {"test_id": local.names.test_id})
     try:
         with pytest.raises(FaultWithoutEffect, match=r"^partition custom had no effect on n1: "
-                                                      r"3 probe datagrams from n2 \(10.255.255.254\)") as e:
+                                                      r"3 probe datagrams n2 -> n1 \(10.255.255.254 as the rule on n1 names it\)") as e:
             nem.invoke({"f": "start-partition", "value": {"grudge": {"n1": ["n2"], "n3": ["n1"]}}})
         # What it did and saw is kept for the history: the rules, and n3's that did drop.
         assert e.value.value["grudge"] == {"n1": ["n2"], "n3": ["n1"]}
         assert e.value.value["observed"]["n1"].startswith("no effect: ")
-        assert e.value.value["observed"]["n3"].startswith("drops n1 (probed with ")
+        assert e.value.value["observed"]["n3"].startswith("drops packets from n1 (probed with ")
     finally:
         nem.teardown()
     assert all("tectonic" not in n.remote.exec(["iptables", "-S"]).stdout for n in local.nodes)
@@ -593,6 +601,9 @@ def test_packet_loss_drops_a_fraction_on_the_chosen_nodes_links(cluster, faults)
                         "value": {"targets": ["n2"], "probability": 0.5}})["value"]
     assert value["nodes"] == ["n2"] and value["probability"] == 0.5
     assert value["drops"]["n2"] == ["n1", "n3", "n4", "n5"] and value["drops"]["n1"] == ["n2"]
+    # About half of 24 probe datagrams over one lossy link of each node were counted dropped.
+    assert value["observed"]["n2"].startswith("drops packets from n1 (probed with 24 datagrams: ")
+    assert value["observed"]["n1"].startswith("drops packets from n2 (probed with 24 datagrams: ")
     # A round trip crosses the lossy link twice: about 1 - 0.5 * 0.5 = 75% are lost.
     assert 0.55 < lost(n1, n2) < 0.92
     assert lost(n1, n3) == 0

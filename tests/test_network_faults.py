@@ -105,7 +105,8 @@ def test_delay_adds_the_asked_latency_to_exactly_the_delayed_link(cluster, fault
     value = nem.invoke({"f": "start-delay", "value": {"links": {"n1": ["n2"]}, "mean": 0.08,
                                                       "jitter": 0.005}})["value"]
     assert value == {"targets": "links", "nodes": ["n1"], "links": {"n1": ["n2"]},
-                     "mean": 0.08, "jitter": 0.005, "distribution": "uniform", "reorder": 0.0}
+                     "mean": 0.08, "jitter": 0.005, "distribution": "uniform", "reorder": 0.0,
+                     "observed": {"n1": "delays packets to n2 (probed with 3 datagrams: 3 counted)"}}
     # One way delayed, the echo back not: the round trip grows by the mean (the shared CPU
     # may add a little, never take away).
     during = median_rtt(n1, n2)
@@ -161,6 +162,9 @@ def test_duplication_delivers_copies_on_the_chosen_nodes_links(cluster, faults):
     value = nem.invoke({"f": "start-duplicate",
                         "value": {"targets": ["n2"], "probability": 0.5}})["value"]
     assert value["copies"] == {"n1": ["n2"], "n2": ["n1", "n3"], "n3": ["n2"]}
+    # Each sender's TEE rule counted some of the probe datagrams sent over one of its links.
+    assert {n: v.split(" (")[0] for n, v in value["observed"].items()} == {
+        "n1": "copies packets to n2", "n2": "copies packets to n1", "n3": "copies packets to n2"}
     # Request and echo are each copied with P = 0.5: 1.5 * 1.5 = 2.25 echoes per ping.
     extra = probe(n1, "rtt", n2.address, PORT, 200)["extra"]
     assert 150 < extra < 350, extra

@@ -35,6 +35,7 @@ from harness.protocols import HostRemote
 
 from .choose import allowed_selections, choose_nodes, names
 from .local_only import refuse_unless_local
+from .observe import FaultWithoutEffect, kill_and_confirm
 from .start_stop import StartStopFault
 
 START, STOP = "start-disk", "stop-disk"
@@ -153,8 +154,8 @@ class DiskNemesis(StartStopFault):
     """start-disk: value None (the rng picks one of opts["disk_targets"]), a selection, a
     list of node names, or {"targets": ..., "torn": bool, "rolling": bool} (defaults
     opts["disk_torn"], opts["disk_rolling"], both False). Completed: {"targets", "crashed":
-    [nodes, in crash order], "torn", "rolling", "lost": {node: {"files", "bytes"}}}, what
-    each crash lost; a rolling crash also gives "up": {node: seconds it was down}.
+    [nodes, in crash order], "torn", "rolling", "lost": {node: {"files", "bytes"}}, "observed":
+    {node: what its kill left running (observe.py)}}, what each crash lost; a rolling crash also gives "up": {node: seconds it was down}.
     stop-disk: {"restarted": [nodes]}. Rolling needs a target with status(node) (raftkv)
     to tell when a node answers again and how far its log reaches."""
 
@@ -191,14 +192,24 @@ class DiskNemesis(StartStopFault):
         if rolling:
             return {"targets": selection, "torn": bool(torn), "rolling": True,
                     **self._rolling(chosen, bool(torn))}
-        lost = {}
+        lost, observed = {}, {}
+        result = {"targets": selection, "crashed": names(chosen), "torn": bool(torn),
+                  "rolling": False, "lost": lost, "observed": observed}
         for node in chosen:
-            self.target.kill(node)
-            lost[node.name] = self.disks.ask(node, {"do": "crash", "torn": bool(torn)})
             if node not in self.crashed:
-                self.crashed.append(node)
-        return {"targets": selection, "crashed": names(chosen), "torn": bool(torn),
-                "rolling": False, "lost": lost}
+                self.crashed.append(node)  # stop restarts it, whatever happens next
+            observed[node.name] = self._kill(node, result)
+            lost[node.name] = self.disks.ask(node, {"do": "crash", "torn": bool(torn)})
+        return result
+
+    def _kill(self, node, result: dict) -> str:
+        """Kill node's target, confirmed on the node (observe.py); FaultWithoutEffect,
+        carrying `result` for the history, if it still runs."""
+        try:
+            return kill_and_confirm(node, self.target.kill, "disk crash")
+        except FaultWithoutEffect as e:
+            result["observed"][node.name] = f"no effect: {e}"
+            raise FaultWithoutEffect(str(e), result) from None
 
     def _rolling(self, chosen: list, torn: bool) -> dict:
         """Crash chosen one at a time, newest data first; each restarts and answers again
@@ -209,11 +220,12 @@ class DiskNemesis(StartStopFault):
             s = status[node.name] or {}
             return (s.get("state") != "leader", -s.get("last_index", 0))
         order = sorted(chosen, key=newest_first)
-        lost, up = {}, {}
+        lost, up, observed = {}, {}, {}
+        result = {"crashed": names(order), "lost": lost, "up": up, "observed": observed}
         for node in order:
             down_at = time.monotonic()
-            self.target.kill(node)
             self.crashed.append(node)
+            observed[node.name] = self._kill(node, result)
             lost[node.name] = self.disks.ask(node, {"do": "crash", "torn": torn})
             self.target.start(node)
             self.crashed.remove(node)
@@ -224,7 +236,7 @@ class DiskNemesis(StartStopFault):
                                        f"of its restart; the rolling crash stops there")
                 time.sleep(0.01)
             up[node.name] = round(time.monotonic() - down_at, 3)
-        return {"crashed": names(order), "lost": lost, "up": up}
+        return result
 
     def _status(self, node) -> dict | None:
         try:

@@ -87,3 +87,21 @@ def wait_for(node, done, seconds: float, poll: float = 0.02) -> dict[int, str]:
 def describe(processes: dict[int, str]) -> str:
     """e.g. "pid 123 (S), pid 130 (R)"."""
     return ", ".join(f"pid {pid} ({state})" for pid, state in sorted(processes.items()))
+
+
+def kill_and_confirm(node, kill, what: str, settle: float = 2.0) -> str:
+    """kill(node), then what was seen: "gone (pid ...)" once nothing of the target runs
+    there, "already down", or "not checked: ..." when the Remote keeps no record; a kill
+    that leaves the target running raises FaultWithoutEffect naming `what` (e.g. "disk
+    crash"). For faults that kill on the way to something else (a disk crash)."""
+    before = target_processes(node)
+    kill(node)
+    if before is None:
+        return "not checked: the node's Remote started no process of the target"
+    if not before:
+        return "already down"
+    after = wait_for(node, lambda seen: not seen, settle)
+    if after:
+        raise FaultWithoutEffect(f"{what} of {node.name} had no effect: {describe(after)} "
+                                 f"still {'run' if len(after) > 1 else 'runs'}")
+    return f"gone ({describe(before)})"

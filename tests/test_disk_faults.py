@@ -123,6 +123,8 @@ def test_raftkv_loses_an_acknowledged_write_to_a_disk_crash_only_with_no_fsync(t
         nem = DiskNemesis(nodes, target, random.Random(1), {"disks": disks})
         value = nem.invoke({"f": "start-disk", "value": "all"})["value"]
         assert value["crashed"] == ["n1", "n2", "n3"]
+        # Each crash's kill was seen on the node: the server's process was gone.
+        assert all(value["observed"][n].startswith("gone (pid ") for n in value["crashed"]), value
         assert (sum(v["bytes"] for v in value["lost"].values()) > 0) == (not survives)
         assert nem.invoke({"f": "stop-disk"})["value"] == {"restarted": ["n1", "n2", "n3"]}
         target.wait_healthy(nodes, 30)
@@ -206,4 +208,5 @@ def test_a_rolling_disk_crash_leaves_raftkv_valid_with_one_node_down_at_a_time(t
         assert crash["rolling"] and sorted(crash["crashed"]) == ["n1", "n2", "n3"], crash
         # Each node answered again (its "up" time) before the next one went down.
         assert list(crash["up"]) == crash["crashed"], crash
+        assert all(crash["observed"][n].startswith("gone (pid ") for n in crash["crashed"]), crash
     assert out.valid is True, out.results

@@ -397,12 +397,22 @@ class ColumnarListAppend(ListAppend):
     def _g1b_cases(self, b: _Builder) -> list[dict]:
         """Reads whose last element a transaction overwrote within itself: the candidates
         by code, then the reference's test on those transactions' ops."""
-        codes = [(self._key_ids[k] << 32) | (e + 1) for k, by_value in b.intermediate.items()
-                 if k in self._key_ids for e in by_value
-                 if type(e) is int and 0 <= e <= _VALUE_MAX]
+        codes, writers = [], []
+        for k, by_value in b.intermediate.items():
+            kid = self._key_ids.get(k)
+            for e, writer in by_value.items():
+                if kid is not None and type(e) is int and 0 <= e <= _VALUE_MAX:
+                    codes.append((kid << 32) | (e + 1))
+                    # A transaction's read of its own intermediate state is no G1b.
+                    writers.append(writer if type(writer) is int else _NO_PROCESS)
         if not codes:
             return []
-        hit = np.isin(self._r_code, np.array(codes, dtype=np.int64))
+        codes_arr = np.array(codes, dtype=np.int64)
+        by_code = np.argsort(codes_arr)
+        found, j = _member(codes_arr[by_code], self._r_code)
+        writer = np.array(writers, dtype=np.int64)[by_code][j]
+        index = _np(self.txns.index, np.int64)[self._r_node]
+        hit = found & ((writer != index) | (writer == _NO_PROCESS))
         txns, cases = self.txns, []
         for n in sorted(set(self._r_node[hit].tolist())):
             if not txns.ok[n]:

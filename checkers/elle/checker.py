@@ -243,7 +243,8 @@ def _op_indices(case: Any):
             yield from _op_indices(item)
 
 
-def check_elle(history: list[dict], workload: str, opts: dict) -> dict[str, Any]:
+def check_elle(history: list[dict], workload: str, opts: dict,
+               engine: str = "auto") -> dict[str, Any]:
     """Like `check`, with Elle-style options as in the conformance cases:
     `consistency-models` (absent: strict-serializable; null: none), `anomalies`,
     `linearizable-keys?`, `sequential-keys?`, `wfr-keys?`, `transaction-order`,
@@ -266,7 +267,7 @@ def check_elle(history: list[dict], workload: str, opts: dict) -> dict[str, Any]
                 kwargs[name] = value
     if opts:
         raise ValueError(f"unknown Elle options: {', '.join(sorted(opts))}")
-    return check(history, workload, **kwargs)
+    return check(history, workload, engine=engine, **kwargs)
 
 
 class ElleChecker:

@@ -195,8 +195,7 @@ class _Builder:
                 events.append(n)
             if value:
                 if len(value) > 1:
-                    ks = [m[1] for m in value]
-                    if len(set(ks)) != len(ks):
+                    if len({m[1] for m in value}) != len(value):
                         repeated_keys(n, op, value, ok, self.intermediate, self.internal,
                                       self.future, self.lost)
                 for mop in value:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from array import array
+from itertools import accumulate
 
 from .op import History, HistoryError
 
@@ -130,18 +132,15 @@ def iter_jsonl(path: str, chunk_bytes: int = 1 << 20):
             if not lines:
                 return
             sizes = list(map(len, lines))
-            starts = [offset]
-            for s in sizes[:-1]:
-                starts.append(starts[-1] + s)
+            starts = array("q", accumulate(sizes[:-1], initial=offset))
             offset += sum(sizes)
             ops = None
-            if all(s > 2 for s in sizes) and lines[-1].endswith(b"\n"):
+            if min(sizes) > 2 and lines[-1].endswith(b"\n"):
                 try:
                     ops = json.loads(b"[" + b",".join(lines) + b"]")
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     ops = None
-                if ops is not None and (len(ops) != len(lines)
-                                        or not all(type(op) is dict for op in ops)):
+                if ops is not None and (len(ops) != len(lines) or set(map(type, ops)) != {dict}):
                     ops = None
             if ops is not None:
                 yield starts, ops

@@ -180,3 +180,63 @@ def test_a_torn_last_line_is_dropped_as_read_jsonl_does(tmp_path):
         f.write('{"index": 99999, "type": "ok", "proc')
     assert _comparable(check_path(str(path), "list-append")) == \
         _comparable(check(history, "list-append", engine="reference"))
+
+
+def _outcome(history, engine):
+    try:
+        return _comparable(check(history, "list-append", engine=engine,
+                                 consistency_models=["strict-serializable"]))
+    except Exception as e:  # the same error, word for word, is the same outcome
+        return type(e).__name__, str(e)
+
+
+def _odd_histories():
+    base = simulate("serializable", 60, seed=2, stale_rate=0.1, info_rate=0.1)
+
+    def edited(edit):
+        history = json.loads(json.dumps(base))
+        edit(history)
+        return history
+
+    def at_ok(history, fn):
+        fn(next(op for op in history if op["type"] == "ok" and len(op["value"]) > 1))
+
+    def mops(history):
+        return [m for op in history if op["type"] == "ok" for m in op["value"]]
+
+    def interleave(history):
+        history.insert(7, {"type": "info", "process": "nemesis", "f": "start-partition",
+                           "value": {"n1": ["n2"]}})
+        history.insert(9, {"type": "invoke", "process": 77, "f": "read", "value": None})
+        history.insert(12, {"type": "ok", "process": 77, "f": "read", "value": 3})
+
+    def anonymous(history):
+        history[:] = [op for op in history if op["type"] != "invoke"]
+        for op in history:
+            del op["process"], op["index"]
+
+    yield "nemesis and other ops between", edited(interleave)
+    yield "string keys", edited(lambda h: [m.__setitem__(1, f"k{m[1]}") for m in mops(h)])
+    yield "no process, no index", edited(anonymous)
+    yield "completions only", [op for op in base if op["type"] != "invoke"]
+    yield "tuple micro-ops", edited(lambda h: at_ok(h, lambda op: op.__setitem__(
+        "value", [tuple(m) for m in op["value"]])))
+    yield "float value", edited(lambda h: at_ok(h, lambda op: op["value"].__setitem__(
+        0, ["append", op["value"][0][1], 1.5])))
+    yield "huge value", edited(lambda h: at_ok(h, lambda op: op["value"].__setitem__(
+        0, ["append", op["value"][0][1], 2**70])))
+    yield "negative value", edited(lambda h: at_ok(h, lambda op: op["value"].__setitem__(
+        0, ["append", op["value"][0][1], -1])))
+    yield "a pair micro-op", edited(lambda h: at_ok(h, lambda op: op["value"].__setitem__(0, ["r", 1])))
+    yield "unknown micro-op", edited(lambda h: at_ok(h, lambda op: op["value"].__setitem__(
+        0, ["w", 1, 1])))
+    yield "value not a list", edited(lambda h: at_ok(h, lambda op: op.__setitem__("value", 7)))
+    yield "process invokes twice", edited(lambda h: h.insert(1, dict(h[0])))
+    yield "unknown type", edited(lambda h: h[3].__setitem__("type", "done"))
+    yield "string process", edited(lambda h: [op.__setitem__("process", f"c{op['process']}") for op in h])
+    yield "never completed", base[:-1]
+
+
+@pytest.mark.parametrize("name,history", list(_odd_histories()), ids=[n for n, _ in _odd_histories()])
+def test_engines_agree_on_odd_histories(name, history):
+    assert _outcome(history, "columnar") == _outcome(history, "reference")

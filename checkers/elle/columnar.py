@@ -45,6 +45,11 @@ class Fallback(Exception):
     """The history holds something only the reference engine handles (module doc)."""
 
 
+# What an op of an unexpected shape raises on its way into the columns (a key that is no
+# hashable, a micro-op that is no triple, an integer too wide for a column, ...).
+_SHAPE_ERRORS = (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError)
+
+
 class _ListSource:
     def __init__(self, history: list):
         self.history = history
@@ -134,7 +139,7 @@ class _Builder:
     def feed(self, ops: Iterable[dict]) -> None:
         try:
             self._feed(ops)
-        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+        except _SHAPE_ERRORS:
             raise Fallback() from None
 
     def _feed(self, ops) -> None:
@@ -315,10 +320,10 @@ class ColumnarListAppend(ListAppend):
                 raise Fallback()                               # duplicate elements
             okeys.append(kid)
             flat.extend(top)
-        o_val = np.array(flat, dtype=np.int64) if flat else np.zeros(0, np.int64)
-        if flat and (np.array(flat).dtype.kind not in "iu" or o_val.min() < 0
-                     or o_val.max() > _VALUE_MAX):
-            raise Fallback()
+        o_val = np.array(flat) if flat else np.zeros(0, np.int64)
+        if flat and (o_val.dtype.kind not in "iu" or o_val.min() < 0 or o_val.max() > _VALUE_MAX):
+            raise Fallback()                                   # not all small integers
+        o_val = o_val.astype(np.int64)
         o_len = np.zeros(nkeys, dtype=np.int64)
         o_len[okeys] = [len(b.longest[k]) for k in okeys]
         has_order = o_len > 0
@@ -467,7 +472,14 @@ def analyse_history(history: list[dict]) -> ColumnarListAppend:
     """The columnar analysis of an in-memory history; raises Fallback (module doc)."""
     builder = _Builder()
     builder.feed(history)
-    return ColumnarListAppend(builder, _ListSource(history))
+    return _analysis(builder, _ListSource(history))
+
+
+def _analysis(builder: _Builder, source) -> ColumnarListAppend:
+    try:
+        return ColumnarListAppend(builder, source)
+    except _SHAPE_ERRORS:
+        raise Fallback() from None
 
 
 def analyse_file(path: str) -> ColumnarListAppend:
@@ -478,4 +490,4 @@ def analyse_file(path: str) -> ColumnarListAppend:
     for starts, ops in iter_jsonl(path):
         offsets.extend(starts)
         builder.feed(ops)
-    return ColumnarListAppend(builder, _FileSource(path, offsets))
+    return _analysis(builder, _FileSource(path, offsets))

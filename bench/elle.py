@@ -147,11 +147,17 @@ def measure(path: str, n: int, mode: str, engine: str, source: str, runs: int) -
 
 
 def write_history(folder: str, n: int, mode: str) -> str:
-    from core.history import write_jsonl
+    """Generated in a child process: Linux carries a process's peak RSS over fork and
+    exec, so a parent that had held a million dicts would inflate every worker's figure."""
     path = os.path.join(folder, f"{mode}-{n}.jsonl")
-    write_jsonl(generate(n, seed=n, stale_rate=STALE_RATE if mode == "planted" else 0.0), path)
-    gc.collect()
+    subprocess.run([sys.executable, __file__, "--generate", path, str(n), mode], check=True,
+                   timeout=3600)
     return path
+
+
+def generate_file(path: str, n: int, mode: str) -> None:
+    from core.history import write_jsonl
+    write_jsonl(generate(n, seed=n, stale_rate=STALE_RATE if mode == "planted" else 0.0), path)
 
 
 def main() -> None:
@@ -160,7 +166,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--worker", nargs=4, metavar=("PATH", "N", "ENGINE", "SOURCE"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=3, metavar=("PATH", "N", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        generate_file(args.generate[0], int(args.generate[1]), args.generate[2])
+        return
     if args.worker:
         path, n, engine, source = args.worker
         print(json.dumps(worker(path, int(n), engine, source)))

@@ -289,7 +289,7 @@ class ColumnarListAppend(ListAppend):
         self.txns = ColumnarTxns(source, b.ok, b.index, b.process, b.position,
                                  b.invoke_position, events)
         self.anomalies = {}
-        self._keys, self._key_ids = b.keys, b.key_ids
+        self._key_ids = b.key_ids
         self._longest = b.longest
         self._edges_from(b)
         self._g1b = self._g1b_cases(b)

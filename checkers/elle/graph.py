@@ -79,32 +79,29 @@ def realtime_reduction(events) -> list[tuple[int, int]]:
 
 def _realtime_point_edges(events, n: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """The point-node encoding of real-time order (see module doc). Returns (src, dst,
-    number of points, whether any real-time edge exists at all)."""
-    src, dst = array("i"), array("i")
-    pending: list[int] = []
-    point = -1
-    points = 0
-    any_edge = False
-    for e in events:
-        if e >= 0:
-            pending.append(e)
-            continue
-        if pending:
-            new = n + points
-            points += 1
-            if point >= 0:
-                src.append(point)
-                dst.append(new)
-            for a in pending:
-                src.append(a)
-                dst.append(new)
-            pending.clear()
-            point = new
-        if point >= 0:
-            src.append(point)
-            dst.append(~e)
-            any_edge = True
-    return np.frombuffer(src, dtype=np.int32), np.frombuffer(dst, dtype=np.int32), points, any_edge
+    number of points, whether any real-time edge exists at all).
+
+    Walking the events: completions pile up until the next invocation, which makes a new
+    point when any did (each of them links to it, the previous point links to it too);
+    every invocation hangs off the latest point. Computed with array operations."""
+    ev = np.frombuffer(events, dtype=np.int32) if len(events) else np.zeros(0, np.int32)
+    inv_at = np.flatnonzero(ev < 0)
+    completions_before = np.cumsum(ev >= 0)[inv_at]         # completions up to each invocation
+    new_point = completions_before > np.r_[0, completions_before[:-1]]
+    latest = np.cumsum(new_point) - 1                      # -1: no point yet
+    points = int(new_point.sum())
+    hung = latest >= 0
+    inv_src = n + latest[hung]
+    inv_dst = ~ev[inv_at[hung]]
+    chain = np.arange(n, n + points - 1) if points > 1 else np.zeros(0, np.int64)
+    comp_at = np.flatnonzero(ev >= 0)
+    next_inv = np.searchsorted(inv_at, comp_at)
+    linked = next_inv < len(inv_at)
+    comp_src = ev[comp_at[linked]]
+    comp_dst = n + latest[next_inv[linked]]
+    src = np.concatenate([chain, comp_src, inv_src]).astype(np.int32)
+    dst = np.concatenate([chain + 1, comp_dst, inv_dst]).astype(np.int32)
+    return src, dst, points, bool(hung.any())
 
 
 class Components:
@@ -165,12 +162,13 @@ class Components:
         keep = np.flatnonzero((cs >= 0) & (cs == cd))
         a, b, m = position[self._src[keep]], position[self._dst[keep]], self._rel[keep]
         if self._events is not None and self.members:
-            per_component: list[list[int]] = [[] for _ in self.members]
-            for e in self._events:
-                c = comp[e if e >= 0 else ~e]
-                if c >= 0:
-                    per_component[c].append(e)
-            rt = [edge for events in per_component for edge in realtime_reduction(events)]
+            ev = np.frombuffer(self._events, dtype=np.int32)
+            of = comp[np.where(ev >= 0, ev, ~ev)]
+            inside = np.flatnonzero(of >= 0)
+            inside = inside[np.argsort(of[inside], kind="stable")]
+            cuts = np.searchsorted(of[inside], np.arange(1, len(self.members)))
+            rt = [edge for events in np.split(ev[inside], cuts)
+                  for edge in realtime_reduction(events.tolist())]
             if rt:
                 rt_arr = position[np.array(rt, dtype=np.int64)]
                 a = np.concatenate([a, rt_arr[:, 0]])

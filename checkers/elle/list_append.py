@@ -88,7 +88,8 @@ class ListAppend:
             if len(value) > 1:
                 keys = [m[1] for m in value]
                 if len(set(keys)) != len(keys):
-                    self._repeated_keys(n, op, value, ok, intermediate)
+                    repeated_keys(n, op, value, ok, intermediate, self._internal,
+                                  self._future, self._lost)
             for mop in value:
                 try:
                     f, k, v = mop
@@ -163,25 +164,6 @@ class ListAppend:
         self._longest, self._broken = longest, broken
         self._append_counts, self._failed = append_counts, failed
         self._intermediate = intermediate
-
-    def _repeated_keys(self, n: int, op: dict, value, ok: bool, intermediate: dict) -> None:
-        """The checks that need two micro-ops on one key in one transaction."""
-        last_append: dict = {}
-        for mop in value:
-            if mop[0] == "append":
-                k = mop[1]
-                if k in last_append:
-                    intermediate.setdefault(k, {})[last_append[k]] = op.get("index")
-                last_append[k] = mop[2]
-        if not ok:
-            return
-        case = internal_case(op)
-        if case:
-            self._internal.append(case)
-        case = _future_read_case(op)
-        if case:
-            self._future.append(case)
-        self._lost.add(n, op, value)
 
     # -- version orders ------------------------------------------------------------------
 
@@ -338,13 +320,13 @@ class ListAppend:
         b_value = self.txns.value(b)
         if rel == WR:
             for f, k, v in b_value:
-                if f == "r" and v and self._write_index.get(k, {}).get(v[-1]) == a:
+                if f == "r" and v and self._writer(k, v[-1]) == a:
                     return {"type": "wr", "key": k, "value": v[-1], "mop": ["r", k, v]}
         elif rel == WW:
             for f, k, v in b_value:
                 if f == "append":
                     prev = self._previous(k, v)
-                    if prev is not INIT and self._write_index.get(k, {}).get(prev) == a:
+                    if prev is not INIT and self._writer(k, prev) == a:
                         return {"type": "ww", "key": k, "value": prev, "value'": v}
         elif rel == RW:
             for f, k, v in b_value:
@@ -354,6 +336,9 @@ class ListAppend:
                         return {"type": "rw", "key": k, "value": jsonable(prev), "value'": v,
                                 "mop": self._read_of(a, k, prev)}
         raise AssertionError(f"no {rel} dependency from node {a} to node {b}")
+
+    def _writer(self, k, v) -> int | None:
+        return self._write_index.get(k, {}).get(v)
 
     def _readers(self, k, state) -> list[int]:
         readers = self._read_index.get(k, {}).get(state, ())
@@ -399,6 +384,27 @@ def _previous(values: list, positions: dict | None, v):
 
 def _list(v) -> str:
     return "[" + " ".join(map(str, v or [])) + "]"
+
+
+def repeated_keys(n: int, op: dict, value, ok: bool, intermediate: dict, internal: list,
+                  future: list, lost: LostUpdates) -> None:
+    """The checks that need two micro-ops on one key in one transaction."""
+    last_append: dict = {}
+    for mop in value:
+        if mop[0] == "append":
+            k = mop[1]
+            if k in last_append:
+                intermediate.setdefault(k, {})[last_append[k]] = op.get("index")
+            last_append[k] = mop[2]
+    if not ok:
+        return
+    case = internal_case(op)
+    if case:
+        internal.append(case)
+    case = _future_read_case(op)
+    if case:
+        future.append(case)
+    lost.add(n, op, value)
 
 
 def internal_case(op: dict) -> dict | None:

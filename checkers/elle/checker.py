@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any, Iterable
 
-from core.history import load_history
+from core.history import load_history, validate
 from core.history.load import sniff_format
 
 from ..result import UNKNOWN
@@ -84,6 +84,7 @@ def check_path(path: str, workload: str, *,
             except columnar.Fallback:
                 pass
         history = load_history(path)
+        validate(history)  # a file's pairing errors are the caller's HistoryError, as elsewhere
         if workload == "list-append" and engine != "reference":
             try:
                 return "columnar", columnar.analyse_history(history)

@@ -23,7 +23,6 @@ reads exactly what survived.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import random

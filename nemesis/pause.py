@@ -6,7 +6,7 @@ from __future__ import annotations
 from harness.protocols import Pause
 
 from .node_fault import NodeFault
-from .observe import STOPPED_STATES, describe
+from .observe import STOPPED_STATES
 
 START, STOP = "start-pause", "stop-pause"
 

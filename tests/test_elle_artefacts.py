@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import re
-import shutil
-import subprocess
 
 import pytest
 import yaml
@@ -16,11 +13,11 @@ import yaml
 from checkers.elle import check
 from checkers.elle.checker import DRAWINGS_PER_TYPE
 from core.history import write_jsonl
+from testkit.browser import open_ms
 from testkit.txn_stores import simulate
 
 FILE_LIMIT = 5 * 1024 * 1024
 PAGE_LIMIT = 5 * 1024 * 1024
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _failing_run(run, n: int) -> dict:
@@ -66,31 +63,6 @@ def test_the_artefacts_of_a_100000_txn_failing_history_stay_small(big_run):
             assert path.stat().st_size < FILE_LIMIT, f"{path} is {path.stat().st_size} bytes"
 
 
-def _open_ms(path, tmp_path) -> tuple[int, str]:
-    """(milliseconds from navigation start until the page was parsed and its scripts ran,
-    as headless Chromium measures it; the DOM it built). The probe goes into a copy."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    page = path.read_text(encoding="utf-8")
-    probe = "<script>document.body.dataset.ms = Math.round(performance.now());</script></body>"
-    copy = path.with_name("probed-" + path.name)
-    copy.write_text(page.replace("</body>", probe), encoding="utf-8")
-    profile = tmp_path / "chromium-profile"
-    try:
-        out = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,900",
-             "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()],
-            capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-        copy.unlink()
-    ms = re.search(r'data-ms="(\d+)"', out.stdout)
-    assert ms, f"the page's scripts did not run: {out.stderr[-500:]}"
-    return int(ms.group(1)), out.stdout
-
-
 @pytest.mark.slow
 def test_the_report_page_of_a_100000_txn_failing_history_is_small_and_opens_quickly(big_run, tmp_path):
     from harness.report import write_report
@@ -99,7 +71,7 @@ def test_the_report_page_of_a_100000_txn_failing_history_is_small_and_opens_quic
     assert os.path.samefile(write_report(str(run)), page)
     size = page.stat().st_size
     assert size < PAGE_LIMIT, f"report.html is {size} bytes"
-    ms, dom = _open_ms(page, tmp_path)
+    ms, dom = open_ms(page.read_text(encoding="utf-8"), str(page.parent))
     # The cycles are there, told and drawn (inline SVG pictures of each kind's first ones).
     for kind in result["anomaly-types"]:
         assert f"<h4>{kind} (" in dom
@@ -110,7 +82,8 @@ def test_the_report_page_of_a_100000_txn_failing_history_is_small_and_opens_quic
     # 1,000-transaction failing history opened just after it (size must not matter).
     small_run = tmp_path / "small"
     _failing_run(small_run, 1_000)
-    small_ms, _ = _open_ms(pathlib.Path(write_report(str(small_run))), tmp_path)
+    small_page = pathlib.Path(write_report(str(small_run)))
+    small_ms, _ = open_ms(small_page.read_text(encoding="utf-8"), str(small_page.parent))
     assert ms < max(2000, 2 * small_ms), f"{ms} ms to open (a 1,000-txn history's page: {small_ms} ms)"
     # Every drawing the page links opens by itself too, and each is small.
     for svg in (run / "elle").rglob("*.svg"):

@@ -2,17 +2,14 @@
 and pages of huge histories that stay small and open quickly in a real browser."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
 from checkers.linearizable import LinearizableChecker
+from testkit.browser import open_ms
 from testkit.register_history import register_history
 
-CHROMIUM = "/usr/bin/chromium"
 PAGE_LIMIT = 5 * 1024 * 1024
 
 
@@ -80,47 +77,19 @@ def test_a_fault_far_from_the_failure_is_not_drawn(tmp_path):
     assert '<g class="fault">' not in page
 
 
-def _chromium_dump_dom(url: str, tmp_path) -> str:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    profile = tmp_path / "chromium-profile"
-    try:
-        out = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,900",
-             "--virtual-time-budget=5000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    return out.stdout
-
-
-def _open(page: str, name: str, tmp_path) -> tuple[int, str]:
-    """(milliseconds from navigation start until the page has been parsed and its scripts
-    have run, as the browser measures it; the DOM it built)."""
-    probe = "<script>document.body.dataset.ms = Math.round(performance.now());</script></body>"
-    path = tmp_path / name
-    path.write_text(page.replace("</body>", probe), encoding="utf-8")
-    dom = _chromium_dump_dom(path.as_uri(), tmp_path)
-    ms = re.search(r'data-ms="(\d+)"', dom)
-    assert ms, "the page's scripts did not run"
-    return int(ms.group(1)), dom
-
-
 @pytest.mark.slow
 def test_the_page_of_a_100000_op_failing_history_is_small_and_renders_quickly(tmp_path):
     history, result = _failing(100_000, seed=4)
     bad = next(iter(result["failures"].values()))["op"]
     page, _ = _page(_with_partition_around(history, bad["invoke_index"], bad["index"]), tmp_path / "big")
     assert len(page.encode()) < PAGE_LIMIT, f"{len(page.encode())} bytes"
-    ms, dom = _open(page, "big.html", tmp_path)
+    ms, dom = open_ms(page, str(tmp_path), "big.html")
     assert re.search(r'<g class="op bad', dom), "the failing op is not drawn"
     assert '<g class="fault">' in dom
     assert len(re.findall(r'<g class="op ', dom)) <= 400
     # Under 2 s; on a machine too busy for that, no slower than twice a 400-op
     # history's page opened just after it (the history's length must not matter).
     small_history, _ = _failing(400, seed=4)
-    small_ms, _ = _open(_page(small_history, tmp_path / "small")[0], "small.html", tmp_path)
+    small_ms, _ = open_ms(_page(small_history, tmp_path / "small")[0], str(tmp_path), "small.html")
     assert ms < max(2000, 2 * small_ms), f"{ms} ms to open (a 400-op history's page: {small_ms} ms)"
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import html as html_lib
 import json
-import os
 import pathlib
 import random
 import re
-import shutil
-import subprocess
 
 import pytest
 import yaml
@@ -21,7 +18,7 @@ from harness.report import anomaly_types, describe_failures, write_report, write
 from core.history.faults import fault_periods
 from harness.report.timeline import render_timeline, timeline_data
 
-CHROMIUM = "/usr/bin/chromium"
+from testkit.browser import dump_dom
 MS = 1_000_000
 
 
@@ -250,19 +247,6 @@ def test_timeline_data_is_compact_and_pairs_ops_per_process():
     assert [f[0] for f in data["faults"]] == ["partition", "kill", "pause"]
 
 
-def _chromium_dump_dom(url: str, tmp_path: pathlib.Path) -> str:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    out = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900",
-         "--virtual-time-budget=5000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120)
-    shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
-    return out.stdout
-
-
 @pytest.mark.slow
 def test_timeline_of_100000_ops_stays_small_and_renders_in_a_browser(tmp_path):
     history = synthetic_history(100_000, concurrency=10)
@@ -270,13 +254,13 @@ def test_timeline_of_100000_ops_stays_small_and_renders_in_a_browser(tmp_path):
     path = pathlib.Path(write_timeline(str(tmp_path), history, "big"))
     size = path.stat().st_size
     assert size < 10 * 1024 * 1024, f"timeline.html is {size} bytes"
-    dom = _chromium_dump_dom(path.as_uri(), tmp_path)
+    dom = dump_dom(path.as_uri())
     drawn = re.search(r'data-rendered="(\d+)"', dom)
     assert drawn and 0 < int(drawn.group(1)) < 4000  # only what is in view is drawn
     assert f"{len([op for op in history if op['type'] == 'invoke']):,} ops" in dom
     assert 'class="op t0"' in dom
     middle = history[len(history) // 2]["time"] / 1e9
-    dom = _chromium_dump_dom(f"{path.as_uri()}#t={middle:.3f}", tmp_path)
+    dom = dump_dom(f"{path.as_uri()}#t={middle:.3f}")
     tops = [float(t) for t in re.findall(r'class="op t\d" data-i="\d+" style="top:([0-9.]+)px', dom)]
     assert tops and min(tops) > 1000  # it opened in the middle, not at the start
 
@@ -291,7 +275,7 @@ def test_hovering_a_timeline_box_shows_the_op_details(tmp_path):
              'document.body.dataset.tip = document.getElementById("tip").textContent;</script></body>')
     path = tmp_path / "timeline.html"
     path.write_text(page.replace("</body>", probe))
-    dom = _chromium_dump_dom(path.as_uri(), tmp_path)
+    dom = dump_dom(path.as_uri())
     tip = re.search(r'data-tip="([^"]*)"', dom)
     assert tip, "the tooltip stayed empty"
     text = html_lib.unescape(tip.group(1))
@@ -328,6 +312,6 @@ def test_op_values_cannot_break_the_timeline_pages_embedded_data():
 def test_a_timeline_with_hostile_values_renders_in_a_browser(tmp_path):
     path = tmp_path / "timeline.html"
     path.write_text(render_timeline(_hostile_history(), "hostile"))
-    dom = _chromium_dump_dom(path.as_uri(), tmp_path)
+    dom = dump_dom(path.as_uri())
     drawn = re.search(r'data-rendered="(\d+)"', dom)
     assert drawn and int(drawn.group(1)) == len(HOSTILE_VALUES)

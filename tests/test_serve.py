@@ -14,7 +14,8 @@ import pytest
 
 from harness.report import write_report
 from harness.serve import make_server
-from tests.test_report import CHROMIUM, make_run_dir
+from testkit.browser import CHROMIUM
+from tests.test_report import make_run_dir
 
 ARTEFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artefacts"
 

@@ -19,12 +19,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.history import NEMESIS, NO_PARTNER, HistoryError, pair
+from core.history import NEMESIS, NO_PARTNER, TYPES, HistoryError, pair
 
 from .models import FAILED, UNKNOWN, Model
 
 FAIL_CAS = ("ignored", "observed")
 SINGLE_KEY = "all"  # the key name of a history that is not split by key
+NEMESIS_SLOT = -2
 
 
 @dataclass(slots=True)
@@ -71,23 +72,45 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
     where = getattr(history, "where", None) or (lambda i: f"op {i}")
     prepared = Prepared()
-    partner = pair(history).partner
+    # One pass pairs each invocation with its completion, as core.history.pairing does
+    # (a separate pairing pass and a second walk over the history cost a third of the
+    # checker's time on short histories): invs[s], ends[s] are the positions of call
+    # slot s, slots in the order of invocation (a lone completion: its own position).
+    # Anything pairing would reject sends us to `pair`, which raises naming the op.
     invs: list[int] = []
     ends: list[int | None] = []
+    open_slot: dict = {}      # process -> slot of its open call (NEMESIS_SLOT: nemesis)
+    types = TYPES
+    ignored = 0
     for i, op in enumerate(history):
-        t = op["type"]
-        if op.get("process") == NEMESIS:
-            prepared.ignored += 1
-        elif t == "invoke":
-            j = partner[i]
-            invs.append(i)
-            ends.append(j if j != NO_PARTNER else None)
-        elif partner[i] == NO_PARTNER:
-            if t == "info":
-                prepared.ignored += 1  # nothing known: neither what nor when
+        if type(op) is not dict and not isinstance(op, dict):
+            _malformed(history)
+        t = op.get("type")
+        p = op.get("process")
+        try:
+            s = open_slot.pop(p, NO_PARTNER)
+        except TypeError:
+            _malformed(history)
+        if t == "invoke":
+            if s != NO_PARTNER:
+                _malformed(history)
+            if p == NEMESIS:
+                open_slot[p] = NEMESIS_SLOT
+                ignored += 1
             else:
-                invs.append(NO_PARTNER)  # invoked at some unknown time before: the widest interval
-                ends.append(i)
+                open_slot[p] = len(invs)
+                invs.append(i)
+                ends.append(None)
+        elif t not in types:
+            _malformed(history)
+        elif s >= 0:
+            ends[s] = i
+        elif p == NEMESIS or t == "info":
+            ignored += 1   # nemesis ops; a lone info: nothing known, neither what nor when
+        else:
+            invs.append(NO_PARTNER)  # invoked at some unknown time before: the widest interval
+            ends.append(i)
+    prepared.ignored = ignored
 
     keys = prepared.keys
     names: dict = {}          # key -> its name, for the hashable ones
@@ -121,7 +144,8 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
             try:
                 key = names[key]
             except KeyError:
-                key = names[key] = key_name(key)
+                name = names[key] = key_name(key)   # (cached under the key itself)
+                key = name
             except TypeError:  # unhashable: a list or a map as a key
                 key = key_name(key)
             if known:
@@ -147,6 +171,12 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         else:
             calls.append(call)
     return prepared
+
+
+def _malformed(history) -> None:
+    """Raise pairing's own error for the first malformed op."""
+    pair(history)
+    raise HistoryError("malformed history")  # not reached: pair raises on what we reject
 
 
 def _not_a_pair(value, at: str):

@@ -336,3 +336,16 @@ def test_prepare_pairs_as_core_history_does():
                      for i, op in enumerate(ops))
     assert prepared.ignored == nemesis + lone_infos
     assert prepared.skipped_unknown == len(skipped)
+
+
+def test_worker_processes_only_on_idle_cpus(monkeypatch):
+    # "as many as pay": a worker on a CPU that is busy anyway does not pay; asked for
+    # explicitly, workers are started whatever the load.
+    keys = {str(k): [None] * 20_000 for k in range(4)}
+    monkeypatch.setattr(schedule.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(schedule.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(schedule.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert schedule._worker_count(keys, None) == 2
+    monkeypatch.setattr(schedule.os, "getloadavg", lambda: (2.6, 2.0, 1.0))
+    assert schedule._worker_count(keys, None) == 1
+    assert schedule._worker_count(keys, 2) == 2

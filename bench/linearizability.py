@@ -1,23 +1,28 @@
 """Benchmark: the linearizability checker on the conformance corpus and a big history.
 
-  .venv/bin/python bench/linearizability.py [--repeat 3] [--ops 100000]
+  .venv/bin/python bench/linearizability.py [--repeat 3] [--ops 100000] [--porcupine BIN]
+      [--porcupine-timeout 30] [--only etcd,kv,shapes,big]
 
-Measures, each file checked --repeat times and the fastest run kept (the machine is
-shared; the fastest run is the one least disturbed):
+Measures, each file checked --repeat times, the median run reported (the machine is
+shared):
 - the 102 etcd logs of Porcupine's test data (cas-register, nil = absent, failed CAS =
   observed): total and worst file, parse excluded and included;
 - Porcupine's kv files (c01 / c10 / c50, -ok and -bad), c50-ok especially;
 - two generated, seeded shapes where search is hardest, 10 histories each, against
-  Porcupine's times on the same histories recorded in bench/porcupine_times.json:
+  Porcupine's times on the same histories: measured side by side in the same run with
+  --porcupine BIN (the driver of bench/porcupine/, run --repeat times on each history,
+  its medians), else those recorded in bench/porcupine_times.json:
   "multi" (3-8 keys, 20-40 processes, 100-200 ops per process, 10-20% timeouts) and
   "single" (one key, 10-30 processes, 20-40 ops per process, 15% timeouts); it prints
-  each ratio of CPU times (the steadier figure on a shared machine; Porcupine's counts
-  all its goroutines, ours our worker processes) with the wall times beside, the worst
-  ratio and the totals;
+  for each history the CPU and wall times of both and the ratio of CPU times (the
+  steadier figure on a shared machine; Porcupine's counts all its goroutines, ours our
+  worker processes), then the worst ratio and the totals over the histories both decided;
 - a generated history of --ops cas-register ops on 10 keys at concurrency 10, with
   timeouts (info ops), checked with independent keys (worker processes when they pay),
   and in one process for comparison.
-Only decided runs count as results: an undecided one is reported as such, with why.
+Only decided runs count as results: an undecided one (ours: a verdict other than True on
+these linearizable-by-construction histories; Porcupine's: "unknown" at its timeout) is
+reported as undecided, with why, never as a time.
 Targets are Porcupine's (Go) times on this kind of machine, see the corpus README. Prints
 the figures, the ratio of each to its target, then one headline line per target.
 
@@ -32,6 +37,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,28 +60,27 @@ PORCUPINE_TIMEOUT_S = 30
 SHAPE_SEEDS = range(1, 11)
 
 
-def fastest(repeat: int, fn):
-    """(seconds of the fastest of `repeat` runs, the last run's value)."""
-    best, value = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, value
+def measured(repeat: int, fn):
+    """(median wall seconds of `repeat` runs, the last run's value)."""
+    wall, _, value = measured_cpu(repeat, fn)
+    return wall, value
 
 
-def fastest_cpu(repeat: int, fn):
+def measured_cpu(repeat: int, fn, stop=None):
     """(wall seconds, CPU seconds of this process and its children, the last value), each
-    the least of `repeat` runs: on a shared machine CPU time is the steadier figure."""
-    best_wall = best_cpu = float("inf")
+    the median of `repeat` runs (on a shared machine CPU time is the steadier figure).
+    `stop(value)` true: no more runs (an undecided one is not repeated)."""
+    walls, cpus = [], []
     value = None
-    for _ in range(repeat):
+    for _ in range(max(1, repeat)):
         cpu0 = _cpu()
         started = time.perf_counter()
         value = fn()
-        best_wall = min(best_wall, time.perf_counter() - started)
-        best_cpu = min(best_cpu, _cpu() - cpu0)
-    return best_wall, best_cpu, value
+        walls.append(time.perf_counter() - started)
+        cpus.append(_cpu() - cpu0)
+        if stop is not None and stop(value):
+            break
+    return statistics.median(walls), statistics.median(cpus), value
 
 
 def _cpu() -> float:
@@ -94,8 +99,8 @@ def bench_etcd(repeat: int) -> tuple[float, float, float, str]:
         if not name.startswith("jepsen/") or want["linearizable"] is None:
             continue
         path = os.path.join(CORPUS, name)
-        parse_s, history = fastest(repeat, lambda: load_history(path))
-        check_s, result = fastest(repeat, lambda: checker.check(history, {}))
+        parse_s, history = measured(repeat, lambda: load_history(path))
+        check_s, result = measured(repeat, lambda: checker.check(history, {}))
         if result["valid"] is not want["linearizable"]:
             wrong.append(name)
         total += check_s
@@ -111,8 +116,8 @@ def bench_kv(repeat: int) -> float:
     c50_ok = 0.0
     for name in ("c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"):
         path = os.path.join(CORPUS, "kv", name + ".txt")
-        parse_s, history = fastest(repeat, lambda: load_history(path))
-        check_s, result = fastest(repeat, lambda: LinearizableChecker("kv").check(history, {}))
+        parse_s, history = measured(repeat, lambda: load_history(path))
+        check_s, result = measured(repeat, lambda: LinearizableChecker("kv").check(history, {}))
         ok = result["valid"] is name.endswith("-ok")
         print(f"kv {name}: {check_s:.3f} s checking, {check_s + parse_s:.3f} s with parsing, "
               f"{result['configurations']} configurations, verdict {result['valid']}"
@@ -130,12 +135,13 @@ def bench_big(n_ops: int, repeat: int) -> float | None:
     for processes, label in ((None, "worker processes as they pay"), (1, "one process")):
         checker = LinearizableChecker("cas-register", initial=0, independent=True,
                                       fail_cas="observed", processes=processes)
-        seconds, result = fastest(repeat, lambda: checker.check(history, {}))
+        seconds, cpu, result = measured_cpu(repeat, lambda: checker.check(history, {}),
+                                            stop=lambda r: r["valid"] is not True)
         if result["valid"] is not True:   # linearizable by construction
-            print(f"{n_ops}-op cas-register, 10 keys, {label}: NOT DECIDED ({result['valid']}): "
+            print(f"{n_ops}-op cas-register, 10 keys, {label}: UNDECIDED ({result['valid']}): "
                   f"{result['unknown_reasons']}")
             continue
-        print(f"{n_ops}-op cas-register, 10 keys, {label}: {seconds:.2f} s, "
+        print(f"{n_ops}-op cas-register, 10 keys, {label}: {seconds:.2f} s wall, {cpu:.2f} s CPU, "
               f"{result['ops_checked']} ops searched, {result['configurations']} configurations")
         if processes is None:
             best = seconds
@@ -167,59 +173,93 @@ def shape_checker() -> LinearizableChecker:
     return LinearizableChecker("cas-register", initial=0, independent=True, fail_cas="observed")
 
 
-def bench_shapes(repeat: int) -> tuple[float | None, str, float, float]:
-    """Each shape history against Porcupine's recorded CPU time (and wall time): (worst
-    CPU ratio, its history, our CPU total, Porcupine's over the histories both decided)."""
+def write_jsonl(path: str, history: list[dict]) -> None:
+    with open(path, "w") as f:
+        f.writelines(json.dumps(op) + "\n" for op in history)
+
+
+def run_porcupine(binary: str, path: str, repeat: int, timeout: float) -> dict:
+    """The driver's answer on one history file: result, medians and fastest of its runs."""
+    try:
+        out = subprocess.run([binary, "-timeout", f"{timeout}s", "-repeat", str(max(1, repeat)), path],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError) as e:
+        raise SystemExit(f"porcupine driver {binary} failed on {path}: {e}") from None
+
+
+def bench_shapes(repeat: int, porcupine: str | None = None,
+                 porcupine_timeout: float = PORCUPINE_TIMEOUT_S) -> tuple[float | None, str, float, float]:
+    """Each shape history against Porcupine's CPU time (and wall time), measured side by
+    side when `porcupine` (the driver) is given, else as recorded: (worst CPU ratio, its
+    history, our CPU total, Porcupine's, over the histories both decided)."""
     recorded = {}
-    if os.path.exists(PORCUPINE_TIMES):
+    if porcupine is None and os.path.exists(PORCUPINE_TIMES):
         with open(PORCUPINE_TIMES) as f:
             recorded = json.load(f)["histories"]
+    where = "measured side by side" if porcupine else "recorded in bench/porcupine_times.json"
+    print(f"shape histories: medians of {repeat} runs; Porcupine {where}")
     worst, worst_name, ours_total, theirs_total = None, "", 0.0, 0.0
+    undecided_ours, undecided_theirs = [], []
     checker = shape_checker()
-    for name, args, history in shape_histories():
-        seconds, cpu, result = fastest_cpu(repeat, lambda: checker.check(history, {}))
-        line = (f"{name} ({args['keys']} keys, {args['concurrency']} processes, {args['n_ops']} ops, "
-                f"{args['timeout_rate']:.0%} timeouts): ")
-        if result["valid"] is not True:   # generated linearizable: anything else is wrong
-            print(line + f"NOT DECIDED VALID: {result['valid']} {result['unknown_reasons']}")
-            continue
-        line += f"{cpu:.3f} s CPU ({seconds:.3f} s wall), {result['configurations']} configurations"
-        theirs = recorded.get(name)
-        if theirs is None:
-            print(line + "; no Porcupine time recorded")
-        elif theirs["result"] != "ok":
-            print(line + f"; Porcupine: {theirs['result']} after {theirs['seconds']:.1f} s wall "
-                         f"({theirs['cpu_seconds']:.1f} s CPU)")
-        else:
+    with tempfile.TemporaryDirectory() as folder:
+        for name, args, history in shape_histories():
+            seconds, cpu, result = measured_cpu(repeat, lambda: checker.check(history, {}),
+                                                stop=lambda r: r["valid"] is not True)
+            line = (f"{name} ({args['keys']} keys, {args['concurrency']} processes, {args['n_ops']} ops, "
+                    f"{args['timeout_rate']:.0%} timeouts): ")
+            if porcupine:
+                path = os.path.join(folder, name + ".jsonl")
+                write_jsonl(path, history)
+                theirs = run_porcupine(porcupine, path, repeat, porcupine_timeout)
+                os.remove(path)
+            else:
+                theirs = recorded.get(name)
+            if result["valid"] is not True:   # generated linearizable: anything else is wrong
+                line += (f"ours UNDECIDED ({result['valid']}: "
+                         f"{'; '.join(sorted(set(result['unknown_reasons'].values()))) or 'invalid'})")
+                undecided_ours.append(name)
+            else:
+                line += f"ours {cpu:.4f} s CPU ({seconds:.4f} s wall), {result['configurations']} configurations"
+            if theirs is None:
+                print(line + "; no Porcupine time recorded")
+                continue
+            if theirs["result"] != "ok":
+                print(line + f"; Porcupine UNDECIDED ({theirs['result']} at its "
+                             f"{porcupine_timeout if porcupine else PORCUPINE_TIMEOUT_S:g} s timeout)")
+                undecided_theirs.append(name)
+                continue
+            line += f"; Porcupine {theirs['cpu_seconds']:.4f} s CPU ({theirs['seconds']:.4f} s wall)"
+            if result["valid"] is not True:
+                print(line)
+                continue
             r = cpu / theirs["cpu_seconds"]
-            print(line + f"; Porcupine {theirs['cpu_seconds']:.3f} s CPU ({theirs['seconds']:.3f} s wall), "
-                  f"ratio {r:.2f} CPU, {seconds / theirs['seconds']:.2f} wall")
+            print(line + f"; ratio {r:.2f} CPU, {seconds / theirs['seconds']:.2f} wall", flush=True)
             ours_total += cpu
             theirs_total += theirs["cpu_seconds"]
             if worst is None or r > worst:
                 worst, worst_name = r, name
+    print(f"shape histories undecided: ours {len(undecided_ours)} {undecided_ours}, "
+          f"Porcupine's {len(undecided_theirs)} {undecided_theirs}")
     return worst, worst_name, ours_total, theirs_total
 
 
-def record_porcupine(binary: str) -> None:
+def record_porcupine(binary: str, repeat: int = 3, timeout: float = PORCUPINE_TIMEOUT_S) -> None:
     """Run Porcupine (the driver of bench/porcupine/) on every shape history and write
-    the times to PORCUPINE_TIMES."""
+    the times (medians of `repeat` runs) to PORCUPINE_TIMES."""
     times = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, _, history in shape_histories():
             path = os.path.join(folder, name + ".jsonl")
-            with open(path, "w") as f:
-                f.writelines(json.dumps(op) + "\n" for op in history)
-            out = subprocess.run([binary, "-timeout", f"{PORCUPINE_TIMEOUT_S}s", "-repeat", "3", path],
-                                 capture_output=True, text=True, check=True)
-            answer = json.loads(out.stdout)
+            write_jsonl(path, history)
+            answer = run_porcupine(binary, path, repeat, timeout)
             times[name] = {"seconds": round(answer["seconds"], 4),
                            "cpu_seconds": round(answer["cpu_seconds"], 4), "result": answer["result"]}
             print(name, times[name], flush=True)
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     with open(PORCUPINE_TIMES, "w") as f:
-        json.dump({"recorded_with": f"bench/porcupine driver, {go}, timeout {PORCUPINE_TIMEOUT_S} s, "
-                                    f"fastest of 3 runs, on {os.cpu_count()} cores",
+        json.dump({"recorded_with": f"bench/porcupine driver, {go}, timeout {timeout:g} s, "
+                                    f"median of {repeat} runs, on {os.cpu_count()} cores",
                    "histories": times}, f, indent=1)
         f.write("\n")
 
@@ -228,38 +268,72 @@ def ratio(value: float, target: float) -> str:
     return f"{value / target:.2f} of target"
 
 
+SECTIONS = ("etcd", "kv", "shapes", "big")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, fastest kept")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, median reported")
     parser.add_argument("--ops", type=int, default=100_000, help="ops in the generated history")
+    parser.add_argument("--porcupine", metavar="BIN",
+                        help="run Porcupine's driver (bench/porcupine/) side by side on the shape histories")
+    parser.add_argument("--porcupine-timeout", type=float, default=PORCUPINE_TIMEOUT_S, metavar="S",
+                        help="Porcupine gives up (undecided) after this many seconds")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run, of {', '.join(SECTIONS)}")
     parser.add_argument("--record-porcupine", metavar="BIN",
                         help="record Porcupine's times on the shape histories with this driver")
     args = parser.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if not only or only - set(SECTIONS):
+        print(f"--only takes sections of {', '.join(SECTIONS)}, got {args.only!r}", file=sys.stderr)
+        return 254
+    if args.repeat < 1 or args.ops < 1 or args.porcupine_timeout <= 0:
+        print("--repeat, --ops and --porcupine-timeout must be positive", file=sys.stderr)
+        return 254
+    for binary in (args.porcupine, args.record_porcupine):
+        if binary and not os.access(binary, os.X_OK):
+            print(f"porcupine driver not found or not executable: {binary} "
+                  f"(build it with bench/porcupine/build.sh)", file=sys.stderr)
+            return 254
     if args.record_porcupine:
-        record_porcupine(args.record_porcupine)
+        record_porcupine(args.record_porcupine, args.repeat, args.porcupine_timeout)
         return 0
-    if not os.path.isdir(CORPUS):
+    if only & {"etcd", "kv"} and not os.path.isdir(CORPUS):
         print(f"conformance corpus not found at {CORPUS}", file=sys.stderr)
-        return 2
-    total, total_parse, worst, worst_name = bench_etcd(args.repeat)
-    c50_ok = bench_kv(args.repeat)
-    shapes_worst, shapes_worst_name, ours, theirs = bench_shapes(args.repeat)
-    big = bench_big(args.ops, max(1, args.repeat - 1))
-    big_text = "undecided" if big is None else f"{big:.2f} s"
+        return 254
+    headlines = []
+    ratios = []
+    if "etcd" in only:
+        total, total_parse, worst, worst_name = bench_etcd(args.repeat)
+        ratios += [f"etcd total {ratio(total, ETCD_TOTAL_TARGET_S)} "
+                   f"(with parsing {ratio(total_parse, ETCD_TOTAL_TARGET_S)})",
+                   f"etcd worst file {ratio(worst, ETCD_WORST_TARGET_S)}"]
+        headlines += [f"etcd logs total: {total:.3f} s (target {ETCD_TOTAL_TARGET_S} s)",
+                      f"etcd logs worst file: {worst:.3f} s (target {ETCD_WORST_TARGET_S} s)"]
+    if "kv" in only:
+        c50_ok = bench_kv(args.repeat)
+        ratios.append(f"c50-ok {ratio(c50_ok, C50_OK_TARGET_S)}")
+        headlines.append(f"kv c50-ok: {c50_ok:.3f} s (target {C50_OK_TARGET_S} s)")
+    if "shapes" in only:
+        shapes_worst, shapes_worst_name, ours, theirs = bench_shapes(args.repeat, args.porcupine,
+                                                                     args.porcupine_timeout)
+        if shapes_worst is None:
+            headlines.append("shape histories vs Porcupine: no history that both decided")
+        else:
+            headlines.append(f"shape histories vs Porcupine: worst CPU-time ratio {shapes_worst:.2f} "
+                             f"({shapes_worst_name}); totals {ours:.3f} s vs Porcupine {theirs:.3f} s CPU "
+                             f"({ours / theirs:.2f}) over the histories both decided")
+    if "big" in only:
+        big = bench_big(args.ops, args.repeat)
+        big_text = "undecided" if big is None else f"{big:.2f} s"
+        ratios.append(f"{args.ops}-op history {'undecided' if big is None else ratio(big, BIG_TARGET_S)}")
+        headlines.append(f"{args.ops}-op cas-register history: {big_text} (target {BIG_TARGET_S} s)")
     print()
-    print(f"ratios: etcd total {ratio(total, ETCD_TOTAL_TARGET_S)} "
-          f"(with parsing {ratio(total_parse, ETCD_TOTAL_TARGET_S)}), etcd worst file "
-          f"{ratio(worst, ETCD_WORST_TARGET_S)}, c50-ok {ratio(c50_ok, C50_OK_TARGET_S)}, "
-          f"{args.ops}-op history {'undecided' if big is None else ratio(big, BIG_TARGET_S)}")
-    if shapes_worst is None:
-        print("shape histories vs Porcupine: no history that both decided")
-    else:
-        print(f"shape histories vs Porcupine: worst CPU-time ratio {shapes_worst:.2f} ({shapes_worst_name}); "
-              f"totals {ours:.3f} s vs Porcupine {theirs:.3f} s CPU over the histories both decided")
-    print(f"etcd logs total: {total:.3f} s (target {ETCD_TOTAL_TARGET_S} s)")
-    print(f"etcd logs worst file: {worst:.3f} s (target {ETCD_WORST_TARGET_S} s)")
-    print(f"kv c50-ok: {c50_ok:.3f} s (target {C50_OK_TARGET_S} s)")
-    print(f"{args.ops}-op cas-register history: {big_text} (target {BIG_TARGET_S} s)")
+    if ratios:
+        print("ratios: " + ", ".join(ratios))
+    for line in headlines:
+        print(line)
     return 0
 
 

@@ -273,3 +273,79 @@ def test_a_dead_worker_leaves_its_keys_unknown(monkeypatch):
     assert result["valid"] == "unknown"
     assert result["unknown_keys"] == ["a"]
     assert "died (exit code -9)" in result["unknown_reasons"]["a"]
+
+
+@pytest.mark.parametrize("ops", [
+    [{"process": 0, "type": "invoke", "f": "read"}, ["not", "a", "map"]],
+    [{"process": 0, "type": "invoke", "f": "read"}, {"process": [0], "type": "invoke", "f": "read"}],
+    [{"process": 0, "type": "invoke", "f": "read"}, {"process": 0, "type": "invoke", "f": "read"}],
+    [{"process": "nemesis", "type": "invoke", "f": "kill"}, {"process": "nemesis", "type": "invoke", "f": "kill"}],
+    [{"process": 1, "type": "ok", "f": "read", "value": 0}, {"process": 1, "type": "done", "f": "read"}],
+])
+def test_prepare_rejects_what_pairing_rejects_with_its_words(ops):
+    # prepare pairs ops in its own pass; its errors must be core.history.pair's own.
+    from core.history import HistoryError, pair
+    with pytest.raises(HistoryError) as by_pairing:
+        pair(ops)
+    with pytest.raises(HistoryError) as by_checker:
+        check(ops)
+    assert str(by_checker.value) == str(by_pairing.value)
+
+
+def test_prepare_pairs_as_core_history_does():
+    # Nemesis ops, lone completions (ok and info), never-completed and failed ops,
+    # interleaved over processes: every call's invocation and completion are pair()'s.
+    import random
+    from checkers.linearizable.calls import prepare
+    from core.history import NO_PARTNER, pair
+    rng = random.Random(7)
+    ops, open_ = [], set()
+    for _ in range(400):
+        p = rng.choice([0, 1, 2, 3, "nemesis"])
+        if p in open_:
+            t = rng.choice(["ok", "info", "fail"]) if p != "nemesis" else "info"
+            open_.discard(p)
+        elif rng.random() < 0.1:
+            t = rng.choice(["ok", "info"])   # a lone completion
+        else:
+            t = "invoke"
+            open_.add(p)
+        f = rng.choice(["read", "write"])
+        ops.append({"process": p, "type": t, "f": "kill" if p == "nemesis" else f,
+                    "value": rng.randrange(3) if f == "write" or t == "ok" else None})
+    partner = pair(ops).partner
+    prepared = prepare(ops, Register(), fail_cas="ignored")
+    want = []
+    for i, op in enumerate(ops):
+        if op["process"] == "nemesis" or op["type"] == "fail":
+            continue
+        if op["type"] == "invoke":
+            j = partner[i]
+            if j == NO_PARTNER or ops[j]["type"] != "fail":
+                want.append((i, None if j == NO_PARTNER else j))
+        elif partner[i] == NO_PARTNER and op["type"] != "info":
+            want.append((NO_PARTNER, i))
+    got = [(c.inv, c.end) for c in prepared.keys["all"]] if prepared.keys else []
+    # a timed-out read is left out (legal everywhere): drop those from what we want
+    skipped = {(c_inv, c_end) for c_inv, c_end in want
+               if ops[c_inv if c_inv != NO_PARTNER else c_end]["f"] == "read"
+               and (c_end is None or ops[c_end]["type"] == "info")}
+    assert got == [w for w in want if w not in skipped]
+    nemesis = sum(op["process"] == "nemesis" for op in ops)
+    lone_infos = sum(op["type"] == "info" and op["process"] != "nemesis" and partner[i] == NO_PARTNER
+                     for i, op in enumerate(ops))
+    assert prepared.ignored == nemesis + lone_infos
+    assert prepared.skipped_unknown == len(skipped)
+
+
+def test_worker_processes_only_on_idle_cpus(monkeypatch):
+    # "as many as pay": a worker on a CPU that is busy anyway does not pay; asked for
+    # explicitly, workers are started whatever the load.
+    keys = {str(k): [None] * 20_000 for k in range(4)}
+    monkeypatch.setattr(schedule.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(schedule.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(schedule.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert schedule._worker_count(keys, None) == 2
+    monkeypatch.setattr(schedule.os, "getloadavg", lambda: (2.6, 2.0, 1.0))
+    assert schedule._worker_count(keys, None) == 1
+    assert schedule._worker_count(keys, 2) == 2

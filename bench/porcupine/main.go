@@ -1,8 +1,9 @@
 // Command porcupine-times checks tectonic cas-register histories (JSON Lines, Jepsen's
 // independent [key, value] tuples) with Porcupine and prints one JSON line per file:
-// {"file": ..., "seconds": ..., "cpu_seconds": ..., "result": "ok" | "illegal" | "unknown"}
-// (the fastest run's wall time, and the CPU time of all its goroutines: on a shared
-// machine the CPU time is the steadier figure).
+// {"file": ..., "result": "ok" | "illegal" | "unknown", "seconds": ..., "cpu_seconds": ...,
+// "fastest_seconds": ..., "fastest_cpu_seconds": ..., "runs_seconds": [...], "runs_cpu_seconds": [...]}
+// (seconds and cpu_seconds: the medians of the -repeat runs, wall time and the CPU time of
+// all its goroutines; on a shared machine the CPU time is the steadier figure).
 //
 // It exists only to record Porcupine's times for bench/linearizability.py, on the same
 // machine and the same histories (see bench/porcupine/README.md for how to build it).
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"syscall"
 	"time"
 
@@ -157,7 +159,7 @@ func parse(path string) ([]porcupine.Event, error) {
 func main() {
 	initial := flag.Int("initial", 0, "the registers' initial value")
 	timeout := flag.Duration("timeout", 120*time.Second, "give up (result unknown) after this long")
-	repeat := flag.Int("repeat", 3, "runs per file; the fastest is printed")
+	repeat := flag.Int("repeat", 3, "runs per file; the median (and the fastest) is printed")
 	flag.Parse()
 	for _, path := range flag.Args() {
 		events, err := parse(path)
@@ -165,25 +167,23 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
 			os.Exit(2)
 		}
-		best, bestCPU := time.Duration(1<<63-1), time.Duration(1<<63-1)
+		var walls, cpus []float64
 		var result porcupine.CheckResult
 		for i := 0; i < *repeat; i++ {
 			cpu0 := cpuTime()
 			started := time.Now()
 			result = porcupine.CheckEventsTimeout(model(*initial), events, *timeout)
-			if d := time.Since(started); d < best {
-				best = d
-			}
-			if d := cpuTime() - cpu0; d < bestCPU {
-				bestCPU = d
-			}
+			walls = append(walls, time.Since(started).Seconds())
+			cpus = append(cpus, (cpuTime() - cpu0).Seconds())
 			if result == porcupine.Unknown {
 				break // a timed-out run is not repeated
 			}
 		}
 		names := map[porcupine.CheckResult]string{porcupine.Ok: "ok", porcupine.Illegal: "illegal", porcupine.Unknown: "unknown"}
-		line, _ := json.Marshal(map[string]interface{}{"file": path, "seconds": best.Seconds(),
-			"cpu_seconds": bestCPU.Seconds(), "result": names[result]})
+		line, _ := json.Marshal(map[string]interface{}{"file": path, "result": names[result],
+			"seconds": median(walls), "cpu_seconds": median(cpus),
+			"fastest_seconds": least(walls), "fastest_cpu_seconds": least(cpus),
+			"runs_seconds": walls, "runs_cpu_seconds": cpus})
 		fmt.Println(string(line))
 	}
 }
@@ -193,4 +193,21 @@ func cpuTime() time.Duration {
 	var usage syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}
+
+// median of the runs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func least(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[0]
 }

@@ -127,7 +127,8 @@ def searching(calls: list, model, budget: Budget = Budget()):
         return Outcome(True)
     step = model.step
     rpos = [calls[i].ret for i in oks]
-    pure = [bool(model.read_only(calls[i].inp, calls[i].out)) for i in oks]
+    read_only = model.read_only
+    pure = [bool(read_only(calls[i].inp, calls[i].out)) for i in oks]
 
     # The candidates sit in three doubly-linked lists, tried in this order: known
     # read-only calls, known state-changing calls, calls of unknown outcome; each in
@@ -136,29 +137,30 @@ def searching(calls: list, model, budget: Budget = Budget()):
     # block of code linearizes a candidate whatever its kind. A fourth list holds the
     # pending completions of known calls in completion order (node x + 1 is call x): its
     # first is the limit. Lifting relinks around a node and keeps the node's own links for
-    # unlifting (dancing links).
-    nxt, prv, inv, kind, xof, cid, inp, out, exact, ibit = ([] for _ in range(10))
-
-    def add(k, position, x, call_id, call_inp, call_out, observed, bit):
-        node = len(nxt)
-        nxt.append(node + 1), prv.append(node - 1), inv.append(position), kind.append(k)
-        xof.append(x), cid.append(call_id), inp.append(call_inp), out.append(call_out)
-        exact.append(observed), ibit.append(bit)
-
-    heads = []
-    for k in (PURE, KNOWN, INFO):
-        heads.append(len(nxt))
-        add(k, -1, -1, -1, None, None, NOT_EXACT, 0)
-        if k == INFO:
-            for j, i in enumerate(infos):
-                add(k, calls[i].inv, -1, i, calls[i].inp, UNKNOWN, NOT_EXACT, 1 << j)
-        else:
-            for x in sorted((x for x in range(n_ok) if pure[x] is (k == PURE)),
-                            key=lambda x: calls[oks[x]].inv):
-                c = calls[oks[x]]
-                observed = model.observed_state(c.inp, c.out) if pure[x] else NOT_EXACT
-                add(k, c.inv, x, oks[x], c.inp, c.out, observed, 0)
-        add(k, INF, -1, -1, None, None, NOT_EXACT, 0)
+    # unlifting (dancing links). The node arrays are built whole, section by section
+    # (head, members, tail): per-node appends cost as much as a short search.
+    pure_xs = sorted((x for x in range(n_ok) if pure[x]), key=lambda x: calls[oks[x]].inv)
+    known_xs = sorted((x for x in range(n_ok) if not pure[x]), key=lambda x: calls[oks[x]].inv)
+    pc = [calls[oks[x]] for x in pure_xs]
+    kc = [calls[oks[x]] for x in known_xs]
+    ic = [calls[i] for i in infos]
+    n_p, n_k, n_i = len(pc), len(kc), len(ic)
+    heads = [0, n_p + 2, n_p + n_k + 4]
+    size = n_p + n_k + n_i + 6
+    nxt = list(range(1, size + 1))
+    prv = list(range(-1, size - 1))
+    inv = ([-1] + [c.inv for c in pc] + [INF, -1] + [c.inv for c in kc] + [INF, -1]
+           + [c.inv for c in ic] + [INF])
+    kind = [PURE] * (n_p + 2) + [KNOWN] * (n_k + 2) + [INFO] * (n_i + 2)
+    xof = [-1] + pure_xs + [-1, -1] + known_xs + [-1] * (n_i + 3)
+    cid = [-1] + [oks[x] for x in pure_xs] + [-1, -1] + [oks[x] for x in known_xs] + [-1, -1] + infos + [-1]
+    inp = ([None] + [c.inp for c in pc] + [None, None] + [c.inp for c in kc] + [None, None]
+           + [c.inp for c in ic] + [None])
+    out = ([None] + [c.out for c in pc] + [None, None] + [c.out for c in kc] + [None, None]
+           + [UNKNOWN] * n_i + [None])
+    observed_state = model.observed_state
+    exact = [NOT_EXACT] + [observed_state(c.inp, c.out) for c in pc] + [NOT_EXACT] * (n_k + n_i + 5)
+    ibit = [0] * (n_p + n_k + 5) + [1 << j for j in range(n_i)] + [0]
     # Calls of unknown outcome with equal inputs are interchangeable once invoked (each
     # may take effect at any later point, or never), so of such a class only the earliest
     # not yet linearized is a candidate. same[node]: the bits of the earlier members of

@@ -51,7 +51,9 @@ BUG_RUNS = [run for run in load_campaign(os.path.join(ROOT, "campaigns", "raftkv
 # gave up early gets a successor (it found the bug in each seed tried while it was built).
 # lease-reads needs a clock bump that sets the cut-off leader's clock back: seed 3's draws
 # bump it forward every period since the schedule gained fault kinds (seeds 4-6 found it).
-SEEDS_TO_TRY = {"figure8": 3, "clock": 3}
+# early-ack needs a write acknowledged by the cut-off leader to be read back through the new
+# one before its key moves on: a race the seed does not fix (a loaded machine missed it once).
+SEEDS_TO_TRY = {"figure8": 3, "clock": 3, "early-ack": 2}
 
 
 # stale-reads' recipe is proved by the report test below, which also reads what it says.
@@ -63,7 +65,7 @@ OTHER_BUG_RUNS = [run for run in BUG_RUNS if run.spec["bugs"] != ["stale-reads"]
 def test_each_bug_recipe_is_caught(tmp_path, run):
     assert run.expect == "invalid"
     misses = []
-    for attempt in range(max(SEEDS_TO_TRY.get(k, 1) for k in run.spec["nemesis"])):
+    for attempt in range(max(SEEDS_TO_TRY.get(k, 1) for k in run.spec["nemesis"] + run.spec["bugs"])):
         seed = run.spec["seed"] + attempt
         out = run_test({**run.spec, "seed": seed, "store": str(tmp_path / f"store{attempt}")})
         if out.valid is False:

@@ -216,16 +216,22 @@ def test_maelstrom_txn_list_append_is_valid_under_partitions_clocks_and_pauses(t
     assert out.valid is True, out.results["checkers"]
 
 
+def http_server_under_clock_faults() -> tuple[int, dict]:
+    """(a free port, the resolved spec of a process target running Python's web server
+    there, with clock faults asked for)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return port, resolve_spec({"target": "process", "nemesis": ["clock"], "target_opts": {
+        "command": [sys.executable, "-m", "http.server", "{port}", "--bind", "{address}"],
+        "port": port, "health": "http://{address}:{port}/"}})
+
+
 @pytest.mark.integration
 def test_a_clock_fault_moves_the_programs_clock(tmp_path):
     # Python's own web server stamps each answer's Date header with its wall clock: under
     # libfaketime that is the node's clock, moved by the clock nemesis's setter.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    spec = resolve_spec({"target": "process", "nemesis": ["clock"], "target_opts": {
-        "command": [sys.executable, "-m", "http.server", "{port}", "--bind", "{address}"],
-        "port": port, "health": "http://{address}:{port}/"}})
+    port, spec = http_server_under_clock_faults()
     node = Node("n1", "127.0.0.1", HostRemote(), str(tmp_path / "n1"))
     target = ProcessTarget(spec, [node])
 
@@ -257,12 +263,7 @@ def test_a_clock_bump_is_checked_against_the_clock_the_programs_library_shows(tm
         def set_clock_offset(self, node, seconds):
             pass  # "moved", says the target
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    spec = resolve_spec({"target": "process", "nemesis": ["clock"], "target_opts": {
-        "command": [sys.executable, "-m", "http.server", "{port}", "--bind", "{address}"],
-        "port": port, "health": "http://{address}:{port}/"}})
+    port, spec = http_server_under_clock_faults()
     for cls, moves in ((ProcessTarget, True), (StuckClock, False)):
         node = Node("n1", "127.0.0.1", HostRemote(), str(tmp_path / cls.__name__))
         target = cls(spec, [node])

@@ -229,7 +229,8 @@ def test_remote_runs_commands_spawns_signals_and_copies_files(loopback_sshd, tmp
         work = tmp_path / "node"
         pid = remote.spawn(["sh", "-c", 'echo "$V"; exec sleep 60'], log=str(work / "log"),
                            pidfile=str(work / "pid"), env={"V": "a'b"})
-        assert open(f"/proc/{pid}/cmdline").read().split("\0")[:2] == ["sleep", "60"]
+        # The pid is the command's own (the shell execs sleep once it has echoed).
+        assert wait_for(lambda: open(f"/proc/{pid}/cmdline").read().split("\0")[:2] == ["sleep", "60"])
         assert wait_for(lambda: (work / "log").read_text() == "a'b\n")
         assert os.getsid(pid) == pid
         remote.signal(pid, signal.SIGKILL)

@@ -58,14 +58,20 @@ def check(history: list[dict], workload: str, *,
     cannot hold goes to the reference) or "auto" (columnar for list-append). Both give
     the same result; `stats.engine` says which one ran."""
     def analyse():
-        if workload == "list-append" and engine != "reference":
-            try:
-                return "columnar", columnar.analyse_history(history)
-            except columnar.Fallback:
-                pass
-        return "reference", _reference(TxnHistory(history), workload, rw_register_opts)
+        return _analyse_in_memory(history, workload, engine, rw_register_opts)
     return _run(analyse, workload, consistency_models, anomalies, time_limit,
                 component_budget, out_dir, engine, rw_register_opts)
+
+
+def _analyse_in_memory(history: list[dict], workload: str, engine: str, rw_register_opts: dict):
+    """(engine name, analysis) of an in-memory history: columnar for list-append unless
+    the reference is asked for or the columns cannot hold it."""
+    if workload == "list-append" and engine != "reference":
+        try:
+            return "columnar", columnar.analyse_history(history)
+        except columnar.Fallback:
+            pass
+    return "reference", _reference(TxnHistory(history), workload, rw_register_opts)
 
 
 def check_path(path: str, workload: str, *,
@@ -85,12 +91,7 @@ def check_path(path: str, workload: str, *,
                 pass
         history = load_history(path)
         validate(history)  # a file's pairing errors are the caller's HistoryError, as elsewhere
-        if workload == "list-append" and engine != "reference":
-            try:
-                return "columnar", columnar.analyse_history(history)
-            except columnar.Fallback:
-                pass
-        return "reference", _reference(TxnHistory(history), workload, rw_register_opts)
+        return _analyse_in_memory(history, workload, engine, rw_register_opts)
     return _run(analyse, workload, consistency_models, anomalies, time_limit,
                 component_budget, out_dir, engine, rw_register_opts)
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from core.history import NEMESIS, NO_PARTNER, TYPES, HistoryError, pair
 
-from .models import FAILED, UNKNOWN, Model
+from .models import FAILED, STEP, UNKNOWN, Model
 
 FAIL_CAS = ("ignored", "observed")
 SINGLE_KEY = "all"  # the key name of a history that is not split by key
@@ -29,22 +31,43 @@ NEMESIS_SLOT = -2
 _PLAIN = frozenset({int, str, type(None), bool, float, type(UNKNOWN)})
 
 
-class Call:
+class Call(tuple):
     """One operation as the search sees it, with what explanations need to name it.
 
     inp, out: the model's; inv: position of the invocation in the history (NO_PARTNER
     for a lone completion); ret: position of the completion if the op must linearize
     before it; end: position of the completion record, whatever its type; value: the
     value to show (the completion's if known, else the invocation's); kind: ok, info
-    (outcome unknown), open (never completed), fail (observed). Only explanations read
+    (outcome unknown), open (never completed), fail (observed). For the search, what the
+    model says of (inp, out), asked once per distinct op: `pure` (read_only) and `need`,
+    `then` (Model.transition). `at`: where the op's slot is, its invocation's position
+    (a lone completion's own): calls are kept in that order. Only explanations read
     `index` (the op's, the completion's when it has one), `invoke_index` and `t0`/`t1`
     (`time` of invocation and completion), so those are looked up in the history when
-    asked for, not for every op."""
-    __slots__ = ("inp", "out", "inv", "ret", "end", "process", "f", "value", "kind", "_history")
+    asked for, not for every op.
 
-    def __init__(self, inp, out, inv, ret, end, process, f, value, kind, history):
-        self.inp, self.out, self.inv, self.ret, self.end = inp, out, inv, ret, end
-        self.process, self.f, self.value, self.kind, self._history = process, f, value, kind, history
+    A tuple (building one is a quarter of the cost of setting ten slots of an object,
+    and a short history's preparation is mostly that), compared and hashed by identity
+    as an object would be."""
+    __slots__ = ()
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    inp = property(itemgetter(0))
+    out = property(itemgetter(1))
+    inv = property(itemgetter(2))
+    ret = property(itemgetter(3))
+    end = property(itemgetter(4))
+    process = property(itemgetter(5))
+    f = property(itemgetter(6))
+    value = property(itemgetter(7))
+    kind = property(itemgetter(8))
+    _history = property(itemgetter(9))
+    pure = property(itemgetter(10))
+    need = property(itemgetter(11))
+    then = property(itemgetter(12))
+    at = property(itemgetter(13))
 
     @property
     def index(self):
@@ -67,6 +90,10 @@ class Call:
     def __repr__(self):
         return (f"Call(inp={self.inp!r}, out={self.out!r}, inv={self.inv}, ret={self.ret}, end={self.end}, "
                 f"process={self.process!r}, f={self.f!r}, value={self.value!r}, kind={self.kind!r})")
+
+
+_new_call = tuple.__new__
+AT = itemgetter(13)
 
 
 @dataclass
@@ -95,74 +122,67 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
     where = getattr(history, "where", None) or (lambda i: f"op {i}")
     prepared = Prepared()
-    # One pass pairs each invocation with its completion, as core.history.pairing does
-    # (a separate pairing pass and a second walk over the history cost a third of the
-    # checker's time on short histories): invs[s], ends[s] are the positions of call
-    # slot s, slots in the order of invocation (a lone completion: its own position).
-    # Anything pairing would reject sends us to `pair`, which raises naming the op.
-    invs: list[int] = []
-    ends: list[int | None] = []
-    open_slot: dict = {}      # process -> slot of its open call (NEMESIS_SLOT: nemesis)
+    # One pass, pairing as core.history.pairing does, and each call built as its
+    # completion comes (a pairing pass and then a pass over the pairs cost a third more
+    # on short histories); the invocations still open at the end come last, as
+    # completions of kind "open" (`_closing`). Anything pairing would reject sends us to
+    # `pair`, which raises naming the op. Calls are then put back in slot order.
+    open_at: dict = {}         # process -> position of its open invocation (or NEMESIS_SLOT)
     types = TYPES
-    ignored = 0
-    for i, op in enumerate(history):
+    ignored = dropped_fail = skipped_unknown = 0
+    keys = prepared.keys
+    names: dict = {}           # key -> its name, for the int and str ones
+    key_field = model.key_field
+    observe_failed_cas = fail_cas == "observed"
+    model_call, read_only, transition = model.call, _read_only(model), _transition(model)
+    new, plain = _new_call, _PLAIN
+    memo: dict = {}
+    for i, op in chain(enumerate(history), _closing(open_at, history)):
         if type(op) is not dict and not isinstance(op, dict):
             _malformed(history)
         t = op.get("type")
         p = op.get("process")
         try:
-            s = open_slot.pop(p, NO_PARTNER)
+            inv = open_at.pop(p, NO_PARTNER)
         except TypeError:
             _malformed(history)
         if t == "invoke":
-            if s != NO_PARTNER:
+            if inv != NO_PARTNER:
                 _malformed(history)
             if p == NEMESIS:
-                open_slot[p] = NEMESIS_SLOT
+                open_at[p] = NEMESIS_SLOT
                 ignored += 1
             else:
-                open_slot[p] = len(invs)
-                invs.append(i)
-                ends.append(None)
+                open_at[p] = i
+            continue
+        if inv >= 0:
+            at = inv
+            invoke = history[inv]
         elif t not in types:
             _malformed(history)
-        elif s >= 0:
-            ends[s] = i
-        elif p == NEMESIS or t == "info":
+        elif inv == NEMESIS_SLOT or p == NEMESIS or t == "info":
             ignored += 1   # nemesis ops; a lone info: nothing known, neither what nor when
+            continue
+        else:  # invoked at some unknown time before: the widest interval
+            at = i
+            invoke = op
+        if t is _OPEN:
+            kind, end = "open", None
+        elif t in types:
+            kind, end = (t if type(t) is str else str.__str__(t)), i
         else:
-            invs.append(NO_PARTNER)  # invoked at some unknown time before: the widest interval
-            ends.append(i)
-    prepared.ignored = ignored
-
-    keys = prepared.keys
-    names: dict = {}          # key -> its name, for the hashable ones
-    key_field = model.key_field
-    observe_failed_cas = fail_cas == "observed"
-    model_call, read_only = model.call, model.read_only
-    memo: dict = {}
-    for inv, end in zip(invs, ends):
-        lone = inv == NO_PARTNER
-        at = end if lone else inv  # where errors point
-        invoke = history[at]       # a lone completion stands for its own invocation
-        done = history[end] if end is not None else None
-        if done is None:
-            kind = "open"
-        else:
-            kind = done["type"]
-            if type(kind) is not str:
-                kind = str.__str__(kind)
+            _malformed(history)
         f = invoke.get("f")
         if not isinstance(f, str):
             raise HistoryError(f"{where(at)}: op has no f (a string), got {f!r}")
         if type(f) is not str:
             f = str.__str__(f)
         if kind == "fail" and not (observe_failed_cas and f == "cas"):
-            prepared.dropped_fail += 1
+            dropped_fail += 1
             continue
         value = invoke.get("value")
         known = kind == "ok" or kind == "fail"
-        result = done.get("value") if known else UNKNOWN
+        result = op.get("value") if known else UNKNOWN
         key = SINGLE_KEY
         if key_field is not None and key_field in invoke:
             key = key_name(invoke[key_field])
@@ -180,34 +200,73 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
                 key = key_name(key)
             if known:
                 if not isinstance(result, (list, tuple)) or len(result) != 2:
-                    _not_a_pair(result, where(end))
+                    _not_a_pair(result, where(i))
                 result = result[1]
         got = FAILED if kind == "fail" else result
         vt, gt = type(value), type(got)
-        # Most ops repeat a few (f, value, outcome)s: the model's answer is remembered
-        # for those of plain types (the types are part of the key, since 1 == True).
-        memo_key = (f, vt, value, gt, got) if vt in _PLAIN and gt in _PLAIN else None
+        # Most ops repeat a few (f, value, outcome)s: the model's answers are remembered
+        # for those of plain types, and pairs of them (a CAS's [from to]); the types are
+        # part of the key, since 1 == True.
+        if gt not in plain:
+            memo_key = None
+        elif vt in plain:
+            memo_key = (f, vt, value, gt, got)
+        elif vt is list and len(value) == 2 and type(value[0]) in plain and type(value[1]) in plain:
+            memo_key = (f, value[0], type(value[0]), value[1], type(value[1]), gt, got)
+        else:
+            memo_key = None
         answer = memo.get(memo_key) if memo_key is not None else None
         if answer is None:
             try:
                 inp, out = model_call(f, value, got)
             except ValueError as e:
                 raise HistoryError(f"{where(at)}: {e}") from None
-            answer = (inp, out, out is UNKNOWN and bool(read_only(inp, out)))
+            pure = bool(read_only(inp, out))
+            # the search takes a call of unknown outcome as having any outcome
+            answer = (inp, out, out is UNKNOWN and pure, pure, *transition(inp, out if known else UNKNOWN))
             if memo_key is not None:
                 memo[memo_key] = answer
-        inp, out, skip = answer
+        inp, out, skip, pure, need, then = answer
         if skip:
-            prepared.skipped_unknown += 1
+            skipped_unknown += 1
             continue
-        call = Call(inp, out, inv, end if known else None, end, invoke.get("process"), f,
-                    result if kind == "ok" else value, kind, history)
+        call = new(Call, (inp, out, inv, end if known else None, end, invoke.get("process"), f,
+                          result if kind == "ok" else value, kind, history, pure, need, then, at))
         calls = keys.get(key)
         if calls is None:
             keys[key] = [call]
         else:
             calls.append(call)
+    for calls in keys.values():
+        calls.sort(key=AT)   # nearly sorted already: timsort takes runs in one pass
+    prepared.ignored, prepared.dropped_fail, prepared.skipped_unknown = ignored, dropped_fail, skipped_unknown
     return prepared
+
+
+_OPEN = object()   # the type of `_closing`'s stand-in completions
+
+
+def _closing(open_at: dict, history):
+    """After the history, a stand-in completion for each invocation still open (read
+    only once the history is through: this is a generator)."""
+    for p, inv in list(open_at.items()):
+        if inv >= 0:   # not the nemesis's
+            yield inv, {"type": _OPEN, "process": p}
+
+
+def _read_only(model):
+    return getattr(model, "read_only", None) or (lambda inp, out: False)
+
+
+def _transition(model):
+    """model.transition, unless a subclass overrode `step` below where `transition` was
+    written (that transition would describe another step): then ask step every time."""
+    mro = type(model).__mro__
+    written = {name: next((c for c in mro if name in c.__dict__), None) for name in ("step", "transition")}
+    step_by, transition_by = written["step"], written["transition"]
+    if transition_by is None or (step_by is not transition_by and issubclass(step_by, transition_by)):
+        return lambda inp, out: (STEP, None)
+    return model.transition
 
 
 def _malformed(history) -> None:

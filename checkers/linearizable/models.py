@@ -23,6 +23,13 @@ operations, it only asks the model:
 - optionally ``observed_state(inp, out)``: for a read-only op legal in exactly one state
   (a read that returned a value), that state, so the search can compare instead of
   calling ``step``; ``NOT_EXACT`` otherwise (the default).
+- optionally ``transition(inp, out)`` -> ``(need, then)``: the op's step written as
+  data, so the search can apply it without calling ``step``: ``need`` is the one state
+  it is legal in, or ``ANY``; ``then`` the state after it, or ``SAME``; ``(STEP, None)``
+  when it is neither (ask ``step``; the default, or what ``observed_state`` gives). An op
+  of unknown outcome may name as illegal the states in which it would change nothing
+  (the search never takes such a step anyway). A subclass that overrides ``step`` and
+  not ``transition`` is asked ``step`` every time.
 - ``describe(state)`` -> a phrase for explanations ("the register holds 2").
 - ``describe_op(inp, out)`` -> a short phrase for an operation ("cas 1->3").
 
@@ -72,6 +79,9 @@ class _Outcome:
 UNKNOWN = _Outcome("UNKNOWN")  # the op may or may not have happened; its result is unknown
 FAILED = _Outcome("FAILED")    # a fail kept as an observation (a CAS that saw another value)
 NOT_EXACT = _Outcome("NOT_EXACT")  # see Model.observed_state
+STEP = _Outcome("STEP")  # see Model.transition: ask step
+ANY = _Outcome("ANY")    # Model.transition: legal in every state
+SAME = _Outcome("SAME")  # Model.transition: the state does not change
 
 NIL_READS = ("unknown", "absent")
 
@@ -122,6 +132,10 @@ class Model:
 
     def observed_state(self, inp, out) -> Any:
         return NOT_EXACT
+
+    def transition(self, inp, out) -> tuple[Any, Any]:
+        state = self.observed_state(inp, out)
+        return (STEP, None) if state is NOT_EXACT else (state, SAME)
 
     def describe(self, state) -> str:
         return f"the state is {show(state)}"
@@ -187,6 +201,17 @@ class Register(Model):
     def observed_state(self, inp, out):
         return out if inp[0] == "read" and out is not UNKNOWN else NOT_EXACT
 
+    def transition(self, inp, out):
+        f = inp[0]
+        if f == "read":
+            return (STEP, None) if out is UNKNOWN else (out, SAME)
+        if f == "write":
+            return ANY, inp[1]
+        if out is FAILED:
+            return STEP, None
+        # ok, or unknown: then the states other than `from` are those it leaves alone
+        return inp[1], inp[2]
+
     def describe(self, state):
         if state is None and self.absent:
             return "the register is absent (never written)"
@@ -237,6 +262,11 @@ class StringKV(Model):
 
     def observed_state(self, inp, out):
         return out if inp[0] == "get" and out is not UNKNOWN else NOT_EXACT
+
+    def transition(self, inp, out):
+        if inp[0] == "put":
+            return ANY, inp[1]
+        return super().transition(inp, out)
 
     def describe(self, state):
         return f"the key holds {state!r}"

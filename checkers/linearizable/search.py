@@ -46,7 +46,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .models import NOT_EXACT, UNKNOWN
+from operator import itemgetter
+
+from .models import ANY, SAME, STEP, UNKNOWN
 
 MAX_FINALS = 32       # configurations kept at the furthest point, for the explanation
 CHECK_EVERY = 4096    # new configurations between looks at the clock
@@ -120,15 +122,18 @@ def searching(calls: list, model, budget: Budget = Budget()):
     # Known calls are numbered in completion order, x = 0, 1, ...: the linearized ones
     # are then all x < base plus the few in the bitset `rel` (bit i: x = base + i), and
     # (base, rel) is small however long the history (Knossos numbers them the same way).
-    oks = sorted((i for i, c in enumerate(calls) if c.ret is not None), key=lambda i: calls[i].ret)
-    infos = [i for i, c in enumerate(calls) if c.ret is None]
+    # Calls are the tuples of calls.Call; their fields are read by position here (a
+    # property costs as much as the rest of the set-up).
+    rets = list(map(_RET, calls))
+    infos = [i for i, r in enumerate(rets) if r is None]
+    oks = sorted((i for i, r in enumerate(rets) if r is not None), key=rets.__getitem__)
     n_ok = len(oks)
     if n_ok == 0:
         return Outcome(True)
     step = model.step
-    rpos = [calls[i].ret for i in oks]
-    read_only = model.read_only
-    pure = [bool(read_only(calls[i].inp, calls[i].out)) for i in oks]
+    rpos = list(map(rets.__getitem__, oks))
+    invs = list(map(_INV, calls))
+    pure = list(map(_PURE, calls))
 
     # The candidates sit in three doubly-linked lists, tried in this order: known
     # read-only calls, known state-changing calls, calls of unknown outcome; each in
@@ -138,28 +143,38 @@ def searching(calls: list, model, budget: Budget = Budget()):
     # pending completions of known calls in completion order (node x + 1 is call x): its
     # first is the limit. Lifting relinks around a node and keeps the node's own links for
     # unlifting (dancing links). The node arrays are built whole, section by section
-    # (head, members, tail): per-node appends cost as much as a short search.
-    pure_xs = sorted((x for x in range(n_ok) if pure[x]), key=lambda x: calls[oks[x]].inv)
-    known_xs = sorted((x for x in range(n_ok) if not pure[x]), key=lambda x: calls[oks[x]].inv)
-    pc = [calls[oks[x]] for x in pure_xs]
-    kc = [calls[oks[x]] for x in known_xs]
-    ic = [calls[i] for i in infos]
+    # (head, members, tail), with C-level maps and sorts (a Python key function or a
+    # per-node append costs as much as a short search).
+    # Each node's step is data where the model gives it (Model.transition): the state it
+    # needs (or ANY) and the state after it (or SAME); STEP: call model.step.
+    x_of_id = dict(zip(oks, range(n_ok)))
+    pure_ids = sorted((i for i, r in enumerate(rets) if r is not None and pure[i]), key=invs.__getitem__)
+    known_ids = sorted((i for i, r in enumerate(rets) if r is not None and not pure[i]), key=invs.__getitem__)
+    pure_xs = list(map(x_of_id.__getitem__, pure_ids))
+    known_xs = list(map(x_of_id.__getitem__, known_ids))
+    pc = list(map(calls.__getitem__, pure_ids))
+    kc = list(map(calls.__getitem__, known_ids))
+    ic = list(map(calls.__getitem__, infos))
     n_p, n_k, n_i = len(pc), len(kc), len(ic)
     heads = [0, n_p + 2, n_p + n_k + 4]
     size = n_p + n_k + n_i + 6
     nxt = list(range(1, size + 1))
     prv = list(range(-1, size - 1))
-    inv = ([-1] + [c.inv for c in pc] + [INF, -1] + [c.inv for c in kc] + [INF, -1]
-           + [c.inv for c in ic] + [INF])
+
+    def column(get, edge, info=None):
+        """One field of every node: heads and tails get `edge`, info calls `info` if given."""
+        ivals = [info] * n_i if info is not None else list(map(get, ic))
+        return [edge, *map(get, pc), edge, edge, *map(get, kc), edge, edge, *ivals, edge]
+
+    inv = column(_INV, -1)
+    inv[n_p + 1] = inv[n_p + n_k + 3] = inv[-1] = INF
     kind = [PURE] * (n_p + 2) + [KNOWN] * (n_k + 2) + [INFO] * (n_i + 2)
-    xof = [-1] + pure_xs + [-1, -1] + known_xs + [-1] * (n_i + 3)
-    cid = [-1] + [oks[x] for x in pure_xs] + [-1, -1] + [oks[x] for x in known_xs] + [-1, -1] + infos + [-1]
-    inp = ([None] + [c.inp for c in pc] + [None, None] + [c.inp for c in kc] + [None, None]
-           + [c.inp for c in ic] + [None])
-    out = ([None] + [c.out for c in pc] + [None, None] + [c.out for c in kc] + [None, None]
-           + [UNKNOWN] * n_i + [None])
-    observed_state = model.observed_state
-    exact = [NOT_EXACT] + [observed_state(c.inp, c.out) for c in pc] + [NOT_EXACT] * (n_k + n_i + 5)
+    xof = [-1, *pure_xs, -1, -1, *known_xs, *[-1] * (n_i + 3)]
+    cid = [-1, *pure_ids, -1, -1, *known_ids, -1, -1, *infos, -1]
+    inp = column(_INP, None)
+    out = column(_OUT, None, UNKNOWN)
+    need = column(_NEED, STEP)
+    then = column(_THEN, None)
     ibit = [0] * (n_p + n_k + 5) + [1 << j for j in range(n_i)] + [0]
     # Calls of unknown outcome with equal inputs are interchangeable once invoked (each
     # may take effect at any later point, or never), so of such a class only the earliest
@@ -198,38 +213,97 @@ def searching(calls: list, model, budget: Budget = Budget()):
     while True:
         if entering:
             # A new configuration: its candidates are the calls invoked before the
-            # first pending completion.
+            # first pending completion. First every legal read-only call is taken, in
+            # one pass (taking one moves the limit only later, and a state no call
+            # changes keeps the others as they were): each was the only branch worth
+            # taking (below), so the configurations between are not made one by one.
+            # The pass is one stack item, a list of nodes.
             entering = False
             limit = rpos[rnxt[0] - 1]
-            if limit > best:
-                best, best_x = limit, rnxt[0] - 1
-                del best_stack[low:]
-                best_stack.extend(stack[low:])
-                low = len(stack)
-                best_state = state
-                finals = [(base, rel, ib, state, stack[-1][0] if stack else None)]
-            elif limit == best and len(finals) < MAX_FINALS:
-                finals.append((base, rel, ib, state, stack[-1][0] if stack else None))
             node = nxt[heads[PURE]]
+            taken = None
+            while inv[node] < limit:
+                needs = need[node]
+                if needs is STEP:
+                    ok, s2 = step(state, inp[node], out[node])
+                    ok = ok and s2 == state
+                else:
+                    ok = needs is ANY or needs == state
+                if not ok:
+                    node = nxt[node]
+                    continue
+                if taken is None:
+                    taken = [node]
+                    stack.append((taken, state, limit, base, rel, ib))
+                else:
+                    taken.append(node)
+                p, n = prv[node], nxt[node]
+                nxt[p] = n
+                prv[n] = p
+                r = xof[node] + 1
+                p, n2 = rprv[r], rnxt[r]
+                rnxt[p] = n2
+                rprv[n2] = p
+                remaining -= 1
+                if not remaining:
+                    return Outcome(True, count + 1)
+                rel |= 1 << (xof[node] - base)
+                if rel & 1:
+                    shift = (~rel & (rel + 1)).bit_length() - 1
+                    base += shift
+                    rel >>= shift
+                limit = rpos[rnxt[0] - 1]
+                node = n
+            covered = False
+            if taken is not None:
+                key = (base, rel, state)
+                seen = cache.get(key)
+                if seen is None:
+                    cache[key] = ib
+                else:
+                    covered = not _remember(cache, key, seen, ib)
+                if not covered:
+                    count += 1
+                    if not count & (CHECK_EVERY - 1):
+                        why = spent(count)
+                        if why:
+                            return Outcome("unknown", count, why)
+                        yield count
+            if not covered:
+                if limit > best:
+                    best, best_x = limit, rnxt[0] - 1
+                    del best_stack[low:]
+                    best_stack.extend(stack[low:])
+                    low = len(stack)
+                    best_state = state
+                    finals = [(base, rel, ib, state, stack[-1][0] if stack else None)]
+                elif limit == best and len(finals) < MAX_FINALS:
+                    finals.append((base, rel, ib, state, stack[-1][0] if stack else None))
+                node = nxt[heads[KNOWN]]
 
-        # Scan for the next legal, new candidate; at a section's tail go on to the next.
-        while True:
+        # Scan the known state-changing calls, then those of unknown outcome, for the
+        # next legal, new candidate (no read-only one is legal now).
+        while not covered:
             if inv[node] >= limit:
-                k = kind[node]
-                if k == INFO:
+                if kind[node] == INFO:
                     break
-                node = nxt[heads[k + 1]]
+                node = nxt[heads[INFO]]
                 continue
             bit = ibit[node]
             if bit and ib & same[node] != same[node]:
                 node = nxt[node]   # an interchangeable earlier call is tried instead
                 continue
-            s2 = exact[node]
-            if s2 is NOT_EXACT:
+            needs = need[node]
+            if needs is STEP:
                 ok, s2 = step(state, inp[node], out[node])
-            else:   # a read legal in one state only: compare, don't call step
-                ok = s2 == state
-            if not ok:
+                if not ok:
+                    node = nxt[node]
+                    continue
+            elif needs is ANY or needs == state:
+                s2 = then[node]
+                if s2 is SAME:
+                    s2 = state
+            else:
                 node = nxt[node]
                 continue
             if bit:
@@ -250,11 +324,7 @@ def searching(calls: list, model, budget: Budget = Budget()):
             if seen is None:
                 cache[key] = nib
             elif not _remember(cache, key, seen, nib):
-                # Covered already. A read-only call's branch also covers the other
-                # candidates here (below), so nothing is left to try.
-                if kind[node] == PURE:
-                    break
-                node = nxt[node]
+                node = nxt[node]   # covered already
                 continue
             count += 1
             if not count & (CHECK_EVERY - 1):
@@ -280,32 +350,42 @@ def searching(calls: list, model, budget: Budget = Budget()):
         if entering:
             continue
 
-        # Nothing left to try here: backtrack. Past a read-only call, the other
-        # candidates of its configuration need no trying: when a read-only call is legal,
-        # taking it now is never worse than later (it changes no state and relaxes
+        # Nothing left to try here: backtrack. Past read-only calls, the other
+        # candidates of their configuration need no trying: when a read-only call is
+        # legal, taking it now is never worse than later (it changes no state and relaxes
         # real-time constraints), so its branch was the only one worth taking.
+        covered = False
         while True:
             if not stack:
                 return _invalid(count, oks, infos, cid, best_x, best_stack, best_state, finals)
             node, state, limit, base, rel, ib = stack.pop()
             if len(stack) < low:
                 low = len(stack)
-            p, n = prv[node], nxt[node]
-            nxt[p] = node
-            prv[n] = node
+            if node.__class__ is list:   # read-only calls, put back in reverse order
+                for m in reversed(node):
+                    nxt[prv[m]] = m
+                    prv[nxt[m]] = m
+                    r = xof[m] + 1
+                    rnxt[rprv[r]] = r
+                    rprv[rnxt[r]] = r
+                remaining += len(node)
+                continue
+            nxt[prv[node]] = node
+            prv[nxt[node]] = node
             if not ibit[node]:
                 r = xof[node] + 1
-                p, n = rprv[r], rnxt[r]
-                rnxt[p] = r
-                rprv[n] = r
+                rnxt[rprv[r]] = r
+                rprv[rnxt[r]] = r
                 remaining += 1
-            if kind[node] != PURE:
-                node = nxt[node]
-                break
+            node = nxt[node]
+            break
 
 
 PURE, KNOWN, INFO = range(3)  # the kinds of candidates, in the order they are tried
+DONE = 3                      # no candidate left in any section
 INF = float("inf")
+# fields of calls.Call, by position
+_INP, _OUT, _INV, _RET, _PURE, _NEED, _THEN = map(itemgetter, (0, 1, 2, 3, 10, 11, 12))
 
 
 def _links(n: int) -> tuple[list[int], list[int]]:
@@ -331,14 +411,22 @@ def _remember(cache: dict, key, seen, ib: int) -> bool:
 
 def _invalid(count, oks, infos, cid, best_x, best_stack, best_state, finals) -> Outcome:
     # Stack items name nodes of the search's own lists: turn them into call ids and
-    # attach the state each one left behind.
-    order = [cid[item[0]] for item in best_stack]
-    states = [item[1] for item in best_stack[1:]] + [best_state]
+    # attach the state each one left behind (read-only calls, taken together as a list,
+    # leave the state they found).
+    path = []
+    after = [item[1] for item in best_stack[1:]] + [best_state]
+    for (node, before, *_), state in zip(best_stack, after):
+        if node.__class__ is list:
+            path.extend((cid[m], before) for m in node)
+        else:
+            path.append((cid[node], state))
     configs = []
     for base, rel, ib, state, last in finals:
         done = frozenset(oks[:base] + _members(rel, oks[base:]) + _members(ib, infos))
+        if last.__class__ is list:
+            last = last[-1]
         configs.append((done, state, cid[last] if last is not None else None))
-    return Outcome(False, count, stuck_at=oks[best_x], path=list(zip(order, states)), finals=configs)
+    return Outcome(False, count, stuck_at=oks[best_x], path=path, finals=configs)
 
 
 def _members(bits: int, ids: list[int]) -> list[int]:

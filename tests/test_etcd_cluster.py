@@ -17,6 +17,7 @@ from core.history import read_jsonl, validate
 from core.errors import SetupError
 from harness.run import run_test
 from harness.spec import SpecError
+from testkit.lock_history import overlapping_holds
 
 ETCD = "/usr/bin/etcd"
 
@@ -114,7 +115,10 @@ def test_lock_loses_mutual_exclusion_under_pauses(tmp_path):
     assert mutex["valid"] is False, json.dumps(mutex)[:2000]
     # Seen without the checker too: two processes each between an acquire that succeeded
     # and the start of their release, at the same moment.
-    assert overlapping_holds(h), "the checker found a violation the holds do not show"
+    lock_ops = [(op["process"], op["f"], op["type"], op["time"] // 1_000_000) for op in h
+                if op["f"] in ("acquire", "release")]
+    assert overlapping_holds(h), \
+        f"the checker found a violation the holds do not show; (process, f, type, ms): {lock_ops}"
 
 
 def holders_paused_past_their_lease(h) -> list[tuple]:
@@ -143,16 +147,3 @@ def holders_paused_past_their_lease(h) -> list[tuple]:
     ttl = LEASE_TTL_S * 1e9
     return [(p, node) for p, node, since, until in held for pnode, p0, p1 in pauses
             if pnode == node and min(until, p1) - max(since, p0) > ttl]
-
-
-def overlapping_holds(h) -> list[tuple]:
-    """[(hold, hold)] of different processes that overlap; a hold is (process, from the
-    acquire's ok, to the release's invoke)."""
-    holds, since = [], {}
-    for op in h:
-        if op["f"] == "acquire" and op["type"] == "ok":
-            since[op["process"]] = op["time"]
-        elif op["f"] == "release" and op["type"] == "invoke" and op["process"] in since:
-            holds.append((op["process"], since.pop(op["process"]), op["time"]))
-    return [(a, b) for i, a in enumerate(holds) for b in holds[i + 1:]
-            if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]

@@ -13,6 +13,7 @@ import pytest
 from checkers.linearizable import LinearizableChecker, make_model
 from checkers.linearizable.calls import prepare
 from checkers.linearizable.models import FAILED, UNKNOWN
+from testkit.lock_history import lock_history, overlapping_holds
 from testkit.register_history import register_history
 
 
@@ -221,6 +222,22 @@ def test_random_histories_get_the_brute_force_verdict(model_name, options):
             assert failure["op"]["index"] == furthest, f"seed {seed}: {result['explanation']}"
         verdicts[expected] += 1
     assert verdicts[True] > 10 and verdicts[False] > 10, verdicts
+
+
+def test_mutex_verdict_is_exactly_whether_two_holds_overlap():
+    # For a lock without owners no order exists exactly when two processes each sat between
+    # an acquire that succeeded and their release at once: the checker must say so on lock
+    # histories of every kind (double grants, timeouts, open ops, holds never released),
+    # and on no others. Longer than the brute force could try.
+    verdicts = {True: 0, False: 0}
+    for seed in range(300):
+        rng = random.Random(seed)
+        history = lock_history(rng, processes=rng.randrange(2, 6), n_ops=rng.randrange(4, 60),
+                               double_grant=rng.choice([0.0, 0.1, 0.3]))
+        valid = check(history, model="mutex")["valid"]
+        assert valid is not bool(overlapping_holds(history)), f"seed {seed}: checker says {valid}\n{history}"
+        verdicts[valid] += 1
+    assert verdicts[True] > 30 and verdicts[False] > 30, verdicts
 
 
 def test_brute_force_model_agrees_with_the_register_brute_force():

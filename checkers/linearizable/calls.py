@@ -137,7 +137,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
     model_call, read_only, transition = model.call, _read_only(model), _transition(model)
     new, plain = _new_call, _PLAIN
     memo: dict = {}
-    for i, op in chain(enumerate(history), _closing(open_at, history)):
+    for i, op in chain(enumerate(history), _closing(open_at)):
         if type(op) is not dict and not isinstance(op, dict):
             _malformed(history)
         t = op.get("type")
@@ -246,7 +246,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
 _OPEN = object()   # the type of `_closing`'s stand-in completions
 
 
-def _closing(open_at: dict, history):
+def _closing(open_at: dict):
     """After the history, a stand-in completion for each invocation still open (read
     only once the history is through: this is a generator)."""
     for p, inv in list(open_at.items()):

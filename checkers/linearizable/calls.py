@@ -129,6 +129,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
     # `pair`, which raises naming the op. Calls are then put back in slot order.
     open_at: dict = {}         # process -> position of its open invocation (or NEMESIS_SLOT)
     types = TYPES
+    kinds = _KINDS
     ignored = dropped_fail = skipped_unknown = 0
     keys = prepared.keys
     names: dict = {}           # key -> its name, for the int and str ones
@@ -166,16 +167,15 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         else:  # invoked at some unknown time before: the widest interval
             at = i
             invoke = op
-        if t is _OPEN:
-            kind, end = "open", None
-        elif t in types:
-            kind, end = (t if type(t) is str else str.__str__(t)), i
-        else:
+        try:   # one lookup checks the type and gives it as a plain str
+            kind = kinds[t]
+        except (KeyError, TypeError):
             _malformed(history)
+        end = None if t is _OPEN else i
         f = invoke.get("f")
-        if not isinstance(f, str):
-            raise HistoryError(f"{where(at)}: op has no f (a string), got {f!r}")
-        if type(f) is not str:
+        if type(f) is not str:   # the exact type first: it is the common case
+            if not isinstance(f, str):
+                raise HistoryError(f"{where(at)}: op has no f (a string), got {f!r}")
             f = str.__str__(f)
         if kind == "fail" and not (observe_failed_cas and f == "cas"):
             dropped_fail += 1
@@ -187,8 +187,9 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         if key_field is not None and key_field in invoke:
             key = key_name(invoke[key_field])
         elif independent:
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                _not_a_pair(value, where(at))
+            if value.__class__ is not list or len(value) != 2:
+                if not isinstance(value, (list, tuple)) or len(value) != 2:
+                    _not_a_pair(value, where(at))
             key, value = value
             kt = type(key)
             if kt is int or kt is str:   # exactly: True == 1 and "x" == :x, yet names differ
@@ -199,8 +200,9 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
             else:
                 key = key_name(key)
             if known:
-                if not isinstance(result, (list, tuple)) or len(result) != 2:
-                    _not_a_pair(result, where(i))
+                if result.__class__ is not list or len(result) != 2:
+                    if not isinstance(result, (list, tuple)) or len(result) != 2:
+                        _not_a_pair(result, where(i))
                 result = result[1]
         got = FAILED if kind == "fail" else result
         vt, gt = type(value), type(got)
@@ -244,6 +246,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
 
 
 _OPEN = object()   # the type of `_closing`'s stand-in completions
+_KINDS = {"ok": "ok", "fail": "fail", "info": "info", _OPEN: "open"}   # completion type -> kind
 
 
 def _closing(open_at: dict):

@@ -37,7 +37,9 @@ highest history position ever reached (all known calls returning before it linea
 Knossos's "highest contiguous linearized" op). Its call is the one that cannot be
 linearized; the stack at that moment is the longest partial linearization. Copying the
 stack at every new furthest point would cost O(n**2) on long valid histories, so only
-what changed since the last copy is copied (`low`: the lowest the stack got since).
+what changed since the last copy is copied (`low`: the lowest the stack got since), and
+only when the search backtracks: until then the stack only grows, and the stack at the
+furthest point is the bottom of the current one (`best_depth` deep).
 """
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import and_, gt, is_not, itemgetter, not_
 
 from .models import ANY, SAME, STEP, UNKNOWN
 
@@ -125,8 +128,10 @@ def searching(calls: list, model, budget: Budget = Budget()):
     # Calls are the tuples of calls.Call; their fields are read by position here (a
     # property costs as much as the rest of the set-up).
     rets = list(map(_RET, calls))
-    infos = [i for i, r in enumerate(rets) if r is None]
-    oks = sorted((i for i, r in enumerate(rets) if r is not None), key=rets.__getitem__)
+    ids = range(len(rets))
+    known = list(map(is_not, rets, repeat(None)))   # C-level filters: a genexpr costs 3x
+    infos = list(compress(ids, map(not_, known)))
+    oks = sorted(compress(ids, known), key=rets.__getitem__)
     n_ok = len(oks)
     if n_ok == 0:
         return Outcome(True)
@@ -148,8 +153,8 @@ def searching(calls: list, model, budget: Budget = Budget()):
     # Each node's step is data where the model gives it (Model.transition): the state it
     # needs (or ANY) and the state after it (or SAME); STEP: call model.step.
     x_of_id = dict(zip(oks, range(n_ok)))
-    pure_ids = sorted((i for i, r in enumerate(rets) if r is not None and pure[i]), key=invs.__getitem__)
-    known_ids = sorted((i for i, r in enumerate(rets) if r is not None and not pure[i]), key=invs.__getitem__)
+    pure_ids = sorted(compress(ids, map(and_, known, pure)), key=invs.__getitem__)
+    known_ids = sorted(compress(ids, map(gt, known, pure)), key=invs.__getitem__)   # known, not pure
     pure_xs = list(map(x_of_id.__getitem__, pure_ids))
     known_xs = list(map(x_of_id.__getitem__, known_ids))
     pc = list(map(calls.__getitem__, pure_ids))
@@ -168,7 +173,7 @@ def searching(calls: list, model, budget: Budget = Budget()):
 
     inv = column(_INV, -1)
     inv[n_p + 1] = inv[n_p + n_k + 3] = inv[-1] = INF
-    kind = [PURE] * (n_p + 2) + [KNOWN] * (n_k + 2) + [INFO] * (n_i + 2)
+    info_head = heads[INFO]   # nodes past it are of unknown outcome
     xof = [-1, *pure_xs, -1, -1, *known_xs, *[-1] * (n_i + 3)]
     cid = [-1, *pure_ids, -1, -1, *known_ids, -1, -1, *infos, -1]
     inp = column(_INP, None)
@@ -207,6 +212,7 @@ def searching(calls: list, model, budget: Budget = Budget()):
     best_stack: list[tuple] = []
     best_state = None
     low = 0
+    best_depth = -1           # copy stack[low:best_depth] before the next pop (-1: copied)
     finals: list[tuple] = []
 
     entering = True
@@ -272,9 +278,7 @@ def searching(calls: list, model, budget: Budget = Budget()):
             if not covered:
                 if limit > best:
                     best, best_x = limit, rnxt[0] - 1
-                    del best_stack[low:]
-                    best_stack.extend(stack[low:])
-                    low = len(stack)
+                    best_depth = len(stack)
                     best_state = state
                     finals = [(base, rel, ib, state, stack[-1][0] if stack else None)]
                 elif limit == best and len(finals) < MAX_FINALS:
@@ -285,9 +289,9 @@ def searching(calls: list, model, budget: Budget = Budget()):
         # next legal, new candidate (no read-only one is legal now).
         while not covered:
             if inv[node] >= limit:
-                if kind[node] == INFO:
+                if node > info_head:
                     break
-                node = nxt[heads[INFO]]
+                node = nxt[info_head]
                 continue
             bit = ibit[node]
             if bit and ib & same[node] != same[node]:
@@ -355,6 +359,10 @@ def searching(calls: list, model, budget: Budget = Budget()):
         # legal, taking it now is never worse than later (it changes no state and relaxes
         # real-time constraints), so its branch was the only one worth taking.
         covered = False
+        if best_depth >= 0:
+            del best_stack[low:]
+            best_stack.extend(stack[low:best_depth])
+            low, best_depth = best_depth, -1
         while True:
             if not stack:
                 return _invalid(count, oks, infos, cid, best_x, best_stack, best_state, finals)

@@ -150,3 +150,39 @@ def test_the_adding_a_model_recipe_works(monkeypatch):
     result = LinearizableChecker("counter").check(history, {})
     assert result["valid"] is False
     assert result["failures"]["all"]["op"]["index"] == 3
+
+
+@pytest.mark.parametrize("name, initial, nil_read", [("register", 0, "unknown"), ("cas-register", 0, "unknown"),
+                                                     ("cas-register", None, "absent"), ("kv", None, "unknown")])
+def test_transition_is_the_same_step_written_as_data(name, initial, nil_read):
+    # The search applies an op by its (need, then) instead of calling step: for every op
+    # and outcome, in every state, both must agree on whether it is legal and what follows.
+    # (An op of unknown outcome may call illegal a state it would leave alone.)
+    from checkers.linearizable.models import ANY, SAME, STEP
+    model = make_model(name, initial, nil_read)
+    states = [0, 1, 2, None, "", "a", "ab"] if name == "kv" else [0, 1, 2, None]
+    if name == "kv":
+        ops = [(f, v, r) for f in ("get", "put", "append") for v in (None, "a", "b")
+               for r in ("", "a", "ab", UNKNOWN, None)]
+    else:
+        ops = [("read", None, r) for r in (0, 1, None, UNKNOWN, FAILED)]
+        ops += [("write", v, r) for v in (0, 1, 2) for r in (None, UNKNOWN)]
+        if name == "cas-register":
+            ops += [("cas", [a, b], r) for a in (0, 1, None) for b in (1, 2) for r in (None, UNKNOWN, FAILED)]
+    compared = 0
+    for f, value, result in ops:
+        inp, out = model.call(f, value, result)
+        need, then = model.transition(inp, out)
+        if need is STEP:
+            continue
+        compared += 1
+        for state in states:
+            legal, after = model.step(state, inp, out)
+            data_legal = need is ANY or need == state
+            if out is UNKNOWN and legal and not data_legal:
+                assert after == state, (f, value, result, state)   # a no-op it may skip
+                continue
+            assert data_legal == legal, (f, value, result, state, need)
+            if legal:
+                assert (state if then is SAME else then) == after, (f, value, result, state)
+    assert compared >= 8

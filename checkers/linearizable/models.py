@@ -25,7 +25,8 @@ operations, it only asks the model:
   calling ``step``; ``NOT_EXACT`` otherwise (the default).
 - optionally ``transition(inp, out)`` -> ``(need, then)``: the op's step written as
   data, so the search can apply it without calling ``step``: ``need`` is the one state
-  it is legal in, or ``ANY``; ``then`` the state after it, or ``SAME``; ``(STEP, None)``
+  it is legal in, ``ANY``, or ``AnyBut(state)`` (legal in every other state); ``then``
+  the state after it, or ``SAME``; ``(STEP, None)``
   when it is neither (ask ``step``; the default, or what ``observed_state`` gives). An op
   of unknown outcome may name as illegal the states in which it would change nothing
   (the search never takes such a step anyway). A subclass that overrides ``step`` and
@@ -82,6 +83,30 @@ NOT_EXACT = _Outcome("NOT_EXACT")  # see Model.observed_state
 STEP = _Outcome("STEP")  # see Model.transition: ask step
 ANY = _Outcome("ANY")    # Model.transition: legal in every state
 SAME = _Outcome("SAME")  # Model.transition: the state does not change
+
+
+
+class AnyBut:
+    """Model.transition's `need` of an op legal in every state but one (a CAS that failed
+    on another value). Compared with a state it says whether the op is legal there, so the
+    search tests it exactly as it tests a single needed state (`need == state`), without
+    a branch of its own or a call to `step`."""
+    __slots__ = ("state",)
+
+    def __init__(self, state):
+        self.state = state
+
+    def __eq__(self, state):
+        return not state == self.state   # exactly the negation of the test step makes
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return AnyBut, (self.state,)
+
+    def __repr__(self):
+        return f"AnyBut({self.state!r})"
+
 
 NIL_READS = ("unknown", "absent")
 
@@ -208,7 +233,7 @@ class Register(Model):
         if f == "write":
             return ANY, inp[1]
         if out is FAILED:
-            return STEP, None
+            return AnyBut(inp[1]), SAME
         # ok, or unknown: then the states other than `from` are those it leaves alone
         return inp[1], inp[2]
 

@@ -16,7 +16,8 @@ shared):
   "single" (one key, 10-30 processes, 20-40 ops per process, 15% timeouts); it prints
   for each history the CPU and wall times of both and the ratio of CPU times (the
   steadier figure on a shared machine; Porcupine's counts all its goroutines, ours our
-  worker processes), then the worst ratio and the totals over the histories both decided;
+  worker processes), then the worst CPU ratio, the totals over the histories both decided
+  and the worst wall-time ratio;
 - a generated history of --ops cas-register ops on 10 keys at concurrency 10, with
   timeouts (info ops), checked with independent keys (worker processes when they pay),
   and in one process for comparison.
@@ -189,10 +190,11 @@ def run_porcupine(binary: str, path: str, repeat: int, timeout: float) -> dict:
 
 
 def bench_shapes(repeat: int, porcupine: str | None = None,
-                 porcupine_timeout: float = PORCUPINE_TIMEOUT_S) -> tuple[float | None, str, float, float]:
+                 porcupine_timeout: float = PORCUPINE_TIMEOUT_S) -> tuple:
     """Each shape history against Porcupine's CPU time (and wall time), measured side by
     side when `porcupine` (the driver) is given, else as recorded: (worst CPU ratio, its
-    history, our CPU total, Porcupine's, over the histories both decided)."""
+    history, our CPU total, Porcupine's, over the histories both decided, worst wall-time
+    ratio, its history)."""
     recorded = {}
     if porcupine is None and os.path.exists(PORCUPINE_TIMES):
         with open(PORCUPINE_TIMES) as f:
@@ -200,6 +202,7 @@ def bench_shapes(repeat: int, porcupine: str | None = None,
     where = "measured side by side" if porcupine else "recorded in bench/porcupine_times.json"
     print(f"shape histories: medians of {repeat} runs; Porcupine {where}")
     worst, worst_name, ours_total, theirs_total = None, "", 0.0, 0.0
+    worst_wall, worst_wall_name = None, ""
     undecided_ours, undecided_theirs = [], []
     checker = shape_checker()
     with tempfile.TemporaryDirectory() as folder:
@@ -233,15 +236,17 @@ def bench_shapes(repeat: int, porcupine: str | None = None,
             if result["valid"] is not True:
                 print(line)
                 continue
-            r = cpu / theirs["cpu_seconds"]
-            print(line + f"; ratio {r:.2f} CPU, {seconds / theirs['seconds']:.2f} wall", flush=True)
+            r, r_wall = cpu / theirs["cpu_seconds"], seconds / theirs["seconds"]
+            print(line + f"; ratio {r:.2f} CPU, {r_wall:.2f} wall", flush=True)
+            if worst_wall is None or r_wall > worst_wall:
+                worst_wall, worst_wall_name = r_wall, name
             ours_total += cpu
             theirs_total += theirs["cpu_seconds"]
             if worst is None or r > worst:
                 worst, worst_name = r, name
     print(f"shape histories undecided: ours {len(undecided_ours)} {undecided_ours}, "
           f"Porcupine's {len(undecided_theirs)} {undecided_theirs}")
-    return worst, worst_name, ours_total, theirs_total
+    return worst, worst_name, ours_total, theirs_total, worst_wall, worst_wall_name
 
 
 def record_porcupine(binary: str, repeat: int = 3, timeout: float = PORCUPINE_TIMEOUT_S) -> None:
@@ -316,14 +321,15 @@ def main() -> int:
         ratios.append(f"c50-ok {ratio(c50_ok, C50_OK_TARGET_S)}")
         headlines.append(f"kv c50-ok: {c50_ok:.3f} s (target {C50_OK_TARGET_S} s)")
     if "shapes" in only:
-        shapes_worst, shapes_worst_name, ours, theirs = bench_shapes(args.repeat, args.porcupine,
-                                                                     args.porcupine_timeout)
+        shapes_worst, shapes_worst_name, ours, theirs, worst_wall, worst_wall_name = bench_shapes(
+            args.repeat, args.porcupine, args.porcupine_timeout)
         if shapes_worst is None:
             headlines.append("shape histories vs Porcupine: no history that both decided")
         else:
             headlines.append(f"shape histories vs Porcupine: worst CPU-time ratio {shapes_worst:.2f} "
                              f"({shapes_worst_name}); totals {ours:.3f} s vs Porcupine {theirs:.3f} s CPU "
-                             f"({ours / theirs:.2f}) over the histories both decided")
+                             f"({ours / theirs:.2f}) over the histories both decided; worst wall-time "
+                             f"ratio {worst_wall:.2f} ({worst_wall_name})")
     if "big" in only:
         big = bench_big(args.ops, args.repeat)
         big_text = "undecided" if big is None else f"{big:.2f} s"

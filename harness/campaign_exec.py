@@ -244,10 +244,27 @@ class DaskExecutor:
             return record
         store = item.spec["store"]
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(store, filter="data")
+            _extract_data(tar, store)
         record["run_dir"] = os.path.join(store, record.pop("run_dir_in_store"))
         _rewrite_run_dir(record["run_dir"])
         return record
+
+
+def _extract_data(tar: tarfile.TarFile, dest: str) -> None:
+    """Unpack a run's archive from another host as plain files and folders under `dest`:
+    tarfile's "data" filter where this Python has it (3.11.4 and later; Debian bookworm's
+    3.11.2 has not), else the same refusals made here: absolute or escaping names, links,
+    devices; and no set-id or other-writable modes."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    members = tar.getmembers()
+    for m in members:
+        name = os.path.normpath(m.name)
+        if os.path.isabs(name) or name == ".." or name.startswith(".." + os.sep) or not (m.isfile() or m.isdir()):
+            raise tarfile.TarError(f"refusing archive member {m.name!r} (not a plain file under the store)")
+        m.mode &= 0o755
+    tar.extractall(dest, members)
 
 
 def _allow_one_failure(dask_scheduler) -> None:

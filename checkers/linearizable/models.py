@@ -85,7 +85,6 @@ ANY = _Outcome("ANY")    # Model.transition: legal in every state
 SAME = _Outcome("SAME")  # Model.transition: the state does not change
 
 
-
 class AnyBut:
     """Model.transition's `need` of an op legal in every state but one (a CAS that failed
     on another value). Compared with a state it says whether the op is legal there, so the

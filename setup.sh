@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   python3-venv python3-pip   # the project's virtual environment
+  gcc libc6-dev python3-dev  # the checkers' compiled loops (checkers/linearizable/*.c)
   iproute2 iptables procps   # network namespaces, partitions, packet loss, process control
   util-linux mount           # unshare and mounts for the unprivileged (user-namespace) path
   fuse3                      # the disk fault's lazy filesystem (libfuse3, fusermount3)
@@ -70,3 +71,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test,ssh,docker,sql,dask]' >&2
   touch "$stamp"
 fi
+
+# The compiled loops of the linearizability checker, built in place for the venv's own
+# Python (its headers, its extension suffix) whenever a source is newer than its build.
+# Without them the checker runs its Python loops (same results, slower); a failed build
+# says so and stops here, since the test suite expects them.
+for source in checkers/linearizable/_*.c; do
+  [ -e "$source" ] || continue
+  built=$(.venv/bin/python - "$source" <<'PY'
+import os, sys, sysconfig
+print(os.path.splitext(sys.argv[1])[0] + sysconfig.get_config_var("EXT_SUFFIX"))
+PY
+)
+  if [ ! -f "$built" ] || [ "$source" -nt "$built" ]; then
+    include=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    if ! gcc -O2 -Wall -Wno-missing-field-initializers -shared -fPIC -I"$include" -o "$built.tmp" "$source"; then
+      echo "setup.sh: could not compile $source (gcc, and the headers of $(.venv/bin/python -c 'import sys; print(sys.executable)'))" >&2
+      rm -f "$built.tmp"
+      exit 1
+    fi
+    mv "$built.tmp" "$built"
+  fi
+done

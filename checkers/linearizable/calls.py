@@ -25,6 +25,11 @@ from core.history import NEMESIS, NO_PARTNER, TYPES, HistoryError, pair
 
 from .models import FAILED, STEP, UNKNOWN, Model
 
+try:
+    from . import _prepare   # compiled by setup.sh; absent where it could not be built
+except ImportError:
+    _prepare = None
+
 FAIL_CAS = ("ignored", "observed")
 SINGLE_KEY = "all"  # the key name of a history that is not split by key
 NEMESIS_SLOT = -2
@@ -117,7 +122,28 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
             fail_cas: str = "ignored") -> Prepared:
     """Pair invocations with completions (`core.history.pairing`: a completion without an
     invocation was invoked before everything) and build the calls of each key. Raises
-    HistoryError (a ValueError) naming the op on a malformed history."""
+    HistoryError (a ValueError) naming the op on a malformed history.
+
+    The loop runs in C (`_prepare.c`, built by setup.sh) where it is built and the
+    history is of the shapes it takes, else in Python (`prepare_op_by_op`, the
+    reference, which also names what is wrong)."""
+    if fail_cas not in FAIL_CAS:
+        raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
+    if _prepare is not None:
+        done = _prepare.prepare(history, _asker(model), model.key_field, independent, fail_cas == "observed",
+                                Call, key_name, UNKNOWN, FAILED, _PLAIN, SINGLE_KEY)
+        if done is not None:
+            keys, ignored, dropped_fail, skipped_unknown = done
+            for calls in keys.values():
+                calls.sort(key=AT)
+            return Prepared(keys, dropped_fail, skipped_unknown, ignored)
+    return prepare_op_by_op(history, model, independent=independent, fail_cas=fail_cas)
+
+
+def prepare_op_by_op(history: list[dict], model: Model, *, independent: bool = False,
+                     fail_cas: str = "ignored") -> Prepared:
+    """`prepare` in Python, one op at a time: the reference `_prepare.c` is tested
+    against, and the path that raises, naming the op."""
     if fail_cas not in FAIL_CAS:
         raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
     where = getattr(history, "where", None) or (lambda i: f"op {i}")
@@ -135,7 +161,7 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
     names: dict = {}           # key -> its name, for the int and str ones
     key_field = model.key_field
     observe_failed_cas = fail_cas == "observed"
-    model_call, read_only, transition = model.call, _read_only(model), _transition(model)
+    ask = _asker(model)
     new, plain = _new_call, _PLAIN
     memo: dict = {}
     for i, op in chain(enumerate(history), _closing(open_at)):
@@ -220,12 +246,9 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         answer = memo.get(memo_key) if memo_key is not None else None
         if answer is None:
             try:
-                inp, out = model_call(f, value, got)
+                answer = ask(f, value, got, known)
             except ValueError as e:
                 raise HistoryError(f"{where(at)}: {e}") from None
-            pure = bool(read_only(inp, out))
-            # the search takes a call of unknown outcome as having any outcome
-            answer = (inp, out, out is UNKNOWN and pure, pure, *transition(inp, out if known else UNKNOWN))
             if memo_key is not None:
                 memo[memo_key] = answer
         inp, out, skip, pure, need, then = answer
@@ -255,6 +278,20 @@ def _closing(open_at: dict):
     for p, inv in list(open_at.items()):
         if inv >= 0:   # not the nemesis's
             yield inv, {"type": _OPEN, "process": p}
+
+
+def _asker(model):
+    """ask(f, value, outcome, known): what the model says of one op, as the search takes
+    it: (inp, out, skip: of unknown outcome and read-only, so left out, pure: read-only,
+    need, then: Model.transition). Raises the model's ValueError."""
+    model_call, read_only, transition = model.call, _read_only(model), _transition(model)
+
+    def ask(f, value, got, known):
+        inp, out = model_call(f, value, got)
+        pure = bool(read_only(inp, out))
+        # the search takes a call of unknown outcome as having any outcome
+        return (inp, out, out is UNKNOWN and pure, pure, *transition(inp, out if known else UNKNOWN))
+    return ask
 
 
 def _read_only(model):

@@ -1,0 +1,394 @@
+/* calls.prepare_op_by_op's loop in C, for the histories it meets every day.
+
+   The Python loop costs about a microsecond per op; on an easy history (few timeouts,
+   so the search is nearly linear) that was most of the check, and Porcupine's Go took
+   a third of our time. This is the same loop, step for step (calls.py is the reference
+   and the documentation), over the same dicts, asking the same Python `ask` for the
+   model's answers. Where the Python loop would raise, or meets a type it treats
+   specially, this returns None and the caller runs the Python loop, which raises naming
+   the op: the C never decides anything about a malformed history.
+
+   prepare(history, ask, key_field, independent, observe_failed_cas, call_type,
+           key_name, unknown, failed, plain_types, single_key)
+   -> (keys: {name: [Call]} unsorted, ignored, dropped_fail, skipped_unknown) | None
+
+   Built by setup.sh (gcc, the venv's Python headers); calls.py uses it when the
+   module imports and the Python loop otherwise. tests/test_linearizable_prepare.py
+   compares the two on random and malformed histories of every model. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NO_PARTNER (-1)
+#define NEMESIS_SLOT (-2)
+
+enum kind { K_INVOKE, K_OK, K_FAIL, K_INFO, K_OPEN, K_OTHER };
+
+static PyObject *s_type, *s_process, *s_f, *s_value, *s_cas, *s_nemesis;
+static PyObject *s_ok, *s_fail, *s_info, *s_open;   /* the kind strings stored in calls */
+
+static enum kind kind_of(PyObject *t) {
+    if (t == NULL || !PyUnicode_CheckExact(t) || !PyUnicode_IS_COMPACT_ASCII(t)) return K_OTHER;
+    const char *c = (const char *)PyUnicode_DATA(t);
+    switch (PyUnicode_GET_LENGTH(t)) {
+    case 6: return memcmp(c, "invoke", 6) == 0 ? K_INVOKE : K_OTHER;
+    case 2: return memcmp(c, "ok", 2) == 0 ? K_OK : K_OTHER;
+    case 4: return memcmp(c, "info", 4) == 0 ? K_INFO : memcmp(c, "fail", 4) == 0 ? K_FAIL : K_OTHER;
+    default: return K_OTHER;
+    }
+}
+
+/* p == "nemesis", as Python's == would say it for the types processes have; -1 on error */
+static int is_nemesis(PyObject *p) {
+    if (p == NULL || p == Py_None || PyLong_CheckExact(p)) return 0;
+    return PyObject_RichCompareBool(p, s_nemesis, Py_EQ);
+}
+
+/* a value of a [key, value] pair: exact list or tuple of two; NULL (no error) if not */
+static int as_pair(PyObject *v, PyObject **first, PyObject **second) {
+    if (PyList_CheckExact(v) && PyList_GET_SIZE(v) == 2) {
+        *first = PyList_GET_ITEM(v, 0);
+        *second = PyList_GET_ITEM(v, 1);
+        return 1;
+    }
+    if (PyTuple_CheckExact(v) && PyTuple_GET_SIZE(v) == 2) {
+        *first = PyTuple_GET_ITEM(v, 0);
+        *second = PyTuple_GET_ITEM(v, 1);
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    PyObject *history, *ask, *key_field, *call_type, *key_name, *unknown, *failed, *plain;
+    PyObject *single_key;
+    int independent, observe;
+    PyObject *keys, *names, *memo;
+    Py_ssize_t ignored, dropped_fail, skipped_unknown;
+} Prep;
+
+/* 1 if v is of a plain type (st->plain: 1 == True, so types go beside values), 2 if a
+   list of two such, 0 if neither, -1 on error */
+static int plainness(Prep *st, PyObject *v) {
+    int in = PySet_Contains(st->plain, (PyObject *)Py_TYPE(v));
+    if (in != 0) return in;
+    if (!PyList_CheckExact(v) || PyList_GET_SIZE(v) != 2) return 0;
+    in = PySet_Contains(st->plain, (PyObject *)Py_TYPE(PyList_GET_ITEM(v, 0)));
+    if (in <= 0) return in;
+    in = PySet_Contains(st->plain, (PyObject *)Py_TYPE(PyList_GET_ITEM(v, 1)));
+    return in <= 0 ? in : 2;
+}
+
+/* What the model's answer is remembered by (as in calls.py, and also for a pair
+   outcome: a CAS's under independent keys), or NULL with no error when the op is not
+   remembered; NULL with an error on failure. */
+static PyObject *memo_key(Prep *st, PyObject *f, PyObject *value, PyObject *got) {
+    int pv = plainness(st, value), pg = pv > 0 ? plainness(st, got) : pv;
+    if (pv < 0 || pg < 0) return NULL;
+    if (pv == 0 || pg == 0) return NULL;
+    PyObject *parts[11] = {f};
+    int n = 1;
+    PyObject *sides[2] = {value, got};
+    int kinds[2] = {pv, pg};
+    for (int s = 0; s < 2; s++) {
+        PyObject *v = sides[s];
+        if (kinds[s] == 1) {
+            parts[n++] = (PyObject *)Py_TYPE(v);
+            parts[n++] = v;
+        } else {
+            parts[n++] = (PyObject *)&PyList_Type;
+            for (int j = 0; j < 2; j++) {
+                parts[n++] = (PyObject *)Py_TYPE(PyList_GET_ITEM(v, j));
+                parts[n++] = PyList_GET_ITEM(v, j);
+            }
+        }
+    }
+    PyObject *key = PyTuple_New(n);
+    if (key == NULL) return NULL;
+    for (int j = 0; j < n; j++) {
+        Py_INCREF(parts[j]);
+        PyTuple_SET_ITEM(key, j, parts[j]);
+    }
+    return key;
+}
+
+/* The key's name, or NULL: -1 error, 0 bail out (the Python loop decides) */
+static PyObject *key_of(Prep *st, PyObject *invoke, PyObject **value, int known, PyObject **result,
+                        int *status) {
+    *status = 1;
+    if (st->key_field != Py_None) {
+        PyObject *k = PyDict_GetItemWithError(invoke, st->key_field);
+        if (k != NULL) {
+            PyObject *name = PyObject_CallOneArg(st->key_name, k);
+            if (name == NULL) *status = -1;
+            return name;
+        }
+        if (PyErr_Occurred()) { *status = -1; return NULL; }
+    }
+    if (!st->independent) {
+        Py_INCREF(st->single_key);
+        return st->single_key;
+    }
+    PyObject *k, *v;
+    if (!as_pair(*value, &k, &v)) { *status = 0; return NULL; }
+    *value = v;
+    if (known) {
+        PyObject *r0, *r1;
+        if (!as_pair(*result, &r0, &r1)) { *status = 0; return NULL; }
+        *result = r1;
+    }
+    if (!PyLong_CheckExact(k) && !PyUnicode_CheckExact(k)) {
+        PyObject *name = PyObject_CallOneArg(st->key_name, k);
+        if (name == NULL) *status = -1;
+        return name;
+    }
+    /* exactly int or str: one name per key (a dict would take True for 1; those two
+       types never compare equal to each other, so the cache is exact) */
+    PyObject *name = PyDict_GetItemWithError(st->names, k);
+    if (name != NULL) { Py_INCREF(name); return name; }
+    if (PyErr_Occurred()) { *status = -1; return NULL; }
+    name = PyObject_CallOneArg(st->key_name, k);
+    if (name == NULL) { *status = -1; return NULL; }
+    if (PyDict_SetItem(st->names, k, name) < 0) { Py_DECREF(name); *status = -1; return NULL; }
+    return name;
+}
+
+/* One completion (or an open invocation when op is NULL): a call appended to its key's
+   list, or counted as left out. 1 done, 0 bail out, -1 error. */
+static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssize_t inv, Py_ssize_t at,
+                    PyObject *invoke) {
+    PyObject *f = PyDict_GetItemWithError(invoke, s_f);
+    if (f == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_CheckExact(f)) return 0;
+    if (kind == K_FAIL) {
+        int cas = st->observe ? PyUnicode_Compare(f, s_cas) == 0 : 0;
+        if (cas == 0 && PyErr_Occurred()) return -1;
+        if (!cas) { st->dropped_fail++; return 1; }
+    }
+    PyObject *value = PyDict_GetItemWithError(invoke, s_value);
+    if (value == NULL) {
+        if (PyErr_Occurred()) return -1;
+        value = Py_None;
+    }
+    int known = kind == K_OK || kind == K_FAIL;
+    PyObject *result = st->unknown;
+    if (known) {
+        result = PyDict_GetItemWithError(op, s_value);
+        if (result == NULL) {
+            if (PyErr_Occurred()) return -1;
+            result = Py_None;
+        }
+    }
+    int status;
+    PyObject *name = key_of(st, invoke, &value, known, &result, &status);
+    if (name == NULL) return status;
+    PyObject *got = kind == K_FAIL ? st->failed : result;
+    PyObject *answer = NULL, *mk = memo_key(st, f, value, got);
+    if (mk == NULL && PyErr_Occurred()) goto error;
+    if (mk != NULL) {
+        answer = PyDict_GetItemWithError(st->memo, mk);
+        if (answer == NULL && PyErr_Occurred()) goto error;
+        Py_XINCREF(answer);
+    }
+    if (answer == NULL) {
+        PyObject *args[4] = {f, value, got, known ? Py_True : Py_False};
+        answer = PyObject_Vectorcall(st->ask, args, 4, NULL);
+        if (answer == NULL) {   /* the model's ValueError: the Python loop names the op */
+            PyErr_Clear();
+            Py_XDECREF(mk);
+            Py_DECREF(name);
+            return 0;
+        }
+        if (!PyTuple_CheckExact(answer) || PyTuple_GET_SIZE(answer) != 6) {
+            Py_DECREF(answer);
+            Py_XDECREF(mk);
+            Py_DECREF(name);
+            return 0;
+        }
+        if (mk != NULL && PyDict_SetItem(st->memo, mk, answer) < 0) goto error;
+    }
+    Py_XDECREF(mk);
+    mk = NULL;
+    int skip = PyObject_IsTrue(PyTuple_GET_ITEM(answer, 2));
+    if (skip < 0) goto error;
+    if (skip) {
+        st->skipped_unknown++;
+        Py_DECREF(answer);
+        Py_DECREF(name);
+        return 1;
+    }
+    PyObject *process = PyDict_GetItemWithError(invoke, s_process);
+    if (process == NULL) {
+        if (PyErr_Occurred()) goto error;
+        process = Py_None;
+    }
+    PyTypeObject *ct = (PyTypeObject *)st->call_type;
+    PyObject *call = ct->tp_alloc(ct, 14);
+    if (call == NULL) goto error;
+    PyObject *kind_s = kind == K_OK ? s_ok : kind == K_FAIL ? s_fail : kind == K_INFO ? s_info : s_open;
+    PyObject *end = op == NULL ? Py_None : PyLong_FromSsize_t(i);
+    if (end == NULL) { Py_DECREF(call); goto error; }
+    if (op == NULL) Py_INCREF(end);
+    PyObject *items[14] = {
+        PyTuple_GET_ITEM(answer, 0), PyTuple_GET_ITEM(answer, 1), NULL, known ? end : Py_None, end,
+        process, f, kind == K_OK ? result : value, kind_s, st->history,
+        PyTuple_GET_ITEM(answer, 3), PyTuple_GET_ITEM(answer, 4), PyTuple_GET_ITEM(answer, 5), NULL};
+    PyObject *inv_o = PyLong_FromSsize_t(inv), *at_o = inv == at ? inv_o : PyLong_FromSsize_t(at);
+    if (inv_o == NULL || at_o == NULL) {
+        Py_XDECREF(inv_o);
+        if (at_o != inv_o) Py_XDECREF(at_o);
+        Py_DECREF(end);
+        Py_DECREF(call);
+        goto error;
+    }
+    if (at_o == inv_o) Py_INCREF(at_o);
+    items[2] = inv_o;
+    items[13] = at_o;
+    for (int j = 0; j < 14; j++) {
+        if (j != 2 && j != 13) Py_INCREF(items[j]);
+        PyTuple_SET_ITEM(call, j, items[j]);
+    }
+    Py_DECREF(end);
+    Py_DECREF(answer);
+    answer = NULL;
+    PyObject *calls = PyDict_GetItemWithError(st->keys, name);
+    int rc;
+    if (calls != NULL) {
+        rc = PyList_Append(calls, call);
+    } else if (PyErr_Occurred()) {
+        rc = -1;
+    } else {
+        calls = PyList_New(1);
+        if (calls == NULL) {
+            rc = -1;
+        } else {
+            Py_INCREF(call);
+            PyList_SET_ITEM(calls, 0, call);
+            rc = PyDict_SetItem(st->keys, name, calls);
+            Py_DECREF(calls);
+        }
+    }
+    Py_DECREF(call);
+    Py_DECREF(name);
+    return rc < 0 ? -1 : 1;
+error:
+    Py_XDECREF(mk);
+    Py_XDECREF(answer);
+    Py_DECREF(name);
+    return -1;
+}
+
+static PyObject *prepare(PyObject *self, PyObject *args) {
+    Prep st = {0};
+    if (!PyArg_ParseTuple(args, "OOOppOOOOOO", &st.history, &st.ask, &st.key_field, &st.independent,
+                          &st.observe, &st.call_type, &st.key_name, &st.unknown, &st.failed, &st.plain,
+                          &st.single_key))
+        return NULL;
+    if (!PyList_Check(st.history) || !PyType_Check(st.call_type) ||
+        !PyType_IsSubtype((PyTypeObject *)st.call_type, &PyTuple_Type) || !PyAnySet_Check(st.plain))
+        Py_RETURN_NONE;
+    PyObject *open_at = PyDict_New();
+    st.keys = PyDict_New();
+    st.names = PyDict_New();
+    st.memo = PyDict_New();
+    PyObject *out = NULL, *nemesis_slot = PyLong_FromLong(NEMESIS_SLOT);
+    if (open_at == NULL || st.keys == NULL || st.names == NULL || st.memo == NULL || nemesis_slot == NULL)
+        goto done;
+    int bail = 0;
+    Py_ssize_t n = PyList_GET_SIZE(st.history);
+    for (Py_ssize_t i = 0; i < n && !bail; i++) {
+        PyObject *op = PyList_GET_ITEM(st.history, i);
+        if (!PyDict_CheckExact(op)) { bail = 1; break; }
+        enum kind kind = kind_of(PyDict_GetItemWithError(op, s_type));
+        if (PyErr_Occurred()) goto done;
+        if (kind == K_OTHER) { bail = 1; break; }
+        PyObject *p = PyDict_GetItemWithError(op, s_process);
+        if (p == NULL) {
+            if (PyErr_Occurred()) goto done;
+            p = Py_None;
+        }
+        PyObject *inv_o = PyDict_GetItemWithError(open_at, p);
+        if (inv_o == NULL && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) goto done;
+            PyErr_Clear();   /* an unhashable process: the Python loop names it */
+            bail = 1;
+            break;
+        }
+        Py_ssize_t inv = NO_PARTNER;
+        if (inv_o != NULL) {
+            inv = PyLong_AsSsize_t(inv_o);
+            if (PyDict_DelItem(open_at, p) < 0) goto done;
+        }
+        int nemesis = is_nemesis(p);
+        if (nemesis < 0) goto done;
+        if (kind == K_INVOKE) {
+            if (inv != NO_PARTNER) { bail = 1; break; }   /* invoked twice: the Python loop raises */
+            PyObject *at = nemesis ? nemesis_slot : PyLong_FromSsize_t(i);
+            if (at == NULL) goto done;
+            if (nemesis) {
+                Py_INCREF(at);
+                st.ignored++;
+            }
+            int rc = PyDict_SetItem(open_at, p, at);
+            Py_DECREF(at);
+            if (rc < 0) goto done;
+            continue;
+        }
+        Py_ssize_t at;
+        PyObject *invoke;
+        if (inv >= 0) {
+            at = inv;
+            invoke = PyList_GET_ITEM(st.history, inv);
+        } else if (inv == NEMESIS_SLOT || nemesis || kind == K_INFO) {
+            st.ignored++;   /* nemesis ops; a lone info: nothing known, neither what nor when */
+            continue;
+        } else {            /* invoked at some unknown time before: the widest interval */
+            at = i;
+            invoke = op;
+        }
+        int rc = complete(&st, i, op, kind, inv, at, invoke);
+        if (rc < 0) goto done;
+        if (rc == 0) bail = 1;
+    }
+    if (!bail) {   /* the invocations still open, in the order they were made */
+        PyObject *items = PyDict_Items(open_at);
+        if (items == NULL) goto done;
+        Py_ssize_t m = PyList_GET_SIZE(items);
+        for (Py_ssize_t j = 0; j < m && !bail; j++) {
+            Py_ssize_t inv = PyLong_AsSsize_t(PyTuple_GET_ITEM(PyList_GET_ITEM(items, j), 1));
+            if (inv < 0) continue;   /* the nemesis's */
+            int rc = complete(&st, inv, NULL, K_OPEN, inv, inv, PyList_GET_ITEM(st.history, inv));
+            if (rc < 0) { Py_DECREF(items); goto done; }
+            if (rc == 0) bail = 1;
+        }
+        Py_DECREF(items);
+    }
+    if (bail) {
+        out = Py_None;
+        Py_INCREF(out);
+    } else {
+        out = Py_BuildValue("Onnn", st.keys, st.ignored, st.dropped_fail, st.skipped_unknown);
+    }
+done:
+    Py_XDECREF(open_at);
+    Py_XDECREF(st.keys);
+    Py_XDECREF(st.names);
+    Py_XDECREF(st.memo);
+    Py_XDECREF(nemesis_slot);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"prepare", prepare, METH_VARARGS, "calls.prepare_op_by_op's loop (see the module source)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_prepare", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__prepare(void) {
+    const char *names[] = {"type", "process", "f", "value", "cas", "nemesis", "ok", "fail", "info", "open"};
+    PyObject **slots[] = {&s_type, &s_process, &s_f, &s_value, &s_cas, &s_nemesis, &s_ok, &s_fail, &s_info, &s_open};
+    for (int j = 0; j < 10; j++) {
+        *slots[j] = PyUnicode_InternFromString(names[j]);
+        if (*slots[j] == NULL) return NULL;
+    }
+    return PyModule_Create(&module);
+}

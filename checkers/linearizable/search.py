@@ -51,7 +51,12 @@ from typing import Any, Callable
 from itertools import compress, repeat
 from operator import and_, gt, is_not, itemgetter, not_
 
-from .models import ANY, SAME, STEP, UNKNOWN
+from .models import ANY, SAME, STEP, UNKNOWN, AnyBut
+
+try:
+    from . import _walk   # compiled by setup.sh; absent where it could not be built
+except ImportError:
+    _walk = None
 
 MAX_FINALS = 32       # configurations kept at the furthest point, for the explanation
 CHECK_EVERY = 4096    # new configurations between looks at the clock
@@ -107,10 +112,10 @@ def _memory_used() -> int:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def search(calls: list, model, budget: Budget = Budget()) -> Outcome:
+def search(calls: list, model, budget: Budget = Budget(), compiled: bool = True) -> Outcome:
     """Decide whether `calls` (of one object, in invocation order) linearize under `model`
-    within `budget`."""
-    steps = searching(calls, model, budget)
+    within `budget` (compiled=False: never the walk in C)."""
+    steps = searching(calls, model, budget, compiled)
     while True:
         try:
             next(steps)
@@ -118,7 +123,7 @@ def search(calls: list, model, budget: Budget = Budget()) -> Outcome:
             return done.value
 
 
-def searching(calls: list, model, budget: Budget = Budget()):
+def searching(calls: list, model, budget: Budget = Budget(), compiled: bool = True):
     """The search as a generator: it yields the number of configurations made every
     CHECK_EVERY new ones, so that a driver can interleave keys or stop one, and returns
     the Outcome (see `search`)."""
@@ -127,6 +132,25 @@ def searching(calls: list, model, budget: Budget = Budget()):
     # (base, rel) is small however long the history (Knossos numbers them the same way).
     # Calls are the tuples of calls.Call; their fields are read by position here (a
     # property costs as much as the rest of the set-up).
+    walk = _walk.Walk(calls, model.step, model.init(), ANY, SAME, STEP, UNKNOWN, AnyBut, CHECK_EVERY) \
+        if compiled and _walk is not None else None
+    if walk is not None:
+        # The set-up and walk in C (_walk.c), where its bit sets fit in 64 bits: it
+        # decides valid histories, and hands back the others to be searched again below,
+        # which explains.
+        spent = budget.watch()
+        while True:
+            ran = walk.run()
+            if ran.__class__ is int:   # paused, as the loop below yields
+                why = spent(ran)
+                if why:
+                    return Outcome("unknown", ran, why)
+                yield ran
+            elif ran is None:
+                break
+            else:
+                return Outcome(True, ran[1])
+        del walk
     rets = list(map(_RET, calls))
     ids = range(len(rets))
     known = list(map(is_not, rets, repeat(None)))   # C-level filters: a genexpr costs 3x

@@ -1,0 +1,652 @@
+/* search.py's set-up and walk in C, for the searches that end valid.
+
+   search.py builds its node lists (dancing links) and then walks them; per configuration
+   a few dozen Python steps, and per call a few C-level passes of set-up. On histories
+   whose search is nearly linear (few timeouts) that was most of the check, and Porcupine's
+   Go is quick there. This is the same set-up and the same walk, step for step (search.py
+   is the reference and the documentation: the sections of candidates and their order,
+   the read-only pass, the cache with its dominated unknown-call sets, the
+   interchangeable unknown calls), on C arrays, with the same cache of Python tuples,
+   asking the same model.step where a node's transition is not data.
+
+   It does not explain: it keeps no furthest point. When it finds the history not
+   linearizable, or its bit sets would outgrow 64 bits (a known call linearized 64 or
+   more places past the lowest pending one; more than 64 calls of unknown outcome), it
+   says so and search.py searches again in Python from the start, which explains.
+
+   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every) -> a Walk, or
+   None (more than 64 calls of unknown outcome)
+   .run() -> int (paused: configurations so far, a multiple of check_every),
+             ("valid", configurations), or None (search.py must search). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+typedef struct {
+    Py_ssize_t node;      /* the call linearized, or -1: a read-only pass (taken[from..]) */
+    Py_ssize_t from, len; /* a pass's nodes in `taken` */
+    PyObject *state;      /* owned: the state before */
+    int64_t limit, base;
+    uint64_t rel, ib;
+} Item;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t size, n_ok, heads[3];
+    Py_ssize_t *nxt, *prv, *xof, *rnxt, *rprv;
+    int64_t *inv, *rpos;
+    uint64_t *ibit, *same;
+    char *negate;         /* need[node] is AnyBut(s)'s s */
+    PyObject **inp, **out, **need, **then;
+    PyObject *step, *any, *same_o, *step_o, *cache, *state;
+    int64_t base, limit, remaining, count, check_every;
+    uint64_t rel, ib;
+    Py_ssize_t node;
+    int entering, covered, done;
+    Item *stack;
+    Py_ssize_t depth, cap;
+    Py_ssize_t *taken;
+    Py_ssize_t taken_len, taken_cap;
+} Walk;
+
+/* a == b as Python's == says it; identity is enough only for types whose == is identity
+   on the same object (a float NaN is not equal to itself) */
+static int equal(PyObject *a, PyObject *b) {
+    if (a == b && (PyLong_CheckExact(a) || PyUnicode_CheckExact(a) || a == Py_None || PyBool_Check(a) ||
+                   PyTuple_CheckExact(a) || PyFrozenSet_CheckExact(a)))
+        return 1;
+    PyObject *r = PyObject_RichCompare(a, b, Py_EQ);
+    if (r == NULL) return -1;
+    int t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t;
+}
+
+static void walk_dealloc(Walk *w) {
+    for (Py_ssize_t j = 0; j < w->depth; j++) Py_XDECREF(w->stack[j].state);
+    PyObject ***objects[] = {&w->inp, &w->out, &w->need, &w->then};
+    for (int k = 0; k < 4; k++) {
+        if (*objects[k] != NULL) {
+            for (Py_ssize_t i = 0; i < w->size; i++) Py_XDECREF((*objects[k])[i]);
+            PyMem_Free(*objects[k]);
+        }
+    }
+    PyMem_Free(w->nxt); PyMem_Free(w->prv); PyMem_Free(w->xof); PyMem_Free(w->rnxt); PyMem_Free(w->rprv);
+    PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->ibit); PyMem_Free(w->same); PyMem_Free(w->negate);
+    PyMem_Free(w->stack); PyMem_Free(w->taken);
+    Py_XDECREF(w->step); Py_XDECREF(w->any); Py_XDECREF(w->same_o); Py_XDECREF(w->step_o);
+    Py_XDECREF(w->cache); Py_XDECREF(w->state);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+/* A Call's fields, by position (calls.Call) */
+enum { F_INP = 0, F_OUT = 1, F_INV = 2, F_RET = 3, F_PURE = 10, F_NEED = 11, F_THEN = 12 };
+
+static int64_t as_position(PyObject *v, int *error) {
+    long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred()) *error = 1;
+    return x;
+}
+
+/* the calls' ids `ids` (n of them) sorted by key[id], stably: insertion sort is enough
+   for the nearly sorted orders met here, merge sort guards the rest */
+static void sort_by(Py_ssize_t *ids, Py_ssize_t n, const int64_t *key, Py_ssize_t *tmp) {
+    if (n < 2) return;
+    if (n <= 32) {
+        for (Py_ssize_t i = 1; i < n; i++) {
+            Py_ssize_t v = ids[i], j = i;
+            while (j > 0 && key[ids[j - 1]] > key[v]) { ids[j] = ids[j - 1]; j--; }
+            ids[j] = v;
+        }
+        return;
+    }
+    Py_ssize_t h = n / 2;
+    sort_by(ids, h, key, tmp);
+    sort_by(ids + h, n - h, key, tmp);
+    if (key[ids[h - 1]] <= key[ids[h]]) return;   /* already in order */
+    Py_ssize_t i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = key[ids[j]] < key[ids[i]] ? ids[j++] : ids[i++];
+    while (i < h) tmp[k++] = ids[i++];
+    while (j < n) tmp[k++] = ids[j++];
+    memcpy(ids, tmp, sizeof(Py_ssize_t) * n);
+}
+
+/* Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every): search.py's
+   set-up, the same node lists built from the calls; None if there are more than 64
+   calls of unknown outcome (search.py walks then). */
+static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    PyObject *calls, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
+    long long check_every;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOL", &calls, &step, &state, &any, &same_o, &step_o, &unknown, &any_but,
+                          &check_every))
+        return NULL;
+    if (!PyList_Check(calls)) {
+        PyErr_SetString(PyExc_TypeError, "calls: a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(calls), n_ok = 0, n_i = 0, n_p = 0, n_k = 0;
+    int error = 0;
+    int64_t *ret = PyMem_Malloc(sizeof(int64_t) * (n + 1)), *invs = PyMem_Malloc(sizeof(int64_t) * (n + 1));
+    Py_ssize_t *ids = PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1) * 5);
+    if (ret == NULL || invs == NULL || ids == NULL) {
+        PyMem_Free(ret); PyMem_Free(invs); PyMem_Free(ids);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t *oks = ids, *pures = ids + n + 1, *knowns = ids + 2 * (n + 1), *infos = ids + 3 * (n + 1);
+    Py_ssize_t *tmp = ids + 4 * (n + 1);
+    for (Py_ssize_t i = 0; i < n && !error; i++) {
+        PyObject *c = PyList_GET_ITEM(calls, i);
+        if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) < 14) {
+            PyErr_SetString(PyExc_TypeError, "calls: calls.Call tuples");
+            error = 1;
+            break;
+        }
+        invs[i] = as_position(PyTuple_GET_ITEM(c, F_INV), &error);
+        PyObject *r = PyTuple_GET_ITEM(c, F_RET);
+        if (r == Py_None) {
+            infos[n_i++] = i;
+            continue;
+        }
+        ret[i] = as_position(r, &error);
+        oks[n_ok++] = i;
+        int pure = PyObject_IsTrue(PyTuple_GET_ITEM(c, F_PURE));
+        if (pure < 0) error = 1;
+        if (pure > 0) pures[n_p++] = i; else knowns[n_k++] = i;
+    }
+    Walk *w = NULL;
+    if (error) goto done;
+    if (n_i > 64) {
+        Py_INCREF(Py_None);
+        w = (Walk *)Py_None;
+        goto done;
+    }
+    sort_by(oks, n_ok, ret, tmp);
+    sort_by(pures, n_p, invs, tmp);
+    sort_by(knowns, n_k, invs, tmp);
+    w = (Walk *)type->tp_alloc(type, 0);
+    if (w == NULL) goto done;
+    Py_ssize_t size = n_p + n_k + n_i + 6;
+    w->size = size;
+    w->n_ok = n_ok;
+    w->heads[0] = 0;
+    w->heads[1] = n_p + 2;
+    w->heads[2] = n_p + n_k + 4;
+    w->nxt = PyMem_Malloc(sizeof(Py_ssize_t) * size);
+    w->prv = PyMem_Malloc(sizeof(Py_ssize_t) * size);
+    w->xof = PyMem_Malloc(sizeof(Py_ssize_t) * size);
+    w->inv = PyMem_Malloc(sizeof(int64_t) * size);
+    w->ibit = PyMem_Calloc(size, sizeof(uint64_t));
+    w->same = PyMem_Calloc(size, sizeof(uint64_t));
+    w->negate = PyMem_Calloc(size, 1);
+    w->inp = PyMem_Calloc(size, sizeof(PyObject *));
+    w->out = PyMem_Calloc(size, sizeof(PyObject *));
+    w->need = PyMem_Calloc(size, sizeof(PyObject *));
+    w->then = PyMem_Calloc(size, sizeof(PyObject *));
+    w->rnxt = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 2));
+    w->rprv = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 2));
+    w->rpos = PyMem_Malloc(sizeof(int64_t) * (n_ok + 1));
+    if (!w->nxt || !w->prv || !w->xof || !w->inv || !w->ibit || !w->same || !w->negate || !w->inp || !w->out ||
+        !w->need || !w->then || !w->rnxt || !w->rprv || !w->rpos) {
+        PyErr_NoMemory();
+        Py_CLEAR(w);
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < size; j++) {
+        w->nxt[j] = j + 1;
+        w->prv[j] = j - 1;
+        w->xof[j] = -1;
+        w->inv[j] = -1;
+    }
+    w->inv[n_p + 1] = w->inv[n_p + n_k + 3] = w->inv[size - 1] = INT64_MAX;   /* the tails */
+    for (Py_ssize_t x = 0; x < n_ok; x++) {
+        tmp[oks[x]] = x;   /* id -> x */
+        w->rpos[x] = ret[oks[x]];
+    }
+    for (Py_ssize_t j = 0; j < n_ok + 2; j++) {
+        w->rnxt[j] = j + 1;
+        w->rprv[j] = j - 1;
+    }
+    PyObject *earlier_of = PyDict_New();
+    if (earlier_of == NULL) { Py_CLEAR(w); goto done; }
+    Py_ssize_t sections[3] = {n_p, n_k, n_i};
+    Py_ssize_t *members[3] = {pures, knowns, infos};
+    for (int sec = 0; sec < 3; sec++) {
+        for (Py_ssize_t j = 0; j < sections[sec]; j++) {
+            Py_ssize_t node = w->heads[sec] + 1 + j, id = members[sec][j];
+            PyObject *c = PyList_GET_ITEM(calls, id);
+            w->inv[node] = invs[id];
+            w->inp[node] = PyTuple_GET_ITEM(c, F_INP);
+            w->out[node] = sec == 2 ? unknown : PyTuple_GET_ITEM(c, F_OUT);
+            w->need[node] = PyTuple_GET_ITEM(c, F_NEED);
+            w->then[node] = PyTuple_GET_ITEM(c, F_THEN);
+            if (Py_TYPE(w->need[node]) == (PyTypeObject *)any_but) {
+                /* AnyBut(s): legal where the state is not s (its __eq__, without the call) */
+                PyObject *inner = PyObject_GetAttrString(w->need[node], "state");
+                if (inner == NULL) { Py_DECREF(earlier_of); Py_CLEAR(w); goto done; }
+                w->need[node] = inner;   /* a new reference, as the others get below */
+                Py_DECREF(inner);
+                w->negate[node] = 1;
+            }
+            Py_INCREF(w->inp[node]);
+            Py_INCREF(w->out[node]);
+            Py_INCREF(w->need[node]);
+            Py_INCREF(w->then[node]);
+            if (sec < 2) {
+                w->xof[node] = tmp[id];
+                continue;
+            }
+            /* unknown-outcome calls with equal inputs are interchangeable (search.py) */
+            w->ibit[node] = (uint64_t)1 << j;
+            PyObject *earlier = PyDict_GetItemWithError(earlier_of, w->inp[node]);
+            if (earlier == NULL && PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(earlier_of); Py_CLEAR(w); goto done; }
+                PyErr_Clear();   /* an unhashable input: its own class */
+                continue;
+            }
+            uint64_t bits = earlier == NULL ? 0 : PyLong_AsUnsignedLongLong(earlier);
+            PyObject *now = PyLong_FromUnsignedLongLong(bits | w->ibit[node]);
+            if (now == NULL || PyDict_SetItem(earlier_of, w->inp[node], now) < 0) {
+                Py_XDECREF(now);
+                Py_DECREF(earlier_of);
+                Py_CLEAR(w);
+                goto done;
+            }
+            Py_DECREF(now);
+            w->same[node] = bits;
+        }
+    }
+    Py_DECREF(earlier_of);
+    /* edges: STEP needs, None elsewhere (never read) */
+    for (Py_ssize_t j = 0; j < size; j++) {
+        if (w->need[j] == NULL) {
+            w->need[j] = step_o;
+            w->inp[j] = w->out[j] = w->then[j] = Py_None;
+            Py_INCREF(step_o);
+            Py_INCREF(Py_None); Py_INCREF(Py_None); Py_INCREF(Py_None);
+        }
+    }
+    w->cache = PyDict_New();
+    if (w->cache == NULL) { Py_CLEAR(w); goto done; }
+    Py_INCREF(step); w->step = step;
+    Py_INCREF(any); w->any = any;
+    Py_INCREF(same_o); w->same_o = same_o;
+    Py_INCREF(step_o); w->step_o = step_o;
+    Py_INCREF(state); w->state = state;
+    w->remaining = n_ok;
+    w->check_every = check_every;
+    w->entering = 1;
+    if (n_ok == 0) w->done = 2;   /* nothing to linearize: valid at once */
+done:
+    PyMem_Free(ret);
+    PyMem_Free(invs);
+    PyMem_Free(ids);
+    return (PyObject *)w;
+}
+
+/* need[node] == state, as search.py tests it (ANY: always; AnyBut(s): state != s) */
+static int legal(Walk *w, Py_ssize_t node) {
+    PyObject *needs = w->need[node];
+    if (needs == w->any) return 1;
+    if (w->negate[node]) {
+        int eq = equal(w->state, needs);
+        return eq < 0 ? -1 : !eq;
+    }
+    return equal(needs, w->state);
+}
+
+static int push(Walk *w, Py_ssize_t node) {
+    if (w->depth == w->cap) {
+        Py_ssize_t cap = w->cap ? w->cap * 2 : 64;
+        Item *s = PyMem_Realloc(w->stack, sizeof(Item) * cap);
+        if (s == NULL) { PyErr_NoMemory(); return -1; }
+        w->stack = s;
+        w->cap = cap;
+    }
+    Item *it = &w->stack[w->depth++];
+    it->node = node;
+    it->from = w->taken_len;
+    it->len = 0;
+    Py_INCREF(w->state);
+    it->state = w->state;
+    it->limit = w->limit;
+    it->base = w->base;
+    it->rel = w->rel;
+    it->ib = w->ib;
+    return 0;
+}
+
+static int take(Walk *w, Py_ssize_t node) {
+    if (w->taken_len == w->taken_cap) {
+        Py_ssize_t cap = w->taken_cap ? w->taken_cap * 2 : 64;
+        Py_ssize_t *t = PyMem_Realloc(w->taken, sizeof(Py_ssize_t) * cap);
+        if (t == NULL) { PyErr_NoMemory(); return -1; }
+        w->taken = t;
+        w->taken_cap = cap;
+    }
+    w->taken[w->taken_len++] = node;
+    w->stack[w->depth - 1].len++;
+    return 0;
+}
+
+/* step(state, inp, out) -> (ok, new state): ok as 0/1 and *next (owned), -1 on error */
+static int call_step(Walk *w, Py_ssize_t node, PyObject **next) {
+    PyObject *args[3] = {w->state, w->inp[node], w->out[node]};
+    PyObject *r = PyObject_Vectorcall(w->step, args, 3, NULL);
+    if (r == NULL) return -1;
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_TypeError, "model.step must return (ok, state)");
+        return -1;
+    }
+    int ok = PyObject_IsTrue(PyTuple_GET_ITEM(r, 0));
+    if (ok < 0) { Py_DECREF(r); return -1; }
+    *next = PyTuple_GET_ITEM(r, 1);
+    Py_INCREF(*next);
+    Py_DECREF(r);
+    return ok;
+}
+
+/* The cache: is configuration (base, rel, state) with unknown-call set ib new (not
+   dominated by a recorded subset)? Recorded as search.py's _remember does. 1 new, 0
+   covered, -1 error. */
+static int remember(Walk *w, int64_t base, uint64_t rel, PyObject *state, uint64_t ib) {
+    PyObject *key = PyTuple_New(3);
+    if (key == NULL) return -1;
+    PyObject *b = PyLong_FromLongLong(base), *r = PyLong_FromUnsignedLongLong(rel);
+    if (b == NULL || r == NULL) { Py_XDECREF(b); Py_XDECREF(r); Py_DECREF(key); return -1; }
+    PyTuple_SET_ITEM(key, 0, b);
+    PyTuple_SET_ITEM(key, 1, r);
+    Py_INCREF(state);
+    PyTuple_SET_ITEM(key, 2, state);
+    PyObject *seen = PyDict_GetItemWithError(w->cache, key);
+    int result = 1;
+    PyObject *value = NULL;
+    if (seen == NULL) {
+        if (PyErr_Occurred()) goto error;
+        value = PyLong_FromUnsignedLongLong(ib);
+    } else if (PyLong_Check(seen)) {
+        uint64_t m = PyLong_AsUnsignedLongLong(seen);
+        if ((m | ib) == ib) {
+            result = 0;
+        } else if ((ib | m) == m) {
+            value = PyLong_FromUnsignedLongLong(ib);
+        } else {
+            value = Py_BuildValue("(OK)", seen, (unsigned long long)ib);
+        }
+    } else {
+        Py_ssize_t k = PyTuple_GET_SIZE(seen), kept = 0;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            uint64_t m = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(seen, j));
+            if ((m | ib) == ib) { result = 0; break; }
+            if ((m | ib) != m) kept++;
+        }
+        if (result) {
+            value = PyTuple_New(kept + 1);
+            if (value == NULL) goto error;
+            Py_ssize_t at = 0;
+            for (Py_ssize_t j = 0; j < k; j++) {
+                PyObject *mo = PyTuple_GET_ITEM(seen, j);
+                uint64_t m = PyLong_AsUnsignedLongLong(mo);
+                if ((m | ib) != m) {
+                    Py_INCREF(mo);
+                    PyTuple_SET_ITEM(value, at++, mo);
+                }
+            }
+            PyObject *last = PyLong_FromUnsignedLongLong(ib);
+            if (last == NULL) goto error;
+            PyTuple_SET_ITEM(value, at, last);
+        }
+    }
+    if (result) {
+        if (value == NULL || PyDict_SetItem(w->cache, key, value) < 0) goto error;
+        Py_DECREF(value);
+    }
+    Py_DECREF(key);
+    return result;
+error:
+    Py_XDECREF(value);
+    Py_DECREF(key);
+    return -1;
+}
+
+static inline void unlink_node(Walk *w, Py_ssize_t node) {
+    Py_ssize_t p = w->prv[node], n = w->nxt[node];
+    w->nxt[p] = n;
+    w->prv[n] = p;
+}
+
+static inline void unlink_ret(Walk *w, Py_ssize_t node) {
+    Py_ssize_t r = w->xof[node] + 1, p = w->rprv[r], n = w->rnxt[r];
+    w->rnxt[p] = n;
+    w->rprv[n] = p;
+}
+
+static inline void relink_node(Walk *w, Py_ssize_t node) {
+    w->nxt[w->prv[node]] = node;
+    w->prv[w->nxt[node]] = node;
+}
+
+static inline void relink_ret(Walk *w, Py_ssize_t node) {
+    Py_ssize_t r = w->xof[node] + 1;
+    w->rnxt[w->rprv[r]] = r;
+    w->rprv[w->rnxt[r]] = r;
+}
+
+/* rel with call x set, renormalised so that its lowest bit is pending; 0 if x is too far */
+static inline int add_known(int64_t *base, uint64_t *rel, Py_ssize_t x) {
+    int64_t off = x - *base;
+    if (off < 0 || off >= 64) return 0;
+    *rel |= (uint64_t)1 << off;
+    if (*rel & 1) {
+        int shift = (~*rel == 0) ? 64 : __builtin_ctzll(~*rel);
+        *base += shift;
+        *rel = shift == 64 ? 0 : *rel >> shift;
+    }
+    return 1;
+}
+
+static void set_state(Walk *w, PyObject *s) {   /* steals s */
+    PyObject *old = w->state;
+    w->state = s;
+    Py_DECREF(old);
+}
+
+#define GIVE_UP() do { w->done = 1; Py_RETURN_NONE; } while (0)
+
+static PyObject *walk_run(Walk *w, PyObject *unused) {
+    if (w->done == 2) {
+        w->done = 1;
+        return Py_BuildValue("(sL)", "valid", 0LL);
+    }
+    if (w->done) GIVE_UP();
+    int64_t pause = -1;   /* a multiple of check_every reached: return it at the loop's top */
+    for (;;) {
+        if (pause >= 0) return PyLong_FromLongLong(pause);
+        Py_ssize_t node = w->node;
+        if (w->entering) {
+            /* the read-only pass: every legal read-only candidate taken at once */
+            w->entering = 0;
+            w->limit = w->rpos[w->rnxt[0] - 1];
+            node = w->nxt[w->heads[0]];
+            int taken = 0;
+            while (w->inv[node] < w->limit) {
+                PyObject *needs = w->need[node];
+                int ok;
+                if (needs == w->step_o) {
+                    PyObject *s2;
+                    ok = call_step(w, node, &s2);
+                    if (ok < 0) return NULL;
+                    if (ok) {
+                        ok = equal(s2, w->state);
+                        if (ok < 0) { Py_DECREF(s2); return NULL; }
+                    }
+                    Py_DECREF(s2);
+                } else {
+                    ok = legal(w, node);
+                    if (ok < 0) return NULL;
+                }
+                if (!ok) {
+                    node = w->nxt[node];
+                    continue;
+                }
+                if (!taken) {
+                    if (push(w, -1) < 0) return NULL;
+                    taken = 1;
+                }
+                if (take(w, node) < 0) return NULL;
+                Py_ssize_t n = w->nxt[node];
+                unlink_node(w, node);
+                unlink_ret(w, node);
+                if (--w->remaining == 0) {
+                    w->done = 1;
+                    return Py_BuildValue("(sL)", "valid", (long long)(w->count + 1));
+                }
+                if (!add_known(&w->base, &w->rel, w->xof[node])) GIVE_UP();
+                w->limit = w->rpos[w->rnxt[0] - 1];
+                node = n;
+            }
+            w->covered = 0;
+            if (taken) {
+                int fresh = remember(w, w->base, w->rel, w->state, w->ib);
+                if (fresh < 0) return NULL;
+                w->covered = !fresh;
+                if (fresh && ++w->count % w->check_every == 0) pause = w->count;
+            }
+            if (!w->covered) node = w->nxt[w->heads[1]];
+        }
+        /* the known state-changing calls, then those of unknown outcome */
+        int entered = 0;
+        while (!w->covered) {
+            if (w->inv[node] >= w->limit) {
+                if (node > w->heads[2]) break;
+                node = w->nxt[w->heads[2]];
+                continue;
+            }
+            uint64_t bit = w->ibit[node];
+            if (bit && (w->ib & w->same[node]) != w->same[node]) {
+                node = w->nxt[node];
+                continue;
+            }
+            PyObject *needs = w->need[node], *s2;
+            if (needs == w->step_o) {
+                int ok = call_step(w, node, &s2);
+                if (ok < 0) return NULL;
+                if (!ok) {
+                    Py_DECREF(s2);
+                    node = w->nxt[node];
+                    continue;
+                }
+            } else {
+                int ok = legal(w, node);
+                if (ok < 0) return NULL;
+                if (!ok) {
+                    node = w->nxt[node];
+                    continue;
+                }
+                s2 = w->then[node] == w->same_o ? w->state : w->then[node];
+                Py_INCREF(s2);
+            }
+            int64_t nbase = w->base;
+            uint64_t nrel = w->rel, nib = w->ib;
+            if (bit) {
+                int unchanged = equal(s2, w->state);
+                if (unchanged < 0) { Py_DECREF(s2); return NULL; }
+                if (unchanged) {   /* dominated by not taking it */
+                    Py_DECREF(s2);
+                    node = w->nxt[node];
+                    continue;
+                }
+                nib |= bit;
+            } else if (!add_known(&nbase, &nrel, w->xof[node])) {
+                Py_DECREF(s2);
+                GIVE_UP();
+            }
+            int fresh = remember(w, nbase, nrel, s2, nib);
+            if (fresh <= 0) {
+                Py_DECREF(s2);
+                if (fresh < 0) return NULL;
+                node = w->nxt[node];
+                continue;
+            }
+            if (++w->count % w->check_every == 0) pause = w->count;
+            if (push(w, node) < 0) { Py_DECREF(s2); return NULL; }
+            unlink_node(w, node);
+            if (!bit) {
+                unlink_ret(w, node);
+                if (--w->remaining == 0) {
+                    Py_DECREF(s2);
+                    w->done = 1;
+                    return Py_BuildValue("(sL)", "valid", (long long)w->count);
+                }
+            }
+            w->base = nbase;
+            w->rel = nrel;
+            w->ib = nib;
+            set_state(w, s2);
+            w->entering = 1;
+            entered = 1;
+            break;
+        }
+        if (entered) continue;
+        /* backtrack; past read-only passes (their branch was the only one worth taking) */
+        w->covered = 0;
+        for (;;) {
+            if (w->depth == 0) GIVE_UP();   /* not linearizable: search.py explains */
+            Item *it = &w->stack[--w->depth];
+            set_state(w, it->state);
+            w->limit = it->limit;
+            w->base = it->base;
+            w->rel = it->rel;
+            w->ib = it->ib;
+            if (it->node < 0) {
+                for (Py_ssize_t j = it->len - 1; j >= 0; j--) {
+                    Py_ssize_t m = w->taken[it->from + j];
+                    relink_node(w, m);
+                    relink_ret(w, m);
+                }
+                w->remaining += it->len;
+                w->taken_len = it->from;
+                continue;
+            }
+            relink_node(w, it->node);
+            if (!w->ibit[it->node]) {
+                relink_ret(w, it->node);
+                w->remaining++;
+            }
+            node = w->nxt[it->node];
+            break;
+        }
+        w->node = node;
+    }
+}
+
+/* node is kept in w->node between iterations of the loop above */
+static PyMethodDef walk_methods[] = {
+    {"run", (PyCFunction)walk_run, METH_NOARGS, "walk on (see the module source)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject WalkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "checkers.linearizable._walk.Walk",
+    .tp_basicsize = sizeof(Walk),
+    .tp_dealloc = (destructor)walk_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "search.py's walk over its node lists (see the module source)",
+    .tp_methods = walk_methods,
+    .tp_new = walk_new,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", NULL, -1, NULL};
+
+PyMODINIT_FUNC PyInit__walk(void) {
+    if (PyType_Ready(&WalkType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&WalkType);
+    if (PyModule_AddObject(m, "Walk", (PyObject *)&WalkType) < 0) {
+        Py_DECREF(&WalkType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

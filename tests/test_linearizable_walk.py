@@ -1,0 +1,93 @@
+"""The walk in C (checkers/linearizable/_walk.c) against search.py's own.
+
+The C walk decides valid searches and hands every other back to be walked again in
+Python (which explains). So on every history the outcome must be the Python walk's:
+the same verdict and the same number of configurations, also when the walk pauses
+every few configurations (the driver interleaves keys there), when the budget runs
+out, and when its 64-bit sets would overflow.
+"""
+import random
+
+import pytest
+
+from checkers.linearizable import make_model, search as search_module
+from checkers.linearizable.calls import prepare
+from checkers.linearizable.search import Budget, search
+from testkit.register_history import register_history
+
+from .test_linearizable_prepare import decorate
+from .test_linearizable_properties import MODEL_CASES, random_history
+
+
+def outcomes(calls, model, budget=Budget()):
+    compiled = search(calls, model, budget)
+    reference = search(calls, model, budget, compiled=False)
+    return compiled, reference
+
+
+def assert_same(compiled, reference, what):
+    assert (compiled.valid, compiled.configurations, compiled.reason, compiled.stuck_at, compiled.path,
+            compiled.finals) == (reference.valid, reference.configurations, reference.reason,
+                                 reference.stuck_at, reference.path, reference.finals), what
+
+
+def test_the_compiled_walk_is_built():
+    assert search_module._walk is not None, "checkers/linearizable/_walk.c is not built: run ./setup.sh"
+
+
+@pytest.mark.parametrize("model_name,options", MODEL_CASES, ids=[f"{m}-{o}" for m, o in MODEL_CASES])
+def test_random_histories_walk_as_the_reference(model_name, options, monkeypatch):
+    monkeypatch.setattr(search_module, "CHECK_EVERY", 4)   # pause and resume often
+    model = make_model(model_name, options.get("initial"), options.get("nil_read", "unknown"))
+    verdicts = set()
+    for seed in range(200):
+        rng = random.Random(seed)
+        history = random_history(model_name, rng, rng.randrange(2, 14))
+        if model_name == "register":
+            history = [op for op in history if op["f"] != "cas"]
+        if rng.random() < 0.5:   # with lone completions: calls whose invocation is unknown
+            history = decorate(history, rng)
+        for key, calls in prepare(history, model, fail_cas=rng.choice(["ignored", "observed"])).keys.items():
+            compiled, reference = outcomes(calls, model)
+            assert_same(compiled, reference, f"seed {seed} key {key}")
+            verdicts.add(compiled.valid)
+    assert verdicts == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_long_register_histories_with_timeouts_walk_as_the_reference(seed, monkeypatch):
+    monkeypatch.setattr(search_module, "CHECK_EVERY", 64)
+    model = make_model("cas-register", 0)
+    rng = random.Random(seed)
+    history = register_history(rng.randrange(200, 800), concurrency=rng.randrange(3, 20), keys=3, seed=seed,
+                               timeout_rate=rng.choice([0.0, 0.02, 0.1]), stale_reads=rng.choice([0.0, 0.05]))
+    for key, calls in prepare(history, model, independent=True, fail_cas="observed").keys.items():
+        assert_same(*outcomes(calls, model), f"seed {seed} key {key}")
+
+
+def test_a_spent_budget_stops_both_walks_at_the_same_count(monkeypatch):
+    monkeypatch.setattr(search_module, "CHECK_EVERY", 16)
+    model = make_model("cas-register", 0)
+    history = register_history(400, concurrency=15, seed=3, timeout_rate=0.15)
+    calls = prepare(history, model).keys["all"]
+    compiled, reference = outcomes(calls, model, Budget(max_entries=48))
+    assert compiled.valid == "unknown" and compiled.configurations == 48
+    assert_same(compiled, reference, "budget")
+
+
+def test_a_call_linearized_far_past_the_lowest_pending_one_is_walked_in_python():
+    # One write spans 100 others that complete one after another: numbered by completion
+    # it is call 100, and taking it first sets a bit 100 places up, past the C walk's 64
+    # bits. The C walk hands the search back; the answer is the same.
+    history = [{"type": "invoke", "process": 0, "f": "write", "value": 7}]
+    for i in range(100):
+        history += [{"type": "invoke", "process": 1, "f": "write", "value": i % 3},
+                    {"type": "ok", "process": 1, "f": "write", "value": i % 3}]
+    history += [{"type": "ok", "process": 0, "f": "write", "value": 7},
+                {"type": "invoke", "process": 2, "f": "read", "value": None},
+                {"type": "ok", "process": 2, "f": "read", "value": 7}]
+    model = make_model("cas-register", 0)
+    calls = prepare(history, model).keys["all"]
+    compiled, reference = outcomes(calls, model)
+    assert compiled.valid is True
+    assert_same(compiled, reference, "overflow")

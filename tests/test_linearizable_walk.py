@@ -91,3 +91,36 @@ def test_a_call_linearized_far_past_the_lowest_pending_one_is_walked_in_python()
     compiled, reference = outcomes(calls, model)
     assert compiled.valid is True
     assert_same(compiled, reference, "overflow")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_more_than_64_calls_of_unknown_outcome_walk_as_the_reference(seed, monkeypatch):
+    # their set spans several words: the interchangeable classes and the dominated sets
+    # must work across words as in one
+    monkeypatch.setattr(search_module, "CHECK_EVERY", 256)
+    model = make_model("cas-register", 0)
+    history = register_history(500, concurrency=12, seed=seed, timeout_rate=0.3,
+                               stale_reads=0.2 if seed % 2 else 0.0)
+    calls = prepare(history, model, fail_cas="observed").keys["all"]
+    assert sum(c.ret is None for c in calls) > 64
+    assert_same(*outcomes(calls, model), f"seed {seed}")
+
+
+@pytest.mark.parametrize("values,reads", [
+    ([7] * 64 + [100, 169], [169, 100]),
+    ([7] * 64 + [100, 169, 3], [169, 3, 100, 7]),
+    ([1, 2] * 33 + [100, 169], [169, 2, 100, 1]),
+])
+def test_unknown_call_sets_past_the_first_word_are_kept_apart(values, reads):
+    # Writes that never complete, then reads that need the last ones (numbers 64 and
+    # up) in an order the search finds only after backtracking: the configurations
+    # reached with and without them differ only past the first 64 bits.
+    history = [{"type": "invoke", "process": p, "f": "write", "value": v} for p, v in enumerate(values)]
+    for r in reads:
+        history += [{"type": "invoke", "process": 1000, "f": "read", "value": None},
+                    {"type": "ok", "process": 1000, "f": "read", "value": r}]
+    model = make_model("cas-register", 0)
+    calls = prepare(history, model).keys["all"]
+    compiled, reference = outcomes(calls, model)
+    assert compiled.valid is True and compiled.configurations > len(reads) * 2
+    assert_same(compiled, reference, "past 64")

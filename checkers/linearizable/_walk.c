@@ -10,12 +10,10 @@
    asking the same model.step where a node's transition is not data.
 
    It does not explain: it keeps no furthest point. When it finds the history not
-   linearizable, or its bit sets would outgrow 64 bits (a known call linearized 64 or
-   more places past the lowest pending one; more than 64 calls of unknown outcome), it
-   says so and search.py searches again in Python from the start, which explains.
+   linearizable, or its set of known calls linearized past the lowest pending one would
+   outgrow 64 bits (one linearized 64 or more places past it), it says so and search.py searches again in Python from the start, which explains.
 
-   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every) -> a Walk, or
-   None (more than 64 calls of unknown outcome)
+   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every) -> a Walk
    .run() -> int (paused: configurations so far, a multiple of check_every),
              ("valid", configurations), or None (search.py must search). */
 #define PY_SSIZE_T_CLEAN
@@ -27,7 +25,7 @@ typedef struct {
     Py_ssize_t from, len; /* a pass's nodes in `taken` */
     PyObject *state;      /* owned: the state before */
     int64_t limit, base;
-    uint64_t rel, ib;
+    uint64_t rel;         /* its unknown-call set is ib_stack's row of the same depth */
 } Item;
 
 typedef struct {
@@ -35,12 +33,15 @@ typedef struct {
     Py_ssize_t size, n_ok, heads[3];
     Py_ssize_t *nxt, *prv, *xof, *rnxt, *rprv;
     int64_t *inv, *rpos;
-    uint64_t *ibit, *same;
+    Py_ssize_t *info_of;  /* node -> its unknown-outcome call's number j, or -1 */
+    uint64_t *same;       /* row j (W words): the earlier members of j's class */
     char *negate;         /* need[node] is AnyBut(s)'s s */
     PyObject **inp, **out, **need, **then;
     PyObject *step, *any, *same_o, *step_o, *cache, *state;
     int64_t base, limit, remaining, count, check_every;
-    uint64_t rel, ib;
+    uint64_t rel;
+    Py_ssize_t W;         /* words of an unknown-call set */
+    uint64_t *ib, *nib, *ib_stack;
     Py_ssize_t node;
     int entering, covered, done;
     Item *stack;
@@ -72,7 +73,7 @@ static void walk_dealloc(Walk *w) {
         }
     }
     PyMem_Free(w->nxt); PyMem_Free(w->prv); PyMem_Free(w->xof); PyMem_Free(w->rnxt); PyMem_Free(w->rprv);
-    PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->ibit); PyMem_Free(w->same); PyMem_Free(w->negate);
+    PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->info_of); PyMem_Free(w->same); PyMem_Free(w->ib); PyMem_Free(w->nib); PyMem_Free(w->ib_stack); PyMem_Free(w->negate);
     PyMem_Free(w->stack); PyMem_Free(w->taken);
     Py_XDECREF(w->step); Py_XDECREF(w->any); Py_XDECREF(w->same_o); Py_XDECREF(w->step_o);
     Py_XDECREF(w->cache); Py_XDECREF(w->state);
@@ -155,11 +156,6 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     }
     Walk *w = NULL;
     if (error) goto done;
-    if (n_i > 64) {
-        Py_INCREF(Py_None);
-        w = (Walk *)Py_None;
-        goto done;
-    }
     sort_by(oks, n_ok, ret, tmp);
     sort_by(pures, n_p, invs, tmp);
     sort_by(knowns, n_k, invs, tmp);
@@ -175,8 +171,12 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     w->prv = PyMem_Malloc(sizeof(Py_ssize_t) * size);
     w->xof = PyMem_Malloc(sizeof(Py_ssize_t) * size);
     w->inv = PyMem_Malloc(sizeof(int64_t) * size);
-    w->ibit = PyMem_Calloc(size, sizeof(uint64_t));
-    w->same = PyMem_Calloc(size, sizeof(uint64_t));
+    Py_ssize_t W = n_i / 64 + 1;
+    w->W = W;
+    w->info_of = PyMem_Malloc(sizeof(Py_ssize_t) * size);
+    w->same = PyMem_Calloc((n_i + 1) * W, sizeof(uint64_t));
+    w->ib = PyMem_Calloc(W, sizeof(uint64_t));
+    w->nib = PyMem_Calloc(W, sizeof(uint64_t));
     w->negate = PyMem_Calloc(size, 1);
     w->inp = PyMem_Calloc(size, sizeof(PyObject *));
     w->out = PyMem_Calloc(size, sizeof(PyObject *));
@@ -185,7 +185,7 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     w->rnxt = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 2));
     w->rprv = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 2));
     w->rpos = PyMem_Malloc(sizeof(int64_t) * (n_ok + 1));
-    if (!w->nxt || !w->prv || !w->xof || !w->inv || !w->ibit || !w->same || !w->negate || !w->inp || !w->out ||
+    if (!w->nxt || !w->prv || !w->xof || !w->inv || !w->info_of || !w->same || !w->ib || !w->nib || !w->negate || !w->inp || !w->out ||
         !w->need || !w->then || !w->rnxt || !w->rprv || !w->rpos) {
         PyErr_NoMemory();
         Py_CLEAR(w);
@@ -195,6 +195,7 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         w->nxt[j] = j + 1;
         w->prv[j] = j - 1;
         w->xof[j] = -1;
+        w->info_of[j] = -1;
         w->inv[j] = -1;
     }
     w->inv[n_p + 1] = w->inv[n_p + n_k + 3] = w->inv[size - 1] = INT64_MAX;   /* the tails */
@@ -235,16 +236,21 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                 w->xof[node] = tmp[id];
                 continue;
             }
-            /* unknown-outcome calls with equal inputs are interchangeable (search.py) */
-            w->ibit[node] = (uint64_t)1 << j;
+            /* unknown-outcome calls with equal inputs are interchangeable (search.py):
+               earlier_of maps an input to its class's latest member so far */
+            w->info_of[node] = j;
             PyObject *earlier = PyDict_GetItemWithError(earlier_of, w->inp[node]);
             if (earlier == NULL && PyErr_Occurred()) {
                 if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(earlier_of); Py_CLEAR(w); goto done; }
                 PyErr_Clear();   /* an unhashable input: its own class */
                 continue;
             }
-            uint64_t bits = earlier == NULL ? 0 : PyLong_AsUnsignedLongLong(earlier);
-            PyObject *now = PyLong_FromUnsignedLongLong(bits | w->ibit[node]);
+            if (earlier != NULL) {
+                Py_ssize_t last = PyLong_AsSsize_t(earlier);
+                memcpy(w->same + j * W, w->same + last * W, sizeof(uint64_t) * W);
+                w->same[j * W + last / 64] |= (uint64_t)1 << (last % 64);
+            }
+            PyObject *now = PyLong_FromSsize_t(j);
             if (now == NULL || PyDict_SetItem(earlier_of, w->inp[node], now) < 0) {
                 Py_XDECREF(now);
                 Py_DECREF(earlier_of);
@@ -252,7 +258,6 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                 goto done;
             }
             Py_DECREF(now);
-            w->same[node] = bits;
         }
     }
     Py_DECREF(earlier_of);
@@ -300,6 +305,9 @@ static int push(Walk *w, Py_ssize_t node) {
         Item *s = PyMem_Realloc(w->stack, sizeof(Item) * cap);
         if (s == NULL) { PyErr_NoMemory(); return -1; }
         w->stack = s;
+        uint64_t *rows = PyMem_Realloc(w->ib_stack, sizeof(uint64_t) * cap * w->W);
+        if (rows == NULL) { PyErr_NoMemory(); return -1; }
+        w->ib_stack = rows;
         w->cap = cap;
     }
     Item *it = &w->stack[w->depth++];
@@ -311,7 +319,7 @@ static int push(Walk *w, Py_ssize_t node) {
     it->limit = w->limit;
     it->base = w->base;
     it->rel = w->rel;
-    it->ib = w->ib;
+    memcpy(w->ib_stack + (w->depth - 1) * w->W, w->ib, sizeof(uint64_t) * w->W);
     return 0;
 }
 
@@ -346,10 +354,20 @@ static int call_step(Walk *w, Py_ssize_t node, PyObject **next) {
     return ok;
 }
 
+/* Unknown-call sets in the cache: bytes of W words */
+static inline int subset(const uint64_t *a, const uint64_t *b, Py_ssize_t W) {   /* a within b */
+    for (Py_ssize_t k = 0; k < W; k++)
+        if ((a[k] | b[k]) != b[k]) return 0;
+    return 1;
+}
+
+#define WORDS(o) ((const uint64_t *)PyBytes_AS_STRING(o))
+
 /* The cache: is configuration (base, rel, state) with unknown-call set ib new (not
-   dominated by a recorded subset)? Recorded as search.py's _remember does. 1 new, 0
-   covered, -1 error. */
-static int remember(Walk *w, int64_t base, uint64_t rel, PyObject *state, uint64_t ib) {
+   dominated by a recorded subset)? Recorded as search.py's _remember does, a set or a
+   tuple of the minimal ones. 1 new, 0 covered, -1 error. */
+static int remember(Walk *w, int64_t base, uint64_t rel, PyObject *state, const uint64_t *ib) {
+    Py_ssize_t W = w->W;
     PyObject *key = PyTuple_New(3);
     if (key == NULL) return -1;
     PyObject *b = PyLong_FromLongLong(base), *r = PyLong_FromUnsignedLongLong(rel);
@@ -360,51 +378,55 @@ static int remember(Walk *w, int64_t base, uint64_t rel, PyObject *state, uint64
     PyTuple_SET_ITEM(key, 2, state);
     PyObject *seen = PyDict_GetItemWithError(w->cache, key);
     int result = 1;
-    PyObject *value = NULL;
-    if (seen == NULL) {
-        if (PyErr_Occurred()) goto error;
-        value = PyLong_FromUnsignedLongLong(ib);
-    } else if (PyLong_Check(seen)) {
-        uint64_t m = PyLong_AsUnsignedLongLong(seen);
-        if ((m | ib) == ib) {
+    PyObject *value = NULL, *mine = NULL;
+    if (seen == NULL && PyErr_Occurred()) goto error;
+    if (seen != NULL && PyBytes_CheckExact(seen)) {
+        if (subset(WORDS(seen), ib, W)) {
             result = 0;
-        } else if ((ib | m) == m) {
-            value = PyLong_FromUnsignedLongLong(ib);
-        } else {
-            value = Py_BuildValue("(OK)", seen, (unsigned long long)ib);
+        } else if (!subset(ib, WORDS(seen), W)) {
+            mine = PyBytes_FromStringAndSize((const char *)ib, sizeof(uint64_t) * W);
+            if (mine == NULL) goto error;
+            value = PyTuple_Pack(2, seen, mine);
         }
-    } else {
+    } else if (seen != NULL) {
         Py_ssize_t k = PyTuple_GET_SIZE(seen), kept = 0;
         for (Py_ssize_t j = 0; j < k; j++) {
-            uint64_t m = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(seen, j));
-            if ((m | ib) == ib) { result = 0; break; }
-            if ((m | ib) != m) kept++;
+            const uint64_t *m = WORDS(PyTuple_GET_ITEM(seen, j));
+            if (subset(m, ib, W)) { result = 0; break; }
+            if (!subset(ib, m, W)) kept++;
         }
         if (result) {
-            value = PyTuple_New(kept + 1);
+            mine = PyBytes_FromStringAndSize((const char *)ib, sizeof(uint64_t) * W);
+            value = mine == NULL ? NULL : PyTuple_New(kept + 1);
             if (value == NULL) goto error;
             Py_ssize_t at = 0;
             for (Py_ssize_t j = 0; j < k; j++) {
                 PyObject *mo = PyTuple_GET_ITEM(seen, j);
-                uint64_t m = PyLong_AsUnsignedLongLong(mo);
-                if ((m | ib) != m) {
+                if (!subset(ib, WORDS(mo), W)) {
                     Py_INCREF(mo);
                     PyTuple_SET_ITEM(value, at++, mo);
                 }
             }
-            PyObject *last = PyLong_FromUnsignedLongLong(ib);
-            if (last == NULL) goto error;
-            PyTuple_SET_ITEM(value, at, last);
+            Py_INCREF(mine);
+            PyTuple_SET_ITEM(value, at, mine);
         }
     }
     if (result) {
-        if (value == NULL || PyDict_SetItem(w->cache, key, value) < 0) goto error;
-        Py_DECREF(value);
+        if (value == NULL) {   /* new, or replacing a superset: the set alone */
+            if (mine == NULL) mine = PyBytes_FromStringAndSize((const char *)ib, sizeof(uint64_t) * W);
+            if (mine == NULL) goto error;
+            Py_INCREF(mine);
+            value = mine;
+        }
+        if (PyDict_SetItem(w->cache, key, value) < 0) goto error;
     }
+    Py_XDECREF(value);
+    Py_XDECREF(mine);
     Py_DECREF(key);
     return result;
 error:
     Py_XDECREF(value);
+    Py_XDECREF(mine);
     Py_DECREF(key);
     return -1;
 }
@@ -522,9 +544,9 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 node = w->nxt[w->heads[2]];
                 continue;
             }
-            uint64_t bit = w->ibit[node];
-            if (bit && (w->ib & w->same[node]) != w->same[node]) {
-                node = w->nxt[node];
+            Py_ssize_t j = w->info_of[node];
+            if (j >= 0 && !subset(w->same + j * w->W, w->ib, w->W)) {
+                node = w->nxt[node];   /* an interchangeable earlier call is tried instead */
                 continue;
             }
             PyObject *needs = w->need[node], *s2;
@@ -547,8 +569,8 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 Py_INCREF(s2);
             }
             int64_t nbase = w->base;
-            uint64_t nrel = w->rel, nib = w->ib;
-            if (bit) {
+            uint64_t nrel = w->rel, *nib = w->ib;
+            if (j >= 0) {
                 int unchanged = equal(s2, w->state);
                 if (unchanged < 0) { Py_DECREF(s2); return NULL; }
                 if (unchanged) {   /* dominated by not taking it */
@@ -556,7 +578,9 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                     node = w->nxt[node];
                     continue;
                 }
-                nib |= bit;
+                nib = w->nib;
+                memcpy(nib, w->ib, sizeof(uint64_t) * w->W);
+                nib[j / 64] |= (uint64_t)1 << (j % 64);
             } else if (!add_known(&nbase, &nrel, w->xof[node])) {
                 Py_DECREF(s2);
                 GIVE_UP();
@@ -571,7 +595,7 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
             if (++w->count % w->check_every == 0) pause = w->count;
             if (push(w, node) < 0) { Py_DECREF(s2); return NULL; }
             unlink_node(w, node);
-            if (!bit) {
+            if (j < 0) {
                 unlink_ret(w, node);
                 if (--w->remaining == 0) {
                     Py_DECREF(s2);
@@ -581,7 +605,7 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
             }
             w->base = nbase;
             w->rel = nrel;
-            w->ib = nib;
+            if (j >= 0) memcpy(w->ib, w->nib, sizeof(uint64_t) * w->W);
             set_state(w, s2);
             w->entering = 1;
             entered = 1;
@@ -597,7 +621,7 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
             w->limit = it->limit;
             w->base = it->base;
             w->rel = it->rel;
-            w->ib = it->ib;
+            memcpy(w->ib, w->ib_stack + w->depth * w->W, sizeof(uint64_t) * w->W);
             if (it->node < 0) {
                 for (Py_ssize_t j = it->len - 1; j >= 0; j--) {
                     Py_ssize_t m = w->taken[it->from + j];
@@ -609,7 +633,7 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 continue;
             }
             relink_node(w, it->node);
-            if (!w->ibit[it->node]) {
+            if (w->info_of[it->node] < 0) {
                 relink_ret(w, it->node);
                 w->remaining++;
             }

@@ -4,7 +4,7 @@ The C walk decides valid searches and hands every other back to be walked again 
 Python (which explains). So on every history the outcome must be the Python walk's:
 the same verdict and the same number of configurations, also when the walk pauses
 every few configurations (the driver interleaves keys there), when the budget runs
-out, and when its 64-bit sets would overflow.
+out, and when its sets span several words.
 """
 import random
 
@@ -75,10 +75,10 @@ def test_a_spent_budget_stops_both_walks_at_the_same_count(monkeypatch):
     assert_same(compiled, reference, "budget")
 
 
-def test_a_call_linearized_far_past_the_lowest_pending_one_is_walked_in_python():
+def test_a_call_linearized_far_past_the_lowest_pending_one_spans_several_words():
     # One write spans 100 others that complete one after another: numbered by completion
-    # it is call 100, and taking it first sets a bit 100 places up, past the C walk's 64
-    # bits. The C walk hands the search back; the answer is the same.
+    # it is call 100, and taking it first sets a bit 100 places up, in the set's second
+    # word; the set shrinks back to one word as the others are linearized.
     history = [{"type": "invoke", "process": 0, "f": "write", "value": 7}]
     for i in range(100):
         history += [{"type": "invoke", "process": 1, "f": "write", "value": i % 3},
@@ -124,3 +124,26 @@ def test_unknown_call_sets_past_the_first_word_are_kept_apart(values, reads):
     compiled, reference = outcomes(calls, model)
     assert compiled.valid is True and compiled.configurations > len(reads) * 2
     assert_same(compiled, reference, "past 64")
+
+
+def test_the_set_arithmetic_is_search_pys_on_sets_of_any_width():
+    # search.py: rel |= 1 << (x - base); then while its lowest bit is set, shift it out
+    # and move base up. The C does it on words; every width and carry must agree.
+    rng = random.Random(7)
+    for _ in range(3000):
+        width = rng.choice([1, 5, 63, 64, 65, 127, 128, 129, 200, 300])
+        rel = rng.getrandbits(width) & ~1   # bit 0 is the lowest pending call: never set
+        if rng.random() < 0.3:
+            rel |= ((1 << rng.randrange(1, width + 2)) - 1) & ~1   # a run of ones from bit 1 up
+        base = rng.randrange(1000)
+        x = base + rng.choice([0, 0, rng.randrange(width + 70)])
+        expected_rel = rel | 1 << (x - base)
+        expected_base = base
+        if expected_rel & 1:
+            shift = (~expected_rel & (expected_rel + 1)).bit_length() - 1
+            expected_base += shift
+            expected_rel >>= shift
+        words = rel.to_bytes((rel.bit_length() + 63) // 64 * 8, "little")
+        got_base, got_words = search_module._walk.add_known(base, words, x)
+        assert (got_base, int.from_bytes(got_words, "little")) == (expected_base, expected_rel), (base, rel, x)
+        assert len(got_words) == (expected_rel.bit_length() + 63) // 64 * 8   # no zero words kept

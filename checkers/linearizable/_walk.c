@@ -10,8 +10,7 @@
    asking the same model.step where a node's transition is not data.
 
    It does not explain: it keeps no furthest point. When it finds the history not
-   linearizable, or its set of known calls linearized past the lowest pending one would
-   outgrow 64 bits (one linearized 64 or more places past it), it says so and search.py searches again in Python from the start, which explains.
+   linearizable, it says so and search.py searches again in Python from the start, which explains.
 
    Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every) -> a Walk
    .run() -> int (paused: configurations so far, a multiple of check_every),
@@ -20,12 +19,20 @@
 #include <Python.h>
 #include <stdint.h>
 
+/* A set of known calls, bit i: call base + i; as many words as its highest bit needs
+   (none for the empty set), so equal sets have equal words */
+typedef struct {
+    uint64_t *w;
+    Py_ssize_t len, cap;
+} Bits;
+
 typedef struct {
     Py_ssize_t node;      /* the call linearized, or -1: a read-only pass (taken[from..]) */
     Py_ssize_t from, len; /* a pass's nodes in `taken` */
     PyObject *state;      /* owned: the state before */
     int64_t limit, base;
-    uint64_t rel;         /* its unknown-call set is ib_stack's row of the same depth */
+    Py_ssize_t rel_from, rel_len;   /* its rel's words in rel_arena */
+                          /* (its unknown-call set is ib_stack's row of the same depth) */
 } Item;
 
 typedef struct {
@@ -39,7 +46,9 @@ typedef struct {
     PyObject **inp, **out, **need, **then;
     PyObject *step, *any, *same_o, *step_o, *cache, *state;
     int64_t base, limit, remaining, count, check_every;
-    uint64_t rel;
+    Bits rel, nrel;
+    uint64_t *rel_arena;
+    Py_ssize_t rel_arena_len, rel_arena_cap;
     Py_ssize_t W;         /* words of an unknown-call set */
     uint64_t *ib, *nib, *ib_stack;
     Py_ssize_t node;
@@ -73,7 +82,7 @@ static void walk_dealloc(Walk *w) {
         }
     }
     PyMem_Free(w->nxt); PyMem_Free(w->prv); PyMem_Free(w->xof); PyMem_Free(w->rnxt); PyMem_Free(w->rprv);
-    PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->info_of); PyMem_Free(w->same); PyMem_Free(w->ib); PyMem_Free(w->nib); PyMem_Free(w->ib_stack); PyMem_Free(w->negate);
+    PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->info_of); PyMem_Free(w->same); PyMem_Free(w->ib); PyMem_Free(w->nib); PyMem_Free(w->ib_stack); PyMem_Free(w->rel.w); PyMem_Free(w->nrel.w); PyMem_Free(w->rel_arena); PyMem_Free(w->negate);
     PyMem_Free(w->stack); PyMem_Free(w->taken);
     Py_XDECREF(w->step); Py_XDECREF(w->any); Py_XDECREF(w->same_o); Py_XDECREF(w->step_o);
     Py_XDECREF(w->cache); Py_XDECREF(w->state);
@@ -288,6 +297,56 @@ done:
     return (PyObject *)w;
 }
 
+static int bits_reserve(Bits *b, Py_ssize_t words) {
+    if (words <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 2;
+    while (cap < words) cap *= 2;
+    uint64_t *n = PyMem_Realloc(b->w, sizeof(uint64_t) * cap);
+    if (n == NULL) { PyErr_NoMemory(); return -1; }
+    b->w = n;
+    b->cap = cap;
+    return 0;
+}
+
+static int bits_copy(Bits *dst, const uint64_t *words, Py_ssize_t len) {
+    if (bits_reserve(dst, len) < 0) return -1;
+    if (len) memcpy(dst->w, words, sizeof(uint64_t) * len);
+    dst->len = len;
+    return 0;
+}
+
+/* rel with call x set, then shifted down past its lowest bits while they are set (base
+   moves up by as many: those calls are all linearized), as search.py renormalises */
+static int add_known(int64_t *base, Bits *rel, Py_ssize_t x) {
+    int64_t off = x - *base;
+    Py_ssize_t word = off / 64;
+    if (word >= rel->len) {
+        if (bits_reserve(rel, word + 1) < 0) return -1;
+        memset(rel->w + rel->len, 0, sizeof(uint64_t) * (word + 1 - rel->len));
+        rel->len = word + 1;
+    }
+    rel->w[word] |= (uint64_t)1 << (off % 64);
+    if (!(rel->w[0] & 1)) return 0;
+    Py_ssize_t full = 0;
+    while (full < rel->len && rel->w[full] == ~(uint64_t)0) full++;
+    int bits = full < rel->len ? __builtin_ctzll(~rel->w[full]) : 0;
+    Py_ssize_t n = rel->len - full;   /* words left after the whole-word shift */
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint64_t lo = rel->w[full + k], hi = full + k + 1 < rel->len ? rel->w[full + k + 1] : 0;
+        rel->w[k] = bits ? (lo >> bits) | (hi << (64 - bits)) : lo;
+    }
+    rel->len = n;
+    while (rel->len && rel->w[rel->len - 1] == 0) rel->len--;
+    *base += full * 64 + bits;
+    return 0;
+}
+
+/* the cache key's rel: an int while it fits a word, else its words as bytes */
+static PyObject *bits_key(const Bits *b) {
+    if (b->len <= 1) return PyLong_FromUnsignedLongLong(b->len ? b->w[0] : 0);
+    return PyBytes_FromStringAndSize((const char *)b->w, sizeof(uint64_t) * b->len);
+}
+
 /* need[node] == state, as search.py tests it (ANY: always; AnyBut(s): state != s) */
 static int legal(Walk *w, Py_ssize_t node) {
     PyObject *needs = w->need[node];
@@ -318,7 +377,18 @@ static int push(Walk *w, Py_ssize_t node) {
     it->state = w->state;
     it->limit = w->limit;
     it->base = w->base;
-    it->rel = w->rel;
+    if (w->rel_arena_len + w->rel.len > w->rel_arena_cap) {
+        Py_ssize_t cap = w->rel_arena_cap ? w->rel_arena_cap : 64;
+        while (cap < w->rel_arena_len + w->rel.len) cap *= 2;
+        uint64_t *a = PyMem_Realloc(w->rel_arena, sizeof(uint64_t) * cap);
+        if (a == NULL) { w->depth--; Py_DECREF(it->state); PyErr_NoMemory(); return -1; }
+        w->rel_arena = a;
+        w->rel_arena_cap = cap;
+    }
+    it->rel_from = w->rel_arena_len;
+    it->rel_len = w->rel.len;
+    if (w->rel.len) memcpy(w->rel_arena + w->rel_arena_len, w->rel.w, sizeof(uint64_t) * w->rel.len);
+    w->rel_arena_len += w->rel.len;
     memcpy(w->ib_stack + (w->depth - 1) * w->W, w->ib, sizeof(uint64_t) * w->W);
     return 0;
 }
@@ -366,11 +436,11 @@ static inline int subset(const uint64_t *a, const uint64_t *b, Py_ssize_t W) {  
 /* The cache: is configuration (base, rel, state) with unknown-call set ib new (not
    dominated by a recorded subset)? Recorded as search.py's _remember does, a set or a
    tuple of the minimal ones. 1 new, 0 covered, -1 error. */
-static int remember(Walk *w, int64_t base, uint64_t rel, PyObject *state, const uint64_t *ib) {
+static int remember(Walk *w, int64_t base, const Bits *rel, PyObject *state, const uint64_t *ib) {
     Py_ssize_t W = w->W;
     PyObject *key = PyTuple_New(3);
     if (key == NULL) return -1;
-    PyObject *b = PyLong_FromLongLong(base), *r = PyLong_FromUnsignedLongLong(rel);
+    PyObject *b = PyLong_FromLongLong(base), *r = bits_key(rel);
     if (b == NULL || r == NULL) { Py_XDECREF(b); Py_XDECREF(r); Py_DECREF(key); return -1; }
     PyTuple_SET_ITEM(key, 0, b);
     PyTuple_SET_ITEM(key, 1, r);
@@ -454,19 +524,6 @@ static inline void relink_ret(Walk *w, Py_ssize_t node) {
     w->rprv[w->rnxt[r]] = r;
 }
 
-/* rel with call x set, renormalised so that its lowest bit is pending; 0 if x is too far */
-static inline int add_known(int64_t *base, uint64_t *rel, Py_ssize_t x) {
-    int64_t off = x - *base;
-    if (off < 0 || off >= 64) return 0;
-    *rel |= (uint64_t)1 << off;
-    if (*rel & 1) {
-        int shift = (~*rel == 0) ? 64 : __builtin_ctzll(~*rel);
-        *base += shift;
-        *rel = shift == 64 ? 0 : *rel >> shift;
-    }
-    return 1;
-}
-
 static void set_state(Walk *w, PyObject *s) {   /* steals s */
     PyObject *old = w->state;
     w->state = s;
@@ -523,13 +580,13 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                     w->done = 1;
                     return Py_BuildValue("(sL)", "valid", (long long)(w->count + 1));
                 }
-                if (!add_known(&w->base, &w->rel, w->xof[node])) GIVE_UP();
+                if (add_known(&w->base, &w->rel, w->xof[node]) < 0) return NULL;
                 w->limit = w->rpos[w->rnxt[0] - 1];
                 node = n;
             }
             w->covered = 0;
             if (taken) {
-                int fresh = remember(w, w->base, w->rel, w->state, w->ib);
+                int fresh = remember(w, w->base, &w->rel, w->state, w->ib);
                 if (fresh < 0) return NULL;
                 w->covered = !fresh;
                 if (fresh && ++w->count % w->check_every == 0) pause = w->count;
@@ -569,7 +626,8 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 Py_INCREF(s2);
             }
             int64_t nbase = w->base;
-            uint64_t nrel = w->rel, *nib = w->ib;
+            uint64_t *nib = w->ib;
+            Bits *nrel = &w->rel;
             if (j >= 0) {
                 int unchanged = equal(s2, w->state);
                 if (unchanged < 0) { Py_DECREF(s2); return NULL; }
@@ -581,9 +639,12 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 nib = w->nib;
                 memcpy(nib, w->ib, sizeof(uint64_t) * w->W);
                 nib[j / 64] |= (uint64_t)1 << (j % 64);
-            } else if (!add_known(&nbase, &nrel, w->xof[node])) {
-                Py_DECREF(s2);
-                GIVE_UP();
+            } else {
+                nrel = &w->nrel;
+                if (bits_copy(nrel, w->rel.w, w->rel.len) < 0 || add_known(&nbase, nrel, w->xof[node]) < 0) {
+                    Py_DECREF(s2);
+                    return NULL;
+                }
             }
             int fresh = remember(w, nbase, nrel, s2, nib);
             if (fresh <= 0) {
@@ -604,7 +665,11 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 }
             }
             w->base = nbase;
-            w->rel = nrel;
+            if (nrel != &w->rel) {   /* swap: the current set becomes the next one's buffer */
+                Bits t = w->rel;
+                w->rel = w->nrel;
+                w->nrel = t;
+            }
             if (j >= 0) memcpy(w->ib, w->nib, sizeof(uint64_t) * w->W);
             set_state(w, s2);
             w->entering = 1;
@@ -620,7 +685,8 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
             set_state(w, it->state);
             w->limit = it->limit;
             w->base = it->base;
-            w->rel = it->rel;
+            if (bits_copy(&w->rel, w->rel_arena + it->rel_from, it->rel_len) < 0) return NULL;
+            w->rel_arena_len = it->rel_from;
             memcpy(w->ib, w->ib_stack + w->depth * w->W, sizeof(uint64_t) * w->W);
             if (it->node < 0) {
                 for (Py_ssize_t j = it->len - 1; j >= 0; j--) {
@@ -660,7 +726,28 @@ static PyTypeObject WalkType = {
     .tp_new = walk_new,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", NULL, -1, NULL};
+/* add_known on its own, for tests: (base, rel as little-endian words, x) -> (base, rel) */
+static PyObject *add_known_py(PyObject *self, PyObject *args) {
+    long long base;
+    Py_buffer words;
+    Py_ssize_t x;
+    if (!PyArg_ParseTuple(args, "Ly*n", &base, &words, &x)) return NULL;
+    Bits b = {0};
+    int64_t b64 = base;
+    int rc = bits_copy(&b, (const uint64_t *)words.buf, words.len / 8);
+    PyBuffer_Release(&words);
+    PyObject *out = NULL;
+    if (rc == 0 && add_known(&b64, &b, x) == 0)
+        out = Py_BuildValue("(Ly#)", (long long)b64, (const char *)b.w, (Py_ssize_t)(b.len * 8));
+    PyMem_Free(b.w);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"add_known", add_known_py, METH_VARARGS, "the walk's set arithmetic, for tests"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", NULL, -1, module_methods};
 
 PyMODINIT_FUNC PyInit__walk(void) {
     if (PyType_Ready(&WalkType) < 0) return NULL;

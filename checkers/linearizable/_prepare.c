@@ -17,6 +17,7 @@
    compares the two on random and malformed histories of every model. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
 
 #define NO_PARTNER (-1)
 #define NEMESIS_SLOT (-2)
@@ -58,11 +59,47 @@ static int as_pair(PyObject *v, PyObject **first, PyObject **second) {
     return 0;
 }
 
+/* Small non-negative int processes and keys (the usual ones) are looked up in arrays,
+   not dicts: a third of the loop's time was dict lookups. */
+#define SMALL (1 << 22)
+#define NONE_OPEN (-3)
+
+typedef struct {
+    Py_ssize_t *at;   /* process -> position of its open invocation, or NONE_OPEN */
+    Py_ssize_t cap;
+} OpenArray;
+
+static Py_ssize_t small_int(PyObject *v) {   /* v if an exact int in [0, SMALL), else -1 */
+    if (!PyLong_CheckExact(v)) return -1;
+    Py_ssize_t x = PyLong_AsSsize_t(v);
+    if (x == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    return x >= 0 && x < SMALL ? x : -1;
+}
+
+static int open_reserve(OpenArray *o, Py_ssize_t p) {
+    if (p < o->cap) return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 64;
+    while (cap <= p) cap *= 2;
+    Py_ssize_t *a = PyMem_Realloc(o->at, sizeof(Py_ssize_t) * cap);
+    if (a == NULL) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t j = o->cap; j < cap; j++) a[j] = NONE_OPEN;
+    o->at = a;
+    o->cap = cap;
+    return 0;
+}
+
+static int by_position(const void *a, const void *b) {
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 typedef struct {
     PyObject *history, *ask, *key_field, *call_type, *key_name, *unknown, *failed, *plain;
     PyObject *single_key;
     int independent, observe;
     PyObject *keys, *names, *memo;
+    PyObject **int_names;   /* names of small int keys */
+    Py_ssize_t int_names_cap;
     Py_ssize_t ignored, dropped_fail, skipped_unknown;
 } Prep;
 
@@ -143,6 +180,24 @@ static PyObject *key_of(Prep *st, PyObject *invoke, PyObject **value, int known,
     }
     /* exactly int or str: one name per key (a dict would take True for 1; those two
        types never compare equal to each other, so the cache is exact) */
+    Py_ssize_t small = small_int(k);
+    if (small >= 0 && small < 65536) {
+        if (small >= st->int_names_cap) {
+            Py_ssize_t cap = st->int_names_cap ? st->int_names_cap : 64;
+            while (cap <= small) cap *= 2;
+            PyObject **a = PyMem_Realloc(st->int_names, sizeof(PyObject *) * cap);
+            if (a == NULL) { PyErr_NoMemory(); *status = -1; return NULL; }
+            for (Py_ssize_t j = st->int_names_cap; j < cap; j++) a[j] = NULL;
+            st->int_names = a;
+            st->int_names_cap = cap;
+        }
+        if (st->int_names[small] == NULL) {
+            st->int_names[small] = PyObject_CallOneArg(st->key_name, k);
+            if (st->int_names[small] == NULL) { *status = -1; return NULL; }
+        }
+        Py_INCREF(st->int_names[small]);
+        return st->int_names[small];
+    }
     PyObject *name = PyDict_GetItemWithError(st->names, k);
     if (name != NULL) { Py_INCREF(name); return name; }
     if (PyErr_Occurred()) { *status = -1; return NULL; }
@@ -286,7 +341,8 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
     if (!PyList_Check(st.history) || !PyType_Check(st.call_type) ||
         !PyType_IsSubtype((PyTypeObject *)st.call_type, &PyTuple_Type) || !PyAnySet_Check(st.plain))
         Py_RETURN_NONE;
-    PyObject *open_at = PyDict_New();
+    PyObject *open_at = PyDict_New();   /* the other processes' */
+    OpenArray opens = {0};
     st.keys = PyDict_New();
     st.names = PyDict_New();
     st.memo = PyDict_New();
@@ -306,22 +362,35 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
             if (PyErr_Occurred()) goto done;
             p = Py_None;
         }
-        PyObject *inv_o = PyDict_GetItemWithError(open_at, p);
-        if (inv_o == NULL && PyErr_Occurred()) {
-            if (!PyErr_ExceptionMatches(PyExc_TypeError)) goto done;
-            PyErr_Clear();   /* an unhashable process: the Python loop names it */
-            bail = 1;
-            break;
+        Py_ssize_t small = small_int(p), inv = NO_PARTNER;
+        int nemesis = 0;
+        if (small >= 0) {
+            if (open_reserve(&opens, small) < 0) goto done;
+            if (opens.at[small] != NONE_OPEN) {
+                inv = opens.at[small];
+                opens.at[small] = NONE_OPEN;
+            }
+        } else {
+            PyObject *inv_o = PyDict_GetItemWithError(open_at, p);
+            if (inv_o == NULL && PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_TypeError)) goto done;
+                PyErr_Clear();   /* an unhashable process: the Python loop names it */
+                bail = 1;
+                break;
+            }
+            if (inv_o != NULL) {
+                inv = PyLong_AsSsize_t(inv_o);
+                if (PyDict_DelItem(open_at, p) < 0) goto done;
+            }
+            nemesis = is_nemesis(p);
+            if (nemesis < 0) goto done;
         }
-        Py_ssize_t inv = NO_PARTNER;
-        if (inv_o != NULL) {
-            inv = PyLong_AsSsize_t(inv_o);
-            if (PyDict_DelItem(open_at, p) < 0) goto done;
-        }
-        int nemesis = is_nemesis(p);
-        if (nemesis < 0) goto done;
         if (kind == K_INVOKE) {
             if (inv != NO_PARTNER) { bail = 1; break; }   /* invoked twice: the Python loop raises */
+            if (small >= 0) {
+                opens.at[small] = i;
+                continue;
+            }
             PyObject *at = nemesis ? nemesis_slot : PyLong_FromSsize_t(i);
             if (at == NULL) goto done;
             if (nemesis) {
@@ -349,18 +418,28 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
         if (rc < 0) goto done;
         if (rc == 0) bail = 1;
     }
-    if (!bail) {   /* the invocations still open, in the order they were made */
-        PyObject *items = PyDict_Items(open_at);
-        if (items == NULL) goto done;
-        Py_ssize_t m = PyList_GET_SIZE(items);
-        for (Py_ssize_t j = 0; j < m && !bail; j++) {
-            Py_ssize_t inv = PyLong_AsSsize_t(PyTuple_GET_ITEM(PyList_GET_ITEM(items, j), 1));
-            if (inv < 0) continue;   /* the nemesis's */
-            int rc = complete(&st, inv, NULL, K_OPEN, inv, inv, PyList_GET_ITEM(st.history, inv));
-            if (rc < 0) { Py_DECREF(items); goto done; }
+    if (!bail) {
+        /* the invocations still open, in the order they were made (a dict's insertion
+           order: each invocation enters it as it comes) */
+        Py_ssize_t m = PyDict_GET_SIZE(open_at), k = 0;
+        for (Py_ssize_t p = 0; p < opens.cap; p++) m += opens.at[p] >= 0;
+        Py_ssize_t *still = PyMem_Malloc(sizeof(Py_ssize_t) * (m + 1));
+        if (still == NULL) { PyErr_NoMemory(); goto done; }
+        for (Py_ssize_t p = 0; p < opens.cap; p++)
+            if (opens.at[p] >= 0) still[k++] = opens.at[p];
+        PyObject *pk, *pv;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(open_at, &pos, &pk, &pv)) {
+            Py_ssize_t inv = PyLong_AsSsize_t(pv);
+            if (inv >= 0) still[k++] = inv;   /* not the nemesis's */
+        }
+        qsort(still, k, sizeof(Py_ssize_t), by_position);
+        for (Py_ssize_t j = 0; j < k && !bail; j++) {
+            int rc = complete(&st, still[j], NULL, K_OPEN, still[j], still[j], PyList_GET_ITEM(st.history, still[j]));
+            if (rc < 0) { PyMem_Free(still); goto done; }
             if (rc == 0) bail = 1;
         }
-        Py_DECREF(items);
+        PyMem_Free(still);
     }
     if (bail) {
         out = Py_None;
@@ -370,6 +449,9 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
     }
 done:
     Py_XDECREF(open_at);
+    PyMem_Free(opens.at);
+    for (Py_ssize_t j = 0; j < st.int_names_cap; j++) Py_XDECREF(st.int_names[j]);
+    PyMem_Free(st.int_names);
     Py_XDECREF(st.keys);
     Py_XDECREF(st.names);
     Py_XDECREF(st.memo);

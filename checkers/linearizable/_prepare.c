@@ -93,11 +93,28 @@ static int by_position(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The model's answers for the usual ops (f one of a few strs; values and outcomes None,
+   bools, ints of up to 40 bits or pairs of 27-bit ints, the outcome markers) are kept
+   in a table keyed by two words that code (f, value, outcome) exactly, type included:
+   building, hashing and comparing a tuple key was a third of the loop. */
+typedef struct {
+    uint64_t a, b;        /* a == 0: empty */
+    PyObject *answer;     /* owned */
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    Py_ssize_t cap, used;
+    PyObject *fs[15];     /* owned: the f strs met, their index goes into the key */
+    int n_fs;
+} Coded;
+
 typedef struct {
     PyObject *history, *ask, *key_field, *call_type, *key_name, *unknown, *failed, *plain;
     PyObject *single_key;
     int independent, observe;
     PyObject *keys, *names, *memo;
+    Coded coded;
     PyObject **int_names;   /* names of small int keys */
     Py_ssize_t int_names_cap;
     Py_ssize_t ignored, dropped_fail, skipped_unknown;
@@ -113,6 +130,74 @@ static int plainness(Prep *st, PyObject *v) {
     if (in <= 0) return in;
     in = PySet_Contains(st->plain, (PyObject *)Py_TYPE(PyList_GET_ITEM(v, 1)));
     return in <= 0 ? in : 2;
+}
+
+/* A value's code: nonzero, and equal for two values exactly when they are of the same
+   type and equal; 0 when it has none (the tuple memo below remembers it then). */
+static uint64_t code_of(Prep *st, PyObject *v) {
+    if (v == Py_None) return 1;
+    if (v == st->unknown) return 2;
+    if (v == st->failed) return 3;
+    if (v == Py_True) return 4 | 1 << 4;
+    if (v == Py_False) return 4;
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || x < -(1LL << 40) || x >= (1LL << 40)) return 0;
+        return 5 | (uint64_t)(x + (1LL << 40)) << 4;
+    }
+    if (PyList_CheckExact(v) && PyList_GET_SIZE(v) == 2) {
+        uint64_t code = 6;
+        for (int j = 0; j < 2; j++) {
+            PyObject *e = PyList_GET_ITEM(v, j);
+            if (!PyLong_CheckExact(e)) return 0;
+            int overflow;
+            long long x = PyLong_AsLongLongAndOverflow(e, &overflow);
+            if (overflow || x < -(1LL << 27) || x >= (1LL << 27)) return 0;
+            code |= (uint64_t)(x + (1LL << 27)) << (4 + 28 * j);
+        }
+        return code;
+    }
+    return 0;
+}
+
+static int f_index(Coded *c, PyObject *f) {   /* -1: not coded (too many fs, or an error) */
+    for (int j = 0; j < c->n_fs; j++) {
+        if (c->fs[j] == f) return j;
+        if (PyUnicode_GET_LENGTH(c->fs[j]) == PyUnicode_GET_LENGTH(f) && PyUnicode_Compare(c->fs[j], f) == 0)
+            return j;
+    }
+    if (PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    if (c->n_fs == 15) return -1;
+    Py_INCREF(f);
+    c->fs[c->n_fs] = f;
+    return c->n_fs++;
+}
+
+static Slot *coded_slot(Coded *c, uint64_t a, uint64_t b) {
+    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL);
+    Py_ssize_t mask = c->cap - 1, i = (Py_ssize_t)((h ^ (h >> 29)) & mask);
+    while (c->slots[i].a != 0 && (c->slots[i].a != a || c->slots[i].b != b)) i = (i + 1) & mask;
+    return &c->slots[i];
+}
+
+static int coded_grow(Coded *c) {
+    Py_ssize_t cap = c->cap ? c->cap * 2 : 256;
+    Slot *old = c->slots;
+    Py_ssize_t old_cap = c->cap;
+    c->slots = PyMem_Calloc(cap, sizeof(Slot));
+    if (c->slots == NULL) { c->slots = old; PyErr_NoMemory(); return -1; }
+    c->cap = cap;
+    for (Py_ssize_t j = 0; j < old_cap; j++)
+        if (old[j].a != 0) *coded_slot(c, old[j].a, old[j].b) = old[j];
+    PyMem_Free(old);
+    return 0;
+}
+
+static void coded_free(Coded *c) {
+    for (Py_ssize_t j = 0; j < c->cap; j++) Py_XDECREF(c->slots[j].answer);
+    PyMem_Free(c->slots);
+    for (int j = 0; j < c->n_fs; j++) Py_DECREF(c->fs[j]);
 }
 
 /* What the model's answer is remembered by (as in calls.py, and also for a pair
@@ -237,8 +322,19 @@ static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssi
     PyObject *name = key_of(st, invoke, &value, known, &result, &status);
     if (name == NULL) return status;
     PyObject *got = kind == K_FAIL ? st->failed : result;
-    PyObject *answer = NULL, *mk = memo_key(st, f, value, got);
-    if (mk == NULL && PyErr_Occurred()) goto error;
+    PyObject *answer = NULL, *mk = NULL;
+    Slot *slot = NULL;
+    uint64_t ca = code_of(st, value), cb = ca ? code_of(st, got) : 0;
+    int fi = cb ? f_index(&st->coded, f) : -1;
+    if (fi >= 0) {
+        if (st->coded.used * 2 >= st->coded.cap && coded_grow(&st->coded) < 0) goto error;
+        slot = coded_slot(&st->coded, ca, cb | (uint64_t)fi << 60);
+        answer = slot->answer;
+        Py_XINCREF(answer);
+    } else {
+        mk = memo_key(st, f, value, got);
+        if (mk == NULL && PyErr_Occurred()) goto error;
+    }
     if (mk != NULL) {
         answer = PyDict_GetItemWithError(st->memo, mk);
         if (answer == NULL && PyErr_Occurred()) goto error;
@@ -260,6 +356,13 @@ static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssi
             return 0;
         }
         if (mk != NULL && PyDict_SetItem(st->memo, mk, answer) < 0) goto error;
+        if (slot != NULL) {
+            slot->a = ca;
+            slot->b = cb | (uint64_t)fi << 60;
+            Py_INCREF(answer);
+            slot->answer = answer;
+            st->coded.used++;
+        }
     }
     Py_XDECREF(mk);
     mk = NULL;
@@ -455,6 +558,7 @@ done:
     Py_XDECREF(st.keys);
     Py_XDECREF(st.names);
     Py_XDECREF(st.memo);
+    coded_free(&st.coded);
     Py_XDECREF(nemesis_slot);
     return out;
 }

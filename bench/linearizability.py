@@ -12,8 +12,10 @@ shared):
   Porcupine's times on the same histories: measured side by side in the same run with
   --porcupine BIN (the driver of bench/porcupine/, run --repeat times on each history,
   its medians), else those recorded in bench/porcupine_times.json:
-  "multi" (3-8 keys, 20-40 processes, 100-200 ops per process, 10-20% timeouts) and
-  "single" (one key, 10-30 processes, 20-40 ops per process, 15% timeouts); it prints
+  "multi" (3-8 keys, 20-40 processes, 100-200 ops per process, 10-20% timeouts),
+  "single" (one key, 10-30 processes, 20-40 ops per process, 15% timeouts) and "easy"
+  (5-50 keys, 5-20 processes, 5,000-20,000 ops, 0-3% timeouts: a nearly linear search,
+  where the time goes into reading the history, Porcupine's strength); it prints
   for each history the CPU and wall times of both and the ratio of CPU times (the
   steadier figure on a shared machine; Porcupine's counts all its goroutines, ours our
   worker processes), then the worst CPU ratio, the totals over the histories both decided
@@ -59,6 +61,7 @@ BIG_TARGET_S = 10.0
 PORCUPINE_TIMES = os.path.join(ROOT, "bench", "porcupine_times.json")
 PORCUPINE_TIMEOUT_S = 30
 SHAPE_SEEDS = range(1, 11)
+SHAPES = ("multi", "single", "easy")
 
 
 def measured(repeat: int, fn):
@@ -155,6 +158,10 @@ def shape(name: str, seed: int) -> dict:
     if name == "multi":
         keys, concurrency, per_process = rng.randint(3, 8), rng.randint(20, 40), rng.randint(100, 200)
         timeout_rate = rng.uniform(0.10, 0.20)
+    elif name == "easy":
+        keys, concurrency = rng.randint(5, 50), rng.randint(5, 20)
+        per_process = rng.randint(5000, 20000) // concurrency
+        timeout_rate = rng.uniform(0.0, 0.03)
     else:
         keys, concurrency, per_process = 1, rng.randint(10, 30), rng.randint(20, 40)
         timeout_rate = 0.15
@@ -164,7 +171,7 @@ def shape(name: str, seed: int) -> dict:
 
 def shape_histories():
     """(name, register_history arguments, history) of every generated shape history."""
-    for name in ("multi", "single"):
+    for name in SHAPES:
         for seed in SHAPE_SEEDS:
             args = shape(name, seed)
             yield f"{name}-{seed}", args, register_history(**args)

@@ -10,7 +10,7 @@
 
    prepare(history, ask, key_field, independent, observe_failed_cas, call_type,
            key_name, unknown, failed, plain_types, single_key)
-   -> (keys: {name: [Call]} unsorted, ignored, dropped_fail, skipped_unknown) | None
+   -> (keys: {name: [Call] in invocation order}, ignored, dropped_fail, skipped_unknown) | None
 
    Built by setup.sh (gcc, the venv's Python headers); calls.py uses it when the
    module imports and the Python loop otherwise. tests/test_linearizable_prepare.py
@@ -435,6 +435,33 @@ error:
     return -1;
 }
 
+/* A key's calls into invocation order (`at`, field 13), stably. They are appended as
+   they complete, so each is at most a few dozen places out (about the concurrency):
+   an insertion sort, over the positions read out once. */
+static int sort_by_at(PyObject *calls) {
+    Py_ssize_t n = PyList_GET_SIZE(calls);
+    PyObject **items = ((PyListObject *)calls)->ob_item;
+    Py_ssize_t *at = PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
+    if (at == NULL) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        at[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(items[i], 13));
+        if (at[i] == -1 && PyErr_Occurred()) { PyMem_Free(at); return -1; }
+    }
+    for (Py_ssize_t i = 1; i < n; i++) {
+        PyObject *c = items[i];
+        Py_ssize_t a = at[i], j = i;
+        while (j > 0 && at[j - 1] > a) {
+            items[j] = items[j - 1];
+            at[j] = at[j - 1];
+            j--;
+        }
+        items[j] = c;
+        at[j] = a;
+    }
+    PyMem_Free(at);
+    return 0;
+}
+
 static PyObject *prepare(PyObject *self, PyObject *args) {
     Prep st = {0};
     if (!PyArg_ParseTuple(args, "OOOppOOOOOO", &st.history, &st.ask, &st.key_field, &st.independent,
@@ -543,6 +570,12 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
             if (rc == 0) bail = 1;
         }
         PyMem_Free(still);
+    }
+    if (!bail) {
+        PyObject *name, *calls;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(st.keys, &pos, &name, &calls))
+            if (sort_by_at(calls) < 0) goto done;
     }
     if (bail) {
         out = Py_None;

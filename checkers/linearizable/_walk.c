@@ -53,6 +53,7 @@ typedef struct {
     uint64_t *ib, *nib, *ib_stack;
     Py_ssize_t node;
     int entering, covered, done;
+    int64_t backtracks;
     Item *stack;
     Py_ssize_t depth, cap;
     Py_ssize_t *taken;
@@ -679,6 +680,7 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
         if (entered) continue;
         /* backtrack; past read-only passes (their branch was the only one worth taking) */
         w->covered = 0;
+        if (++w->backtracks % 65536 == 0 && PyErr_CheckSignals() < 0) return NULL;   /* Ctrl-C */
         for (;;) {
             if (w->depth == 0) GIVE_UP();   /* not linearizable: search.py explains */
             Item *it = &w->stack[--w->depth];

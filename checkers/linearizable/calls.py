@@ -134,8 +134,6 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
                                 Call, key_name, UNKNOWN, FAILED, _PLAIN, SINGLE_KEY)
         if done is not None:
             keys, ignored, dropped_fail, skipped_unknown = done
-            for calls in keys.values():
-                calls.sort(key=AT)
             return Prepared(keys, dropped_fail, skipped_unknown, ignored)
     return prepare_op_by_op(history, model, independent=independent, fail_cas=fail_cas)
 

@@ -146,3 +146,14 @@ def test_values_that_compare_equal_across_types_stay_apart():
     assert same(history, model)
     got = prepare(history, model).keys["all"]
     assert [type(c.inp[1]) for c in got if c.f == "write"] == [int, bool, float, str, type(None), int, bool]
+
+
+def test_processes_equal_across_types_pair_as_the_reference_pairs_them():
+    # a dict pairs an invocation of process 1 with a completion of process True or 1.0
+    model = make_model("cas-register", 0)
+    for completion_process in (True, 1.0, 1, "1", None):
+        history = [{"type": "invoke", "process": 1, "f": "write", "value": 3},
+                   {"type": "ok", "process": completion_process, "f": "write", "value": 3},
+                   {"type": "invoke", "process": 2, "f": "read", "value": None},
+                   {"type": "ok", "process": 2, "f": "read", "value": 3}]
+        assert same(history, model)

@@ -295,7 +295,7 @@ static PyObject *key_of(Prep *st, PyObject *invoke, PyObject **value, int known,
 /* One completion (or an open invocation when op is NULL): a call appended to its key's
    list, or counted as left out. 1 done, 0 bail out, -1 error. */
 static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssize_t inv, Py_ssize_t at,
-                    PyObject *invoke) {
+                    PyObject *invoke, PyObject *process) {
     PyObject *f = PyDict_GetItemWithError(invoke, s_f);
     if (f == NULL) return PyErr_Occurred() ? -1 : 0;
     if (!PyUnicode_CheckExact(f)) return 0;
@@ -374,10 +374,12 @@ static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssi
         Py_DECREF(name);
         return 1;
     }
-    PyObject *process = PyDict_GetItemWithError(invoke, s_process);
-    if (process == NULL) {
-        if (PyErr_Occurred()) goto error;
-        process = Py_None;
+    if (process == NULL) {   /* not known to be the invocation's own (equal is not enough: 1 == True) */
+        process = PyDict_GetItemWithError(invoke, s_process);
+        if (process == NULL) {
+            if (PyErr_Occurred()) goto error;
+            process = Py_None;
+        }
     }
     PyTypeObject *ct = (PyTypeObject *)st->call_type;
     PyObject *call = ct->tp_alloc(ct, 14);
@@ -501,6 +503,10 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
                 opens.at[small] = NONE_OPEN;
             }
         } else {
+            if (!PyLong_CheckExact(p) && !PyUnicode_CheckExact(p) && p != Py_None) {
+                bail = 1;   /* True, 1.0, ...: equal to an int in the array, which a dict would pair */
+                break;
+            }
             PyObject *inv_o = PyDict_GetItemWithError(open_at, p);
             if (inv_o == NULL && PyErr_Occurred()) {
                 if (!PyErr_ExceptionMatches(PyExc_TypeError)) goto done;
@@ -544,7 +550,8 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
             at = i;
             invoke = op;
         }
-        int rc = complete(&st, i, op, kind, inv, at, invoke);
+        /* a small int process indexed the array: the invocation's is that same int */
+        int rc = complete(&st, i, op, kind, inv, at, invoke, small >= 0 || invoke == op ? p : NULL);
         if (rc < 0) goto done;
         if (rc == 0) bail = 1;
     }
@@ -565,7 +572,8 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
         }
         qsort(still, k, sizeof(Py_ssize_t), by_position);
         for (Py_ssize_t j = 0; j < k && !bail; j++) {
-            int rc = complete(&st, still[j], NULL, K_OPEN, still[j], still[j], PyList_GET_ITEM(st.history, still[j]));
+            int rc = complete(&st, still[j], NULL, K_OPEN, still[j], still[j], PyList_GET_ITEM(st.history, still[j]),
+                              NULL);
             if (rc < 0) { PyMem_Free(still); goto done; }
             if (rc == 0) bail = 1;
         }

@@ -6,7 +6,7 @@
    Go is quick there. This is the same set-up and the same walk, step for step (search.py
    is the reference and the documentation: the sections of candidates and their order,
    the read-only pass, the cache with its dominated unknown-call sets, the
-   interchangeable unknown calls), on C arrays, with the same cache of Python tuples,
+   interchangeable unknown calls), on C arrays, with the same cache (its own table),
    asking the same model.step where a node's transition is not data.
 
    It does not explain: it keeps no furthest point. When it finds the history not
@@ -35,6 +35,16 @@ typedef struct {
                           /* (its unknown-call set is ib_stack's row of the same depth) */
 } Item;
 
+/* The cache: configurations (base, rel, state), each with its minimal sets of unknown-
+   outcome calls applied; open addressing, words (rel's and the sets') in one arena. */
+typedef struct {
+    PyObject *state;      /* owned; NULL: an empty slot */
+    uint64_t hash;
+    int64_t base;
+    Py_ssize_t rel_off, rel_len;
+    Py_ssize_t sets_off, n_sets;   /* n_sets sets of W words */
+} Entry;
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t size, n_ok, heads[3];
@@ -44,7 +54,11 @@ typedef struct {
     uint64_t *same;       /* row j (W words): the earlier members of j's class */
     char *negate;         /* need[node] is AnyBut(s)'s s */
     PyObject **inp, **out, **need, **then;
-    PyObject *step, *any, *same_o, *step_o, *cache, *state;
+    PyObject *step, *any, *same_o, *step_o, *state;
+    Entry *table;
+    Py_ssize_t table_cap, table_used;
+    uint64_t *words, *scratch;
+    Py_ssize_t words_len, words_cap, scratch_cap;
     int64_t base, limit, remaining, count, check_every;
     Bits rel, nrel;
     uint64_t *rel_arena;
@@ -86,7 +100,9 @@ static void walk_dealloc(Walk *w) {
     PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->info_of); PyMem_Free(w->same); PyMem_Free(w->ib); PyMem_Free(w->nib); PyMem_Free(w->ib_stack); PyMem_Free(w->rel.w); PyMem_Free(w->nrel.w); PyMem_Free(w->rel_arena); PyMem_Free(w->negate);
     PyMem_Free(w->stack); PyMem_Free(w->taken);
     Py_XDECREF(w->step); Py_XDECREF(w->any); Py_XDECREF(w->same_o); Py_XDECREF(w->step_o);
-    Py_XDECREF(w->cache); Py_XDECREF(w->state);
+    for (Py_ssize_t j = 0; j < w->table_cap; j++) Py_XDECREF(w->table[j].state);
+    PyMem_Free(w->table); PyMem_Free(w->words); PyMem_Free(w->scratch);
+    Py_XDECREF(w->state);
     Py_TYPE(w)->tp_free((PyObject *)w);
 }
 
@@ -280,8 +296,6 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
             Py_INCREF(Py_None); Py_INCREF(Py_None); Py_INCREF(Py_None);
         }
     }
-    w->cache = PyDict_New();
-    if (w->cache == NULL) { Py_CLEAR(w); goto done; }
     Py_INCREF(step); w->step = step;
     Py_INCREF(any); w->any = any;
     Py_INCREF(same_o); w->same_o = same_o;
@@ -340,12 +354,6 @@ static int add_known(int64_t *base, Bits *rel, Py_ssize_t x) {
     while (rel->len && rel->w[rel->len - 1] == 0) rel->len--;
     *base += full * 64 + bits;
     return 0;
-}
-
-/* the cache key's rel: an int while it fits a word, else its words as bytes */
-static PyObject *bits_key(const Bits *b) {
-    if (b->len <= 1) return PyLong_FromUnsignedLongLong(b->len ? b->w[0] : 0);
-    return PyBytes_FromStringAndSize((const char *)b->w, sizeof(uint64_t) * b->len);
 }
 
 /* need[node] == state, as search.py tests it (ANY: always; AnyBut(s): state != s) */
@@ -425,81 +433,101 @@ static int call_step(Walk *w, Py_ssize_t node, PyObject **next) {
     return ok;
 }
 
-/* Unknown-call sets in the cache: bytes of W words */
 static inline int subset(const uint64_t *a, const uint64_t *b, Py_ssize_t W) {   /* a within b */
     for (Py_ssize_t k = 0; k < W; k++)
         if ((a[k] | b[k]) != b[k]) return 0;
     return 1;
 }
 
-#define WORDS(o) ((const uint64_t *)PyBytes_AS_STRING(o))
+/* n words appended to the arena: their offset, or -1 (pointers into it move) */
+static Py_ssize_t arena_put(Walk *w, const uint64_t *src, Py_ssize_t n) {
+    if (w->words_len + n > w->words_cap) {
+        Py_ssize_t cap = w->words_cap ? w->words_cap : 1024;
+        while (cap < w->words_len + n) cap *= 2;
+        uint64_t *a = PyMem_Realloc(w->words, sizeof(uint64_t) * cap);
+        if (a == NULL) { PyErr_NoMemory(); return -1; }
+        w->words = a;
+        w->words_cap = cap;
+    }
+    Py_ssize_t at = w->words_len;
+    if (n) memcpy(w->words + at, src, sizeof(uint64_t) * n);
+    w->words_len += n;
+    return at;
+}
+
+static Entry *slot_for(Entry *table, Py_ssize_t cap, uint64_t hash) {   /* the first free one */
+    Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)(cap - 1));
+    while (table[i].state != NULL) i = (i + 1) & (cap - 1);
+    return &table[i];
+}
+
+static int table_grow(Walk *w) {
+    Py_ssize_t cap = w->table_cap ? w->table_cap * 2 : 1024;
+    Entry *t = PyMem_Calloc(cap, sizeof(Entry));
+    if (t == NULL) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t j = 0; j < w->table_cap; j++)
+        if (w->table[j].state != NULL) *slot_for(t, cap, w->table[j].hash) = w->table[j];
+    PyMem_Free(w->table);
+    w->table = t;
+    w->table_cap = cap;
+    return 0;
+}
 
 /* The cache: is configuration (base, rel, state) with unknown-call set ib new (not
-   dominated by a recorded subset)? Recorded as search.py's _remember does, a set or a
-   tuple of the minimal ones. 1 new, 0 covered, -1 error. */
+   dominated by a recorded subset)? Recorded as search.py's _remember does: the minimal
+   sets, a new one replacing those it is within. Keys match as the Python dict's tuples
+   do (state by ==, identity first). 1 new, 0 covered, -1 error. */
 static int remember(Walk *w, int64_t base, const Bits *rel, PyObject *state, const uint64_t *ib) {
     Py_ssize_t W = w->W;
-    PyObject *key = PyTuple_New(3);
-    if (key == NULL) return -1;
-    PyObject *b = PyLong_FromLongLong(base), *r = bits_key(rel);
-    if (b == NULL || r == NULL) { Py_XDECREF(b); Py_XDECREF(r); Py_DECREF(key); return -1; }
-    PyTuple_SET_ITEM(key, 0, b);
-    PyTuple_SET_ITEM(key, 1, r);
-    Py_INCREF(state);
-    PyTuple_SET_ITEM(key, 2, state);
-    PyObject *seen = PyDict_GetItemWithError(w->cache, key);
-    int result = 1;
-    PyObject *value = NULL, *mine = NULL;
-    if (seen == NULL && PyErr_Occurred()) goto error;
-    if (seen != NULL && PyBytes_CheckExact(seen)) {
-        if (subset(WORDS(seen), ib, W)) {
-            result = 0;
-        } else if (!subset(ib, WORDS(seen), W)) {
-            mine = PyBytes_FromStringAndSize((const char *)ib, sizeof(uint64_t) * W);
-            if (mine == NULL) goto error;
-            value = PyTuple_Pack(2, seen, mine);
+    Py_hash_t hs = PyObject_Hash(state);
+    if (hs == -1) return -1;
+    uint64_t h = (uint64_t)base * 0x9E3779B97F4A7C15ULL ^ (uint64_t)hs * 0xC2B2AE3D27D4EB4FULL;
+    for (Py_ssize_t k = 0; k < rel->len; k++) h = (h ^ rel->w[k]) * 0x100000001B3ULL;
+    h ^= h >> 31;
+    if ((w->table_used + 1) * 2 > w->table_cap && table_grow(w) < 0) return -1;
+    Py_ssize_t i = (Py_ssize_t)(h & (uint64_t)(w->table_cap - 1));
+    Entry *e;
+    for (;; i = (i + 1) & (w->table_cap - 1)) {
+        e = &w->table[i];
+        if (e->state == NULL) {   /* new */
+            Py_ssize_t r = arena_put(w, rel->w, rel->len);
+            Py_ssize_t m = r < 0 ? -1 : arena_put(w, ib, W);
+            if (m < 0) return -1;
+            Py_INCREF(state);
+            *e = (Entry){state, h, base, r, rel->len, m, 1};
+            w->table_used++;
+            return 1;
         }
-    } else if (seen != NULL) {
-        Py_ssize_t k = PyTuple_GET_SIZE(seen), kept = 0;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            const uint64_t *m = WORDS(PyTuple_GET_ITEM(seen, j));
-            if (subset(m, ib, W)) { result = 0; break; }
-            if (!subset(ib, m, W)) kept++;
-        }
-        if (result) {
-            mine = PyBytes_FromStringAndSize((const char *)ib, sizeof(uint64_t) * W);
-            value = mine == NULL ? NULL : PyTuple_New(kept + 1);
-            if (value == NULL) goto error;
-            Py_ssize_t at = 0;
-            for (Py_ssize_t j = 0; j < k; j++) {
-                PyObject *mo = PyTuple_GET_ITEM(seen, j);
-                if (!subset(ib, WORDS(mo), W)) {
-                    Py_INCREF(mo);
-                    PyTuple_SET_ITEM(value, at++, mo);
-                }
-            }
-            Py_INCREF(mine);
-            PyTuple_SET_ITEM(value, at, mine);
-        }
+        if (e->hash != h || e->base != base || e->rel_len != rel->len ||
+            (rel->len && memcmp(w->words + e->rel_off, rel->w, sizeof(uint64_t) * rel->len) != 0))
+            continue;
+        int eq = PyObject_RichCompareBool(e->state, state, Py_EQ);
+        if (eq < 0) return -1;
+        if (eq) break;
     }
-    if (result) {
-        if (value == NULL) {   /* new, or replacing a superset: the set alone */
-            if (mine == NULL) mine = PyBytes_FromStringAndSize((const char *)ib, sizeof(uint64_t) * W);
-            if (mine == NULL) goto error;
-            Py_INCREF(mine);
-            value = mine;
-        }
-        if (PyDict_SetItem(w->cache, key, value) < 0) goto error;
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t j = 0; j < e->n_sets; j++) {
+        const uint64_t *m = w->words + e->sets_off + j * W;
+        if (subset(m, ib, W)) return 0;   /* dominated */
+        if (!subset(ib, m, W)) kept++;
     }
-    Py_XDECREF(value);
-    Py_XDECREF(mine);
-    Py_DECREF(key);
-    return result;
-error:
-    Py_XDECREF(value);
-    Py_XDECREF(mine);
-    Py_DECREF(key);
-    return -1;
+    if (kept + 1 > w->scratch_cap) {
+        uint64_t *b = PyMem_Realloc(w->scratch, sizeof(uint64_t) * (kept + 1) * W);
+        if (b == NULL) { PyErr_NoMemory(); return -1; }
+        w->scratch = b;
+        w->scratch_cap = kept + 1;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t j = 0; j < e->n_sets; j++) {
+        const uint64_t *m = w->words + e->sets_off + j * W;
+        if (!subset(ib, m, W)) memcpy(w->scratch + (at++) * W, m, sizeof(uint64_t) * W);
+    }
+    memcpy(w->scratch + at * W, ib, sizeof(uint64_t) * W);
+    Py_ssize_t off = arena_put(w, w->scratch, (kept + 1) * W);
+    if (off < 0) return -1;
+    e->sets_off = off;
+    e->n_sets = kept + 1;
+    return 1;
 }
 
 static inline void unlink_node(Walk *w, Py_ssize_t node) {

@@ -354,7 +354,7 @@ def test_prepare_pairs_as_core_history_does():
 def test_worker_processes_only_on_idle_cpus(monkeypatch):
     # "as many as pay": a worker on a CPU that is busy anyway does not pay; asked for
     # explicitly, workers are started whatever the load.
-    keys = {str(k): [None] * 20_000 for k in range(4)}
+    keys = {str(k): [None] * (schedule.PARALLEL_MIN_CALLS // 4 + 1) for k in range(4)}
     monkeypatch.setattr(schedule.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(schedule.threading, "active_count", lambda: 1)
     monkeypatch.setattr(schedule.os, "getloadavg", lambda: (1.0, 1.0, 1.0))

@@ -10,7 +10,9 @@
    asking the same model.step where a node's transition is not data.
 
    It does not explain: it keeps no furthest point. When it finds the history not
-   linearizable, it says so and search.py searches again in Python from the start, which explains.
+   linearizable, it says so, and search.py searches again in Python from the start and
+   explains (so a failing search is made twice: keeping the furthest point here would
+   spare the second).
 
    Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every) -> a Walk
    .run() -> int (paused: configurations so far, a multiple of check_every),
@@ -139,8 +141,7 @@ static void sort_by(Py_ssize_t *ids, Py_ssize_t n, const int64_t *key, Py_ssize_
 }
 
 /* Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every): search.py's
-   set-up, the same node lists built from the calls; None if there are more than 64
-   calls of unknown outcome (search.py walks then). */
+   set-up, the same node lists built from the calls. */
 static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     PyObject *calls, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
     long long check_every;

@@ -141,8 +141,7 @@ def searching(calls: list, model, budget: Budget = Budget(), compiled: bool = Tr
         if compiled and _walk is not None else None
     if walk is not None:
         # The set-up and walk in C (_walk.c): it decides valid histories, and hands
-        # back the others (and those whose linearized known calls spread over more than
-        # 64 places) to be searched again below, which explains.
+        # back the others to be searched again below, which explains.
         spent = budget.watch()
         while True:
             ran = walk.run()

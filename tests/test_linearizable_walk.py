@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from checkers.linearizable import make_model, search as search_module
+from checkers.linearizable import LinearizableChecker, make_model, search as search_module
 from checkers.linearizable.calls import prepare
 from checkers.linearizable.search import Budget, search
 from testkit.register_history import register_history
@@ -147,3 +147,46 @@ def test_the_set_arithmetic_is_search_pys_on_sets_of_any_width():
         got_base, got_words = search_module._walk.add_known(base, words, x)
         assert (got_base, int.from_bytes(got_words, "little")) == (expected_base, expected_rel), (base, rel, x)
         assert len(got_words) == (expected_rel.bit_length() + 63) // 64 * 8   # no zero words kept
+
+
+@pytest.mark.parametrize("concurrency,timeout_rate", [(3, 0.0), (8, 0.05), (12, 0.02), (6, 0.2), (20, 0.05)])
+def test_failing_searches_are_decided_and_explained_by_the_c_walk_alone(concurrency, timeout_rate, monkeypatch):
+    # Long histories with stale reads and timeouts: the search backtracks far and often
+    # before it fails, so the stack at the furthest point is copied in pieces. The C walk
+    # must give the whole explanation itself (the Python walk is not run), and the
+    # checker's result must be the one the Python walk gives.
+    history = register_history(3000, concurrency=concurrency, keys=4, seed=concurrency,
+                               timeout_rate=timeout_rate, stale_reads=0.03)
+    checker = LinearizableChecker("cas-register", initial=0, independent=True, processes=1)
+    with monkeypatch.context() as python_only:
+        python_only.setattr(search_module, "_walk", None)
+        reference = checker.check(history)
+    assert reference["valid"] is False
+
+    def no_python_walk(n):
+        raise AssertionError("the Python walk ran")
+    monkeypatch.setattr(search_module, "_links", no_python_walk)
+    compiled = checker.check(history)
+    for result in (compiled, reference):
+        result.pop("elapsed")
+    assert compiled == reference
+
+
+def test_a_furthest_point_reached_by_several_reads_at_once_names_the_last_of_them():
+    # The two reads of 1 are taken in one read-only pass; the configuration after it is
+    # the furthest point, and "the op linearized last" there is the later read.
+    history = [{"type": "invoke", "process": 0, "f": "write", "value": 1},
+               {"type": "ok", "process": 0, "f": "write", "value": 1},
+               {"type": "invoke", "process": 1, "f": "read", "value": None},
+               {"type": "invoke", "process": 2, "f": "read", "value": None},
+               {"type": "ok", "process": 1, "f": "read", "value": 1},
+               {"type": "ok", "process": 2, "f": "read", "value": 1},
+               {"type": "invoke", "process": 3, "f": "read", "value": None},
+               {"type": "ok", "process": 3, "f": "read", "value": 2}]
+    model = make_model("cas-register", 0)
+    calls = prepare(history, model).keys["all"]
+    compiled, reference = outcomes(calls, model)
+    assert_same(compiled, reference, "a pass at the furthest point")
+    assert compiled.valid is False
+    assert [calls[cid].process for cid, _ in compiled.path] == [0, 1, 2]
+    assert [calls[last].process for _, _, last in compiled.finals] == [2]

@@ -9,14 +9,15 @@
    interchangeable unknown calls), on C arrays, with the same cache (its own table),
    asking the same model.step where a node's transition is not data.
 
-   It does not explain: it keeps no furthest point. When it finds the history not
-   linearizable, it says so, and search.py searches again in Python from the start and
-   explains (so a failing search is made twice: keeping the furthest point here would
-   spare the second).
+   It keeps the furthest point as search.py does (the pending completion with the
+   highest history position reached, the stack then, the configurations that got as
+   far), so a failing search is explained from it and not made again.
 
-   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every) -> a Walk
+   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals)
    .run() -> int (paused: configurations so far, a multiple of check_every),
-             ("valid", configurations), or None (search.py must search). */
+             ("valid", configurations), or
+             ("invalid", configurations, stuck_at, path, finals) as search.py's Outcome
+             has them (call ids, states). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -36,6 +37,20 @@ typedef struct {
     Py_ssize_t rel_from, rel_len;   /* its rel's words in rel_arena */
                           /* (its unknown-call set is ib_stack's row of the same depth) */
 } Item;
+
+/* an item of the stack at the furthest point: a call, or a read-only pass (btaken[from..]) */
+typedef struct {
+    Py_ssize_t node, from, len;
+    PyObject *state;      /* owned: the state before */
+} Best;
+
+/* a configuration at the furthest point */
+typedef struct {
+    int64_t base;
+    Py_ssize_t rel_off, rel_len, ib_off;   /* in fwords */
+    PyObject *state;      /* owned */
+    Py_ssize_t last;      /* the node linearized last, or -1 */
+} Final;
 
 /* The cache: configurations (base, rel, state), each with its minimal sets of unknown-
    outcome calls applied; open addressing, words (rel's and the sets') in one arena. */
@@ -74,6 +89,20 @@ typedef struct {
     Py_ssize_t depth, cap;
     Py_ssize_t *taken;
     Py_ssize_t taken_len, taken_cap;
+    /* call ids: of each node, of known call x, of unknown-outcome call j */
+    Py_ssize_t *cid, *ok_id, *info_id;
+    /* the furthest point (search.py's best, best_x, best_stack, best_state, finals) */
+    int64_t best;
+    Py_ssize_t best_x, best_depth, low, max_finals;
+    PyObject *best_state;
+    Best *bstack;
+    Py_ssize_t blen, bcap;
+    Py_ssize_t *btaken;
+    Py_ssize_t btaken_len, btaken_cap;
+    Final *finals;
+    Py_ssize_t n_finals;
+    uint64_t *fwords;     /* the finals' rel and ib words */
+    Py_ssize_t fwords_len, fwords_cap;
 } Walk;
 
 /* a == b as Python's == says it; identity is enough only for types whose == is identity
@@ -105,6 +134,12 @@ static void walk_dealloc(Walk *w) {
     for (Py_ssize_t j = 0; j < w->table_cap; j++) Py_XDECREF(w->table[j].state);
     PyMem_Free(w->table); PyMem_Free(w->words); PyMem_Free(w->scratch);
     Py_XDECREF(w->state);
+    PyMem_Free(w->cid); PyMem_Free(w->ok_id); PyMem_Free(w->info_id);
+    Py_XDECREF(w->best_state);
+    for (Py_ssize_t j = 0; j < w->blen; j++) Py_XDECREF(w->bstack[j].state);
+    PyMem_Free(w->bstack); PyMem_Free(w->btaken);
+    for (Py_ssize_t j = 0; j < w->n_finals; j++) Py_XDECREF(w->finals[j].state);
+    PyMem_Free(w->finals); PyMem_Free(w->fwords);
     Py_TYPE(w)->tp_free((PyObject *)w);
 }
 
@@ -140,13 +175,14 @@ static void sort_by(Py_ssize_t *ids, Py_ssize_t n, const int64_t *key, Py_ssize_
     memcpy(ids, tmp, sizeof(Py_ssize_t) * n);
 }
 
-/* Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every): search.py's
+/* Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals): search.py's
    set-up, the same node lists built from the calls. */
 static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     PyObject *calls, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
     long long check_every;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOL", &calls, &step, &state, &any, &same_o, &step_o, &unknown, &any_but,
-                          &check_every))
+    Py_ssize_t max_finals;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOLn", &calls, &step, &state, &any, &same_o, &step_o, &unknown, &any_but,
+                          &check_every, &max_finals))
         return NULL;
     if (!PyList_Check(calls)) {
         PyErr_SetString(PyExc_TypeError, "calls: a list");
@@ -212,7 +248,14 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     w->rnxt = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 2));
     w->rprv = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 2));
     w->rpos = PyMem_Malloc(sizeof(int64_t) * (n_ok + 1));
-    if (!w->nxt || !w->prv || !w->xof || !w->inv || !w->info_of || !w->same || !w->ib || !w->nib || !w->negate || !w->inp || !w->out ||
+    w->cid = PyMem_Malloc(sizeof(Py_ssize_t) * size);
+    w->ok_id = PyMem_Malloc(sizeof(Py_ssize_t) * (n_ok + 1));
+    w->info_id = PyMem_Malloc(sizeof(Py_ssize_t) * (n_i + 1));
+    w->max_finals = max_finals > 0 ? max_finals : 1;
+    w->finals = PyMem_Malloc(sizeof(Final) * w->max_finals);
+    w->best = w->best_x = w->best_depth = -1;
+    if (!w->cid || !w->ok_id || !w->info_id || !w->finals ||
+        !w->nxt || !w->prv || !w->xof || !w->inv || !w->info_of || !w->same || !w->ib || !w->nib || !w->negate || !w->inp || !w->out ||
         !w->need || !w->then || !w->rnxt || !w->rprv || !w->rpos) {
         PyErr_NoMemory();
         Py_CLEAR(w);
@@ -223,12 +266,14 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         w->prv[j] = j - 1;
         w->xof[j] = -1;
         w->info_of[j] = -1;
+        w->cid[j] = -1;
         w->inv[j] = -1;
     }
     w->inv[n_p + 1] = w->inv[n_p + n_k + 3] = w->inv[size - 1] = INT64_MAX;   /* the tails */
     for (Py_ssize_t x = 0; x < n_ok; x++) {
         tmp[oks[x]] = x;   /* id -> x */
         w->rpos[x] = ret[oks[x]];
+        w->ok_id[x] = oks[x];
     }
     for (Py_ssize_t j = 0; j < n_ok + 2; j++) {
         w->rnxt[j] = j + 1;
@@ -243,6 +288,7 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
             Py_ssize_t node = w->heads[sec] + 1 + j, id = members[sec][j];
             PyObject *c = PyList_GET_ITEM(calls, id);
             w->inv[node] = invs[id];
+            w->cid[node] = id;
             w->inp[node] = PyTuple_GET_ITEM(c, F_INP);
             w->out[node] = sec == 2 ? unknown : PyTuple_GET_ITEM(c, F_OUT);
             w->need[node] = PyTuple_GET_ITEM(c, F_NEED);
@@ -266,6 +312,7 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
             /* unknown-outcome calls with equal inputs are interchangeable (search.py):
                earlier_of maps an input to its class's latest member so far */
             w->info_of[node] = j;
+            w->info_id[j] = id;
             PyObject *earlier = PyDict_GetItemWithError(earlier_of, w->inp[node]);
             if (earlier == NULL && PyErr_Occurred()) {
                 if (!PyErr_ExceptionMatches(PyExc_TypeError)) { Py_DECREF(earlier_of); Py_CLEAR(w); goto done; }
@@ -560,14 +607,163 @@ static void set_state(Walk *w, PyObject *s) {   /* steals s */
     Py_DECREF(old);
 }
 
-#define GIVE_UP() do { w->done = 1; Py_RETURN_NONE; } while (0)
+static Py_ssize_t fwords_put(Walk *w, const uint64_t *src, Py_ssize_t n) {
+    if (w->fwords_len + n > w->fwords_cap) {
+        Py_ssize_t cap = w->fwords_cap ? w->fwords_cap : 64;
+        while (cap < w->fwords_len + n) cap *= 2;
+        uint64_t *a = PyMem_Realloc(w->fwords, sizeof(uint64_t) * cap);
+        if (a == NULL) { PyErr_NoMemory(); return -1; }
+        w->fwords = a;
+        w->fwords_cap = cap;
+    }
+    Py_ssize_t at = w->fwords_len;
+    if (n) memcpy(w->fwords + at, src, sizeof(uint64_t) * n);
+    w->fwords_len += n;
+    return at;
+}
+
+/* A configuration the search did not find covered: the furthest point so far? (search.py:
+   a higher pending completion starts the finals afresh, an equal one adds to them) */
+static int note_furthest(Walk *w) {
+    if (w->limit > w->best) {
+        w->best = w->limit;
+        w->best_x = w->rnxt[0] - 1;
+        w->best_depth = w->depth;
+        Py_INCREF(w->state);
+        Py_XSETREF(w->best_state, w->state);
+        for (Py_ssize_t j = 0; j < w->n_finals; j++) Py_DECREF(w->finals[j].state);
+        w->n_finals = 0;
+        w->fwords_len = 0;
+    } else if (w->limit < w->best || w->n_finals >= w->max_finals) {
+        return 0;
+    }
+    Final *f = &w->finals[w->n_finals];
+    f->rel_off = fwords_put(w, w->rel.w, w->rel.len);
+    f->ib_off = f->rel_off < 0 ? -1 : fwords_put(w, w->ib, w->W);
+    if (f->ib_off < 0) return -1;
+    f->base = w->base;
+    f->rel_len = w->rel.len;
+    Py_INCREF(w->state);
+    f->state = w->state;
+    f->last = -1;
+    if (w->depth) {
+        const Item *top = &w->stack[w->depth - 1];
+        f->last = top->node >= 0 ? top->node : w->taken[top->from + top->len - 1];
+    }
+    w->n_finals++;
+    return 0;
+}
+
+/* Before a backtrack pops: the stack at the furthest point is the current one's bottom
+   best_depth items; copy the part that changed since the last copy (search.py's `low`) */
+static int keep_best_stack(Walk *w) {
+    if (w->best_depth < 0) return 0;
+    Py_ssize_t low = w->low;
+    if (low < w->blen) w->btaken_len = w->bstack[low].from;
+    for (Py_ssize_t j = low; j < w->blen; j++) Py_DECREF(w->bstack[j].state);
+    w->blen = low;
+    if (w->best_depth > w->bcap) {
+        Py_ssize_t cap = w->bcap ? w->bcap : 64;
+        while (cap < w->best_depth) cap *= 2;
+        Best *b = PyMem_Realloc(w->bstack, sizeof(Best) * cap);
+        if (b == NULL) { PyErr_NoMemory(); return -1; }
+        w->bstack = b;
+        w->bcap = cap;
+    }
+    for (Py_ssize_t j = low; j < w->best_depth; j++) {
+        const Item *it = &w->stack[j];
+        Best *b = &w->bstack[w->blen];
+        b->node = it->node;
+        b->from = w->btaken_len;
+        b->len = it->node >= 0 ? 0 : it->len;
+        if (w->btaken_len + b->len > w->btaken_cap) {
+            Py_ssize_t cap = w->btaken_cap ? w->btaken_cap : 64;
+            while (cap < w->btaken_len + b->len) cap *= 2;
+            Py_ssize_t *t = PyMem_Realloc(w->btaken, sizeof(Py_ssize_t) * cap);
+            if (t == NULL) { PyErr_NoMemory(); return -1; }
+            w->btaken = t;
+            w->btaken_cap = cap;
+        }
+        memcpy(w->btaken + w->btaken_len, w->taken + it->from, sizeof(Py_ssize_t) * b->len);
+        w->btaken_len += b->len;
+        Py_INCREF(it->state);
+        b->state = it->state;
+        w->blen++;
+    }
+    w->low = w->best_depth;
+    w->best_depth = -1;
+    return 0;
+}
+
+/* a call id as a Python int */
+static int add_id(PyObject *set, Py_ssize_t id) {
+    PyObject *v = PyLong_FromSsize_t(id);
+    if (v == NULL) return -1;
+    int rc = PySet_Add(set, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* the words' set bits j, as add_id(set, ids[j]) */
+static int add_members(PyObject *set, const uint64_t *words, Py_ssize_t len, const Py_ssize_t *ids) {
+    for (Py_ssize_t k = 0; k < len; k++)
+        for (uint64_t b = words[k]; b; b &= b - 1)
+            if (add_id(set, ids[k * 64 + __builtin_ctzll(b)]) < 0) return -1;
+    return 0;
+}
+
+/* ("invalid", configurations, stuck_at, path, finals), as search.py's _invalid builds
+   them: path (call, state after) along the stack at the furthest point (read-only calls
+   leave the state they found); finals (linearized calls, state, last call) */
+static PyObject *invalid_result(Walk *w) {
+    PyObject *path = PyList_New(0), *finals = PyList_New(0), *item = NULL;
+    if (path == NULL || finals == NULL) goto fail;
+    for (Py_ssize_t j = 0; j < w->blen; j++) {
+        const Best *b = &w->bstack[j];
+        if (b->node < 0) {
+            for (Py_ssize_t k = 0; k < b->len; k++) {
+                item = Py_BuildValue("(nO)", w->cid[w->btaken[b->from + k]], b->state);
+                if (item == NULL || PyList_Append(path, item) < 0) goto fail;
+                Py_CLEAR(item);
+            }
+            continue;
+        }
+        PyObject *after = j + 1 < w->blen ? w->bstack[j + 1].state : w->best_state;
+        item = Py_BuildValue("(nO)", w->cid[b->node], after);
+        if (item == NULL || PyList_Append(path, item) < 0) goto fail;
+        Py_CLEAR(item);
+    }
+    for (Py_ssize_t j = 0; j < w->n_finals; j++) {
+        const Final *f = &w->finals[j];
+        PyObject *done = PyFrozenSet_New(NULL);
+        if (done == NULL) goto fail;
+        for (Py_ssize_t x = 0; x < f->base; x++)
+            if (add_id(done, w->ok_id[x]) < 0) { Py_DECREF(done); goto fail; }
+        if (add_members(done, w->fwords + f->rel_off, f->rel_len, w->ok_id + f->base) < 0 ||
+            add_members(done, w->fwords + f->ib_off, w->W, w->info_id) < 0) {
+            Py_DECREF(done);
+            goto fail;
+        }
+        if (f->last >= 0) item = Py_BuildValue("(NOn)", done, f->state, w->cid[f->last]);
+        else item = Py_BuildValue("(NOO)", done, f->state, Py_None);
+        if (item == NULL || PyList_Append(finals, item) < 0) goto fail;
+        Py_CLEAR(item);
+    }
+    return Py_BuildValue("(sLnNN)", "invalid", (long long)w->count, w->best_x >= 0 ? w->ok_id[w->best_x] : -1,
+                         path, finals);
+fail:
+    Py_XDECREF(item);
+    Py_XDECREF(path);
+    Py_XDECREF(finals);
+    return NULL;
+}
 
 static PyObject *walk_run(Walk *w, PyObject *unused) {
     if (w->done == 2) {
         w->done = 1;
         return Py_BuildValue("(sL)", "valid", 0LL);
     }
-    if (w->done) GIVE_UP();
+    if (w->done) Py_RETURN_NONE;   /* ended already */
     int64_t pause = -1;   /* a multiple of check_every reached: return it at the loop's top */
     for (;;) {
         if (pause >= 0) return PyLong_FromLongLong(pause);
@@ -621,7 +817,10 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
                 w->covered = !fresh;
                 if (fresh && ++w->count % w->check_every == 0) pause = w->count;
             }
-            if (!w->covered) node = w->nxt[w->heads[1]];
+            if (!w->covered) {
+                if (note_furthest(w) < 0) return NULL;
+                node = w->nxt[w->heads[1]];
+            }
         }
         /* the known state-changing calls, then those of unknown outcome */
         int entered = 0;
@@ -710,9 +909,14 @@ static PyObject *walk_run(Walk *w, PyObject *unused) {
         /* backtrack; past read-only passes (their branch was the only one worth taking) */
         w->covered = 0;
         if (++w->backtracks % 65536 == 0 && PyErr_CheckSignals() < 0) return NULL;   /* Ctrl-C */
+        if (keep_best_stack(w) < 0) return NULL;
         for (;;) {
-            if (w->depth == 0) GIVE_UP();   /* not linearizable: search.py explains */
+            if (w->depth == 0) {   /* not linearizable */
+                w->done = 1;
+                return invalid_result(w);
+            }
             Item *it = &w->stack[--w->depth];
+            if (w->depth < w->low) w->low = w->depth;
             set_state(w, it->state);
             w->limit = it->limit;
             w->base = it->base;

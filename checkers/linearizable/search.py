@@ -41,10 +41,10 @@ what changed since the last copy is copied (`low`: the lowest the stack got sinc
 only when the search backtracks: until then the stack only grows, and the stack at the
 furthest point is the bottom of the current one (`best_depth` deep).
 
-The same set-up and walk run in C first (`_walk.c`, where setup.sh built it), 7-10 times
-faster; it decides the searches that end valid and hands the others back to the Python
-walk below, which explains them. tests/test_linearizable_walk.py holds the two to the
-same outcomes and configuration counts.
+The same set-up and walk run in C (`_walk.c`, where setup.sh built it), 7-10 times
+faster, furthest point included; the Python walk below is the reference it follows and
+runs where the C is not built. tests/test_linearizable_walk.py holds the two to the same
+outcomes: verdicts, configuration counts, paths and finals.
 """
 from __future__ import annotations
 
@@ -137,11 +137,10 @@ def searching(calls: list, model, budget: Budget = Budget(), compiled: bool = Tr
     # (base, rel) is small however long the history (Knossos numbers them the same way).
     # Calls are the tuples of calls.Call; their fields are read by position here (a
     # property costs as much as the rest of the set-up).
-    walk = _walk.Walk(calls, model.step, model.init(), ANY, SAME, STEP, UNKNOWN, AnyBut, CHECK_EVERY) \
-        if compiled and _walk is not None else None
-    if walk is not None:
-        # The set-up and walk in C (_walk.c): it decides valid histories, and hands
-        # back the others to be searched again below, which explains.
+    if compiled and _walk is not None:
+        # The same set-up and walk in C (_walk.c), to the same Outcome.
+        walk = _walk.Walk(calls, model.step, model.init(), ANY, SAME, STEP, UNKNOWN, AnyBut, CHECK_EVERY,
+                          MAX_FINALS)
         spent = budget.watch()
         while True:
             ran = walk.run()
@@ -150,11 +149,11 @@ def searching(calls: list, model, budget: Budget = Budget(), compiled: bool = Tr
                 if why:
                     return Outcome("unknown", ran, why)
                 yield ran
-            elif ran is None:
-                break
-            else:
+            elif ran[0] == "valid":
                 return Outcome(True, ran[1])
-        del walk
+            else:
+                _, count, stuck_at, path, finals = ran
+                return Outcome(False, count, stuck_at=stuck_at, path=path, finals=finals)
     rets = list(map(_RET, calls))
     ids = range(len(rets))
     known = list(map(is_not, rets, repeat(None)))   # C-level filters: a genexpr costs 3x

@@ -1,7 +1,7 @@
 """Benchmark: the linearizability checker on the conformance corpus and a big history.
 
   .venv/bin/python bench/linearizability.py [--repeat 3] [--ops 100000] [--porcupine BIN]
-      [--porcupine-timeout 30] [--only etcd,kv,shapes,big]
+      [--porcupine-timeout 30] [--only etcd,kv,shapes,failing,big]
 
 Measures, each file checked --repeat times, the median run reported (the machine is
 shared):
@@ -20,6 +20,12 @@ shared):
   steadier figure on a shared machine; Porcupine's counts all its goroutines, ours our
   worker processes), then the worst CPU ratio, the totals over the histories both decided
   and the worst wall-time ratio;
+- with --porcupine only: 10 seeded histories that are not linearizable (3-16 keys, 5-20
+  processes, 2,000-10,000 ops, 0-5% timeouts, 0.5-2% stale reads planted), each checked
+  twice against the like-for-like Porcupine call: finding and explaining every failing
+  key (our default) against its CheckEventsVerbose, and stopping at the first failing
+  key (failures="first") against its CheckEventsTimeout, which stops there too; the
+  worst wall and CPU ratios of each pairing;
 - a generated history of --ops cas-register ops on 10 keys at concurrency 10, with
   timeouts (info ops), checked with independent keys (worker processes when they pay),
   and in one process for comparison.
@@ -177,8 +183,9 @@ def shape_histories():
             yield f"{name}-{seed}", args, register_history(**args)
 
 
-def shape_checker() -> LinearizableChecker:
-    return LinearizableChecker("cas-register", initial=0, independent=True, fail_cas="observed")
+def shape_checker(failures: str = "all") -> LinearizableChecker:
+    return LinearizableChecker("cas-register", initial=0, independent=True, fail_cas="observed",
+                               failures=failures)
 
 
 def write_jsonl(path: str, history: list[dict]) -> None:
@@ -186,10 +193,12 @@ def write_jsonl(path: str, history: list[dict]) -> None:
         f.writelines(json.dumps(op) + "\n" for op in history)
 
 
-def run_porcupine(binary: str, path: str, repeat: int, timeout: float) -> dict:
-    """The driver's answer on one history file: result, medians and fastest of its runs."""
+def run_porcupine(binary: str, path: str, repeat: int, timeout: float, verbose: bool = False) -> dict:
+    """The driver's answer on one history file: result, medians and fastest of its runs
+    (verbose: CheckEventsVerbose, every partition checked and its linearization info)."""
     try:
-        out = subprocess.run([binary, "-timeout", f"{timeout}s", "-repeat", str(max(1, repeat)), path],
+        out = subprocess.run([binary, "-timeout", f"{timeout}s", "-repeat", str(max(1, repeat)),
+                              *(["-verbose"] if verbose else []), path],
                              capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
     except (OSError, subprocess.CalledProcessError, ValueError) as e:
@@ -256,6 +265,62 @@ def bench_shapes(repeat: int, porcupine: str | None = None,
     return worst, worst_name, ours_total, theirs_total, worst_wall, worst_wall_name
 
 
+def failing_shape(seed: int) -> dict:
+    """register_history's arguments for failing history `seed` (see bench_failing)."""
+    rng = random.Random(1000 + seed)
+    keys, concurrency = rng.randint(3, 16), rng.randint(5, 20)
+    return dict(n_ops=rng.randint(2000, 10000), concurrency=concurrency, keys=keys, seed=seed,
+                timeout_rate=rng.uniform(0.0, 0.05), stale_reads=rng.uniform(0.005, 0.02))
+
+
+def bench_failing(repeat: int, porcupine: str, porcupine_timeout: float) -> dict:
+    """Histories that are not linearizable (stale reads planted), each checked two ways
+    against the like-for-like Porcupine call, side by side: ours finding and explaining
+    every failing key (the default) against CheckEventsVerbose (every partition checked,
+    with its linearization info), and ours stopping at the first failing key
+    (failures="first") against CheckEventsTimeout (it stops at the first illegal
+    partition). Histories either side leaves undecided, or finds linearizable, count for
+    no ratio. Returns, per pairing, (worst wall ratio, its history, worst CPU ratio, its
+    history, our wall total, theirs)."""
+    print(f"failing histories: medians of {repeat} runs; Porcupine measured side by side")
+    pairings = {"all": (shape_checker(), True), "first": (shape_checker("first"), False)}
+    worst: dict[str, list] = {mode: [None, "", None, "", 0.0, 0.0] for mode in pairings}
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in SHAPE_SEEDS:
+            args = failing_shape(seed)
+            history = register_history(**args)
+            name = f"failing-{seed}"
+            path = os.path.join(folder, name + ".jsonl")
+            write_jsonl(path, history)
+            head = (f"{name} ({args['keys']} keys, {args['concurrency']} processes, {args['n_ops']} ops, "
+                    f"{args['timeout_rate']:.0%} timeouts, {args['stale_reads']:.1%} stale reads)")
+            for mode, (checker, verbose) in pairings.items():
+                wall, cpu, result = measured_cpu(repeat, lambda: checker.check(history, {}))
+                theirs = run_porcupine(porcupine, path, repeat, porcupine_timeout, verbose)
+                line = (f"{head} {mode}: ours {result['valid']} in {wall:.4f} s wall ({cpu:.4f} s CPU), "
+                        f"{len(result['failures'])} keys explained; Porcupine{' verbose' if verbose else ''} "
+                        f"{theirs['result']} in {theirs['seconds']:.4f} s wall ({theirs['cpu_seconds']:.4f} s CPU)")
+                if result["valid"] is not False or theirs["result"] != "illegal":
+                    print(line + "; no ratio (not both found it illegal)")
+                    continue
+                r_wall, r_cpu = wall / theirs["seconds"], cpu / theirs["cpu_seconds"]
+                capped = theirs["seconds"] >= porcupine_timeout
+                # at its timeout Porcupine still says illegal (a partition was), but its
+                # time is the timeout's: the ratio is a bound, and the totals leave it out
+                print(line + f"; ratio {r_wall:.2f} wall, {r_cpu:.2f} CPU"
+                      + (" (Porcupine at its timeout, its info unfinished)" if capped else ""), flush=True)
+                w = worst[mode]
+                if w[0] is None or r_wall > w[0]:
+                    w[0], w[1] = r_wall, name
+                if w[2] is None or r_cpu > w[2]:
+                    w[2], w[3] = r_cpu, name
+                if not capped:
+                    w[4] += wall
+                    w[5] += theirs["seconds"]
+            os.remove(path)
+    return worst
+
+
 def record_porcupine(binary: str, repeat: int = 3, timeout: float = PORCUPINE_TIMEOUT_S) -> None:
     """Run Porcupine (the driver of bench/porcupine/) on every shape history and write
     the times (medians of `repeat` runs) to PORCUPINE_TIMES."""
@@ -280,7 +345,7 @@ def ratio(value: float, target: float) -> str:
     return f"{value / target:.2f} of target"
 
 
-SECTIONS = ("etcd", "kv", "shapes", "big")
+SECTIONS = ("etcd", "kv", "shapes", "failing", "big")
 
 
 def main() -> int:
@@ -337,6 +402,19 @@ def main() -> int:
                              f"({shapes_worst_name}); totals {ours:.3f} s vs Porcupine {theirs:.3f} s CPU "
                              f"({ours / theirs:.2f}) over the histories both decided; worst wall-time "
                              f"ratio {worst_wall:.2f} ({worst_wall_name})")
+    if "failing" in only and not args.porcupine:
+        print("failing histories: skipped (they are measured only side by side: give --porcupine BIN)")
+    elif "failing" in only:
+        for mode, (w_wall, n_wall, w_cpu, n_cpu, ours, theirs) in bench_failing(
+                args.repeat, args.porcupine, args.porcupine_timeout).items():
+            peer = "Porcupine verbose" if mode == "all" else "Porcupine"
+            if w_wall is None:
+                headlines.append(f"failing histories, {mode} failures vs {peer}: none both found illegal")
+                continue
+            headlines.append(f"failing histories, {mode} failures vs {peer}: worst wall-time ratio "
+                             f"{w_wall:.2f} ({n_wall}), worst CPU-time ratio {w_cpu:.2f} ({n_cpu}); "
+                             f"wall totals {ours:.3f} s vs {theirs:.3f} s where Porcupine finished "
+                             f"within its timeout")
     if "big" in only:
         big = bench_big(args.ops, args.repeat)
         big_text = "undecided" if big is None else f"{big:.2f} s"

@@ -192,7 +192,8 @@ def analyze(run_dir):
 @click.option("--models", default="strict-serializable", show_default=True, help="Consistency models for --workload (comma-separated).")
 @click.option("--out", "out_dir", help="Directory for explanations (linear/, elle/).")
 @click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds before the verdict is unknown.")
-def check(file, model, initial, nil_read, independent, workload, models, out_dir, time_limit):
+@click.option("--failures", type=click.Choice(["all", "first"]), default="all", show_default=True, help="Linearizability: find and explain every failing key, or stop at the first one (quicker).")
+def check(file, model, initial, nil_read, independent, workload, models, out_dir, time_limit, failures):
     """Check a history file (history.jsonl, Jepsen history.edn, Jepsen/Porcupine log)."""
     if bool(model) == bool(workload):
         raise UserError("give exactly one of --model (linearizability) or --workload (transactions)")
@@ -206,7 +207,7 @@ def check(file, model, initial, nil_read, independent, workload, models, out_dir
         os.makedirs(out_dir, exist_ok=True)
     if model:
         from checkers.linearizable import LinearizableChecker, explain_text
-        kwargs = {"time_limit": time_limit}
+        kwargs = {"time_limit": time_limit, "failures": failures}
         if initial is not None:
             try:
                 kwargs["initial"] = json.loads(initial)

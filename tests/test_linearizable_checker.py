@@ -223,6 +223,29 @@ def test_once_a_key_fails_hard_keys_are_not_searched_to_the_end(monkeypatch):
     assert "already known not to be linearizable" in result["unknown_reasons"]["hard"]
 
 
+def test_stopping_at_the_first_failure_leaves_the_other_keys_unsearched():
+    # A hard key (smaller, so searched first), then a long easy one that fails: stopping
+    # at the first failure, the hard key gets only a first short slice, not its whole
+    # search, and a key that would fail later is not reached at all.
+    long_easy = [(100 + i, t, "write", ["easy", i]) for i in range(30) for t in ("invoke", "ok")]
+    long_easy += [(200, "invoke", "read", ["easy", None]), (200, "ok", "read", ["easy", 3])]
+    later = [(300 + i, t, "write", ["later", i]) for i in range(40) for t in ("invoke", "ok")]
+    later += [(400, "invoke", "read", ["later", None]), (400, "ok", "read", ["later", 5])]
+    events = hard(14, key="hard") + long_easy + later
+    every = check(history(*events), independent=True, processes=1)
+    first = check(history(*events), independent=True, processes=1, failures="first")
+    assert sorted(every["failures"]) == ["easy", "later"]   # the hard key: cut at AFTER_FAILURE
+    assert first["valid"] is False
+    assert list(first["failures"]) == ["easy"]
+    assert first["failures"]["easy"] == every["failures"]["easy"]
+    assert sorted(first["unknown_keys"]) == ["hard", "later"]
+    assert all("already known not to be linearizable" in r for r in first["unknown_reasons"].values())
+    assert first["configurations"] < every["configurations"] / 4
+    assert first["options"]["failures"] == "first"
+    with pytest.raises(ValueError, match="failures must be one of all, first"):
+        LinearizableChecker("cas-register", failures="some")
+
+
 def test_html_page_shows_the_failure_on_a_timeline(tmp_path):
     h = [dict(op, time=1000 * op["index"]) for op in STALE]
     result = check(h, opts={"out_dir": str(tmp_path)})
@@ -245,6 +268,11 @@ def test_explain_text_of_each_verdict():
                          "unknown_reasons": {"all": "time limit reached after 4096 configurations"}})
     assert text.splitlines() == ["Unknown (model set): 1 of 1 key could not be decided.",
                                  "key all: undecided (time limit reached after 4096 configurations)."]
+    # keys undecided for one reason are named on one line, not one line each
+    keys = [f"k{i}" for i in range(12)]
+    text = explain_text({"valid": False, "model": "set", "keys_checked": 13, "failures": {},
+                         "unknown_keys": keys, "unknown_reasons": {k: "stopped" for k in keys}})
+    assert text.splitlines()[1:] == ["12 keys undecided (stopped): k0, k1, k2, k3, k4, k5, k6, k7, ..."]
 
 
 def _can_fork():
@@ -256,7 +284,7 @@ def test_worker_processes_give_the_same_verdicts(monkeypatch):
     monkeypatch.setattr(schedule, "PARALLEL_MIN_CALLS", 0)
     forked = []
     real = schedule._decide_forked
-    monkeypatch.setattr(schedule, "_decide_forked", lambda *a: forked.append(a[-1]) or real(*a))
+    monkeypatch.setattr(schedule, "_decide_forked", lambda *a: forked.append(a[4]) or real(*a))   # workers
     events = hard(8, key="x") + [(50, "invoke", "write", ["y", 1]), (50, "ok", "write", ["y", 1]),
                                  (51, "invoke", "read", ["y", None]), (51, "ok", "read", ["y", 1])]
     here = check(history(*events), independent=True, processes=1)

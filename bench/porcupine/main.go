@@ -160,6 +160,8 @@ func main() {
 	initial := flag.Int("initial", 0, "the registers' initial value")
 	timeout := flag.Duration("timeout", 120*time.Second, "give up (result unknown) after this long")
 	repeat := flag.Int("repeat", 3, "runs per file; the median (and the fastest) is printed")
+	verbose := flag.Bool("verbose", false, "check every partition and compute its linearization info "+
+		"(CheckEventsVerbose, what a visualization needs) instead of stopping at the first illegal one")
 	flag.Parse()
 	for _, path := range flag.Args() {
 		events, err := parse(path)
@@ -172,7 +174,11 @@ func main() {
 		for i := 0; i < *repeat; i++ {
 			cpu0 := cpuTime()
 			started := time.Now()
-			result = porcupine.CheckEventsTimeout(model(*initial), events, *timeout)
+			if *verbose {
+				result, _ = porcupine.CheckEventsVerbose(model(*initial), events, *timeout)
+			} else {
+				result = porcupine.CheckEventsTimeout(model(*initial), events, *timeout)
+			}
 			walls = append(walls, time.Since(started).Seconds())
 			cpus = append(cpus, (cpuTime() - cpu0).Seconds())
 			if result == porcupine.Unknown {

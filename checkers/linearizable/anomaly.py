@@ -34,7 +34,8 @@ def name_anomaly(calls: list, bad_index: int, model: Model, history: list[dict],
     if not _is_register_read(bad) or bad.out is UNKNOWN or bad.kind != "ok":
         return None
     returned = bad.out
-    writers = [c for c in calls if _writes(c) is not None and _writes(c)[0] == returned]
+    written = _written(calls)
+    writers = [c for c, v in written if v == returned]
     read_op = _op(history, bad.end) or _op(history, bad.inv) or {}
     node = read_op.get("node") or (_op(history, bad.inv) or {}).get("node")
     begun = _seconds((_op(history, bad.inv) or {}).get("time"))
@@ -49,13 +50,12 @@ def name_anomaly(calls: list, bad_index: int, model: Model, history: list[dict],
                          f"{at} returned {_show(returned)}, which no op wrote"
                          + _fault_words(found["faults"], node))
         return found
-    current = max((c for c in calls if c.kind == "ok" and c.end is not None and c.end < bad.inv
-                   and _writes(c) is not None), key=lambda c: c.end, default=None)
-    if current is None or _writes(current)[0] == returned:
+    current, value = max(((c, v) for c, v in written if c.kind == "ok" and c.end is not None and c.end < bad.inv),
+                         key=lambda cv: cv[0].end, default=(None, None))
+    if current is None or value == returned:
         return None
     if any(w.kind != "ok" or w.end >= current.inv for w in writers):
         return None  # a write of v may have taken effect after the current one: not certain
-    value = _writes(current)[0]
     written = _seconds((_op(history, current.end) or {}).get("time"))
     found.update(kind="stale read", current=jsonable(value), current_write=op_ref(current, model),
                  current_written=written, faults=_faults_at(faults, history, bad, node))
@@ -71,17 +71,22 @@ def _is_register_read(call) -> bool:
     return isinstance(call.inp, tuple) and call.inp[:1] == ("read",) and len(call.inp) == 1
 
 
-def _writes(call) -> tuple[Any] | None:
-    """(value,) the call may have left in a register, None when it writes nothing (a read,
-    a CAS that failed, an op of another model)."""
-    inp = call.inp
-    if not isinstance(inp, tuple) or not inp or call.kind == "fail":
-        return None
-    if inp[0] == "write" and len(inp) == 2:
-        return (inp[1],)
-    if inp[0] == "cas" and len(inp) == 3 and call.out is not FAILED:
-        return (inp[2],)
-    return None
+def _written(calls: list) -> list[tuple[Any, Any]]:
+    """(call, value) for each call that may have left a value in a register: writes, and
+    CASes not known to have failed (a read, a failed op, an op of another model leaves
+    none). One loop, fields by position (calls.Call: inp, out, kind): it runs over every
+    call of a failed key, and a function call per call was most of its cost."""
+    found = []
+    for c in calls:
+        inp = c[0]
+        if not isinstance(inp, tuple) or c[8] == "fail":
+            continue
+        n = len(inp)
+        if n == 2 and inp[0] == "write":
+            found.append((c, inp[1]))
+        elif n == 3 and inp[0] == "cas" and c[1] is not FAILED:
+            found.append((c, inp[2]))
+    return found
 
 
 def _faults_at(faults: list[FaultPeriod], history: list[dict], bad, node) -> list[dict]:

@@ -20,6 +20,7 @@ from .search import Budget
 # The cache is the search's memory: a search that has grown by MEMORY_BUDGET stops with
 # "unknown" rather than be killed by the kernel (each worker process has its own).
 MEMORY_BUDGET = 1 << 30
+FAILURES = ("all", "first")   # which failing keys a check finds and explains
 
 
 class LinearizableChecker:
@@ -37,6 +38,10 @@ class LinearizableChecker:
     None for none), max_cache_entries (per key, None for no cap) and a memory budget
     (each search may grow by 1 GiB) bound the search, past them a key is "unknown".
     processes: worker processes (None: as many as pay off, 1: never fork).
+    failures: "all" (default; every key is searched, and each failing one explained, as
+    Knossos and Porcupine's verbose check do) or "first" (the search stops at the first
+    key found not linearizable and explains that one; the others are left "unknown":
+    Porcupine's plain check, for a quick verdict).
     """
 
     name = "linearizable"
@@ -44,13 +49,16 @@ class LinearizableChecker:
     def __init__(self, model: str, *, initial: Any = None, nil_read: str = "unknown",
                  independent: bool = False, time_limit: float | None = 60.0,
                  fail_cas: str = "ignored", max_cache_entries: int | None = None,
-                 processes: int | None = None):
+                 processes: int | None = None, failures: str = "all"):
         self.model_name = model
         self.model = make_model(model, initial, nil_read)
         if fail_cas not in FAIL_CAS:
             raise ValueError(f"fail_cas must be one of {', '.join(FAIL_CAS)}, got {fail_cas!r}")
+        if failures not in FAILURES:
+            raise ValueError(f"failures must be one of {', '.join(FAILURES)}, got {failures!r}")
         self.options = {"initial": initial, "nil_read": nil_read, "independent": independent,
-                        "time_limit": time_limit, "fail_cas": fail_cas}
+                        "time_limit": time_limit, "fail_cas": fail_cas, "failures": failures}
+        self.failures = failures
         self.independent = independent
         self.fail_cas = fail_cas
         self.time_limit = time_limit
@@ -81,20 +89,20 @@ class LinearizableChecker:
         prepared = prepare(history, self.model, independent=self.independent, fail_cas=self.fail_cas)
         keys = prepared.keys
         budget = Budget(deadline, self.max_cache_entries, MEMORY_BUDGET)
-        outcomes = decide(keys, self.model, budget, self.processes)
+        outcomes = decide(keys, self.model, budget, self.processes, first_failure=self.failures == "first")
 
         failures: dict[str, dict] = {}
         unknown: list[str] = []
         reasons: dict[str, str] = {}
-        faults = None
+        faults = None   # on the clock of time, found at the first failure
         for key, calls in keys.items():
             outcome = outcomes[key]
             if outcome.valid is False:
                 if faults is None:
-                    faults = {clock: fault_periods(history, clock) for clock in ("time", "position")}
+                    faults = fault_periods(history, "time")
                 failures[key] = explain_failure(calls, self.model, outcome)
                 failures[key]["anomaly"] = name_anomaly(calls, outcome.stuck_at, self.model,
-                                                        history, faults["time"])
+                                                        history, faults)
             elif outcome.valid is not True:
                 unknown.append(key)
                 reasons[key] = outcome.reason or "undecided"
@@ -124,6 +132,7 @@ class LinearizableChecker:
     def _write_pages(self, out_dir, history, keys, outcomes, failures, faults) -> None:
         folder = os.path.join(out_dir, "linear")
         os.makedirs(folder, exist_ok=True)
+        faults = {"time": faults, "position": fault_periods(history, "position")}
         used: set[str] = set()
         nodes: dict = {}  # each client process's node, as the runner recorded it
         for op in history:

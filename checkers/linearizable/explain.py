@@ -60,31 +60,56 @@ def explain_failure(calls: list, model: Model, outcome) -> dict:
     """The explanation of one key's failed search (see the module docstring)."""
     bad = calls[outcome.stuck_at]
     bad_ref = op_ref(bad, model)
-    previous = max((c for c in calls if c.kind == "ok" and c.end is not None and c.end < bad.end),
-                   key=lambda c: c.end, default=None)
+    previous, concurrent, open_after = _around(calls, bad)
+    path = outcome.path
+    shown = max(0, len(path) - SHOWN_LINEARIZED)   # only the tail is kept: only it is named
     linearized = [dict(op_ref(calls[cid], model), n=n, state=model.describe(state))
-                  for n, (cid, state) in enumerate(outcome.path, 1)]
-    number = {cid: n for n, (cid, _) in enumerate(outcome.path, 1)}
-    # Ops of unknown outcome stay concurrent with everything after their invocation;
-    # the most recently invoked are the telling ones.
-    concurrent = [c for c in calls if c is not bad and c.inv < bad.end
-                  and (c.ret is None or c.end > bad.inv)][-MAX_CONCURRENT:]
-    id_of = {id(c): i for i, c in enumerate(calls)}
-    paths, cut = _final_paths(calls, model, outcome, bad)
+                  for n, (cid, state) in enumerate(path[shown:], shown + 1)]
+    number = {cid: n for n, (cid, _) in enumerate(path, 1)}
+    paths, cut = _final_paths(calls, model, outcome, bad, open_after)
     return {
         "op": bad_ref,
         "previous_ok": op_ref(previous, model) if previous is not None else None,
-        "linearized_count": len(linearized),
-        "linearized": linearized[-SHOWN_LINEARIZED:],
-        "concurrent": [dict(op_ref(c, model), linearized=number.get(id_of[id(c)]))
-                       for c in concurrent],
+        "linearized_count": len(path),
+        "linearized": linearized,
+        "concurrent": [dict(op_ref(calls[i], model), linearized=number.get(i))
+                       for i in concurrent[-MAX_CONCURRENT:]],
         "final_paths": paths,
         "final_paths_cut": cut,
         "final_states": sorted({model.describe(state) for _, state, _ in outcome.finals}),
     }
 
 
-def _final_paths(calls, model, outcome, bad) -> tuple[list[dict], bool]:
+def _around(calls: list, bad) -> tuple[Any, list[int], list[int]]:
+    """In one pass over the calls (their fields by position, see calls.Call): the last ok
+    call completed before `bad` completed (None if none); the calls concurrent with it
+    (ops of unknown outcome stay concurrent with everything after their invocation), in
+    invocation order, since the most recently invoked are the telling ones; and the calls
+    invoked before it completed that complete after it or never (those the furthest
+    point may have left out: the search had linearized every call completing before
+    `bad`, its first pending completion)."""
+    bad_inv, bad_ret, bad_end = bad[2], bad[3], bad[4]
+    previous, previous_end = None, -1
+    concurrent: list[int] = []
+    open_after: list[int] = []
+    for i, c in enumerate(calls):
+        inv, ret, end = c[2], c[3], c[4]
+        if end is not None and previous_end < end < bad_end and c[8] == "ok":
+            previous, previous_end = c, end
+        if inv >= bad_end or c is bad:
+            continue
+        if ret is None:
+            concurrent.append(i)
+            open_after.append(i)
+            continue
+        if end > bad_inv:
+            concurrent.append(i)
+        if ret >= bad_ret:
+            open_after.append(i)
+    return previous, concurrent, open_after
+
+
+def _final_paths(calls, model, outcome, bad, open_after) -> tuple[list[dict], bool]:
     """From each configuration at the furthest point, the states that orders of up to
     MAX_ORDER_DEPTH concurrent ops reach, each ending with `bad` unable to follow.
     Breadth first, so the shortest orders (the most telling) come first; the most
@@ -92,10 +117,11 @@ def _final_paths(calls, model, outcome, bad) -> tuple[list[dict], bool]:
     lines: list[dict] = []
     seen: set = set()
     frontier = []
+    # Only the calls of open_after can be left out at the furthest point (_around): they
+    # are looked at, not every call before, once for every final configuration.
+    latest_first = sorted(open_after, key=lambda i: -calls[i].inv)
     for done, state, last in outcome.finals:
-        pending = sorted((i for i, c in enumerate(calls)
-                          if c.inv < bad.end and i not in done and c is not bad),
-                         key=lambda i: -calls[i].inv)
+        pending = [i for i in latest_first if i not in done]
         frontier.append(((), state, last, pending))
     for depth in range(MAX_ORDER_DEPTH + 1):
         deeper = []
@@ -186,6 +212,13 @@ def explain_text(result: dict) -> str:
     for key, failure in failures.items():
         lines.extend(failure_text(key, failure))
     reasons = result.get("unknown_reasons", {})
+    undecided: dict[str, list] = {}   # keys by reason: many keys may share one
     for key in unknown:
-        lines.append(f"key {key}: undecided ({reasons.get(key, 'no reason recorded')}).")
+        undecided.setdefault(reasons.get(key, "no reason recorded"), []).append(key)
+    for reason, keys_of in undecided.items():
+        if len(keys_of) <= 3:
+            lines.extend(f"key {key}: undecided ({reason})." for key in keys_of)
+        else:
+            shown = ", ".join(map(str, keys_of[:8])) + (", ..." if len(keys_of) > 8 else "")
+            lines.append(f"{len(keys_of)} keys undecided ({reason}): {shown}")
     return "\n".join(lines)

@@ -6,8 +6,10 @@ show the history invalid may come last; so every key first gets a slice of FIRST
 configurations, smallest keys first, and only then do the undecided ones run to the end,
 one after another. Once some key is known not to be linearizable, the others get no more
 than AFTER_FAILURE configurations each: enough to report their own cheap failures, not
-enough for a hard key to delay a verdict that is already certain. The searches are
-generators, so a paused key resumes where it stopped and no work is repeated.
+enough for a hard key to delay a verdict that is already certain (with first_failure,
+none: the check stops at the first failure, as Porcupine's plain check does). The
+searches are generators, so a paused key resumes where it stopped and no work is
+repeated.
 
 With many keys and many ops, keys are shared among forked worker processes (each one
 runs the same schedule on its keys, and they tell each other about failures through an
@@ -21,10 +23,12 @@ import os
 import threading
 from typing import Any
 
-from .search import Budget, Outcome, searching
+from .search import CHECK_EVERY, Budget, Outcome, searching
 
 FIRST_SLICE = 1 << 16
 AFTER_FAILURE = 50_000
+NOT_SEARCHED = ("not decided: the history is already known not to be linearizable (another key), "
+                "so the search stopped here")
 # Below this, starting processes costs more than it saves. With the walk in C (_walk.c)
 # searching is a small part of a check: on bench/linearizability.py's 100,000-op history
 # (99,650 calls) two workers took 0.14 s, one process 0.12 s (the limit was 20,000 when
@@ -32,14 +36,17 @@ AFTER_FAILURE = 50_000
 PARALLEL_MIN_CALLS = 250_000
 
 
-def decide(keys: dict[str, list], model, budget: Budget, processes: int | None = None) -> dict[str, Outcome]:
+def decide(keys: dict[str, list], model, budget: Budget, processes: int | None = None,
+           first_failure: bool = False) -> dict[str, Outcome]:
     """Search every key, each within `budget`; `processes` (None: as many as pay, on
-    the CPUs left idle; 1: never fork) bounds the worker processes."""
+    the CPUs left idle; 1: never fork) bounds the worker processes. first_failure: no
+    key searches on once one has failed."""
     names = sorted(keys, key=lambda k: len(keys[k]))
     workers = _worker_count(keys, processes)
+    after = 0 if first_failure else AFTER_FAILURE   # 0: the first failure stops every search
     if workers <= 1:
-        return _decide_here(names, keys, model, budget, threading.Event())
-    return _decide_forked(names, keys, model, budget, workers)
+        return _decide_here(names, keys, model, budget, threading.Event(), after)
+    return _decide_forked(names, keys, model, budget, workers, after)
 
 
 def _worker_count(keys: dict[str, list], processes: int | None) -> int:
@@ -70,34 +77,42 @@ def _idle_cpus(cpus: int) -> int:
     return max(1, int(cpus - busy + 0.5))
 
 
-def _decide_here(names, keys, model, budget, failed) -> dict[str, Outcome]:
+def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE) -> dict[str, Outcome]:
     results: dict[str, Outcome] = {}
     running = {}
+    # Stopping at the first failure, a cheap failure should not wait behind a hard key:
+    # every key gets a short first slice (as Porcupine's goroutines all start at once).
+    first_slice = FIRST_SLICE if after else CHECK_EVERY
     for name in names:
+        if failed.is_set() and not after:
+            results[name] = Outcome("unknown", 0, NOT_SEARCHED)
+            continue
         steps = searching(keys[name], model, budget)
-        outcome, _ = _advance(steps, FIRST_SLICE, failed)
+        outcome, count = _advance(steps, first_slice, failed, after)
         if outcome is None:
-            running[name] = steps
+            running[name] = steps, count
         else:
             results[name] = outcome
             if outcome.valid is False:
                 failed.set()
-    for name, steps in running.items():
-        outcome, count = _advance(steps, None, failed)
+    for name, (steps, count) in running.items():
+        if failed.is_set() and not after:
+            steps.close()
+            results[name] = Outcome("unknown", count, NOT_SEARCHED)
+            continue
+        outcome, count = _advance(steps, None, failed, after)
         if outcome is None:
             steps.close()
-            outcome = Outcome("unknown", count,
-                              "not decided: the history is already known not to be "
-                              "linearizable (another key), so the search stopped here")
+            outcome = Outcome("unknown", count, NOT_SEARCHED)
         results[name] = outcome
         if outcome.valid is False:
             failed.set()
     return results
 
 
-def _advance(steps, until: int | None, failed) -> tuple[Outcome | None, int]:
+def _advance(steps, until: int | None, failed, after=AFTER_FAILURE) -> tuple[Outcome | None, int]:
     """Run a search until it ends (its Outcome), or until `until` configurations, or
-    AFTER_FAILURE once some key failed (None: paused there); and the count so far."""
+    `after` once some key failed (None: paused there); and the count so far."""
     count = 0
     while True:
         try:
@@ -106,11 +121,11 @@ def _advance(steps, until: int | None, failed) -> tuple[Outcome | None, int]:
             return done.value, count
         if until is not None and count >= until:
             return None, count
-        if count >= AFTER_FAILURE and failed.is_set():
+        if count >= after and failed.is_set():
             return None, count
 
 
-def _decide_forked(names, keys, model, budget, workers) -> dict[str, Any]:
+def _decide_forked(names, keys, model, budget, workers, after) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     failed = ctx.Event()
     shares: list[list[str]] = [[] for _ in range(workers)]
@@ -125,7 +140,7 @@ def _decide_forked(names, keys, model, budget, workers) -> dict[str, Any]:
             reader, writer = ctx.Pipe(duplex=False)
             share.sort(key=lambda k: len(keys[k]))
             proc = ctx.Process(target=_worker, daemon=True,
-                               args=(share, keys, model, budget, failed, writer))
+                               args=(share, keys, model, budget, failed, writer, after))
             proc.start()
             writer.close()
             procs.append((proc, reader, share))
@@ -152,10 +167,10 @@ def _decide_forked(names, keys, model, budget, workers) -> dict[str, Any]:
                 proc.join()
 
 
-def _worker(share, keys, model, budget, failed, writer) -> None:
+def _worker(share, keys, model, budget, failed, writer, after) -> None:
     try:
         try:
-            answer: Any = _decide_here(share, keys, model, budget, failed)
+            answer: Any = _decide_here(share, keys, model, budget, failed, after)
         except Exception as e:  # noqa: BLE001 - a model's bug, re-raised in the parent
             answer = RuntimeError(f"checking keys {', '.join(share)}: {type(e).__name__}: {e}")
         writer.send(answer)

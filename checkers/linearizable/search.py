@@ -89,15 +89,23 @@ class Budget:
 
     def watch(self) -> Callable[[int], str | None]:
         """Start watching, in the process that searches: a function of the number of
-        configurations so far, saying why the budget is spent (or None)."""
-        memory_cap = None if self.max_memory is None else _memory_used() + self.max_memory
+        configurations so far, saying why the budget is spent (or None). The memory
+        held at the start is read when first asked (at the first pause, CHECK_EVERY
+        configurations in, a few hundred kB later): most searches end before, and
+        reading /proc for each of a history's thousand keys cost more than their
+        searches."""
+        memory_cap = None
 
         def spent(count: int) -> str | None:
+            nonlocal memory_cap
             if self.max_entries is not None and count >= self.max_entries:
                 return f"memory budget reached: {count} configurations cached (cap {self.max_entries})"
-            if memory_cap is not None and _memory_used() >= memory_cap:
-                return (f"memory budget reached: the search grew past {self.max_memory >> 20} MiB "
-                        f"({count} configurations cached)")
+            if self.max_memory is not None:
+                if memory_cap is None:
+                    memory_cap = _memory_used() + self.max_memory
+                elif _memory_used() >= memory_cap:
+                    return (f"memory budget reached: the search grew past {self.max_memory >> 20} MiB "
+                            f"({count} configurations cached)")
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 return f"time limit reached after {count} configurations"
             return None

@@ -8,6 +8,7 @@ with independent keys of every type, nemesis ops, lone completions, ops never
 completed, and then broken in each way the reference names.
 """
 import random
+import struct
 
 import pytest
 
@@ -50,6 +51,18 @@ def decorate(history, rng):
     return out
 
 
+ROW = struct.Struct("qqqPPPPP")   # _prepare.c's Row: at, inv, ret (-1: none); inp, out, pure, need, then
+
+
+def packed_rows(rows):
+    return [ROW.unpack_from(rows, j) for j in range(0, len(rows), ROW.size)]
+
+
+def unpacked(c):
+    """A call as its row should say it (the objects by identity: a pointer is an id)."""
+    return (c.at, c.inv, -1 if c.ret is None else c.ret, id(c.inp), id(c.out), id(c.pure), id(c.need), id(c.then))
+
+
 def same(history, model, **kw):
     """prepare and the reference agree on `history` (both raise the same error, or both
     give the same calls); True if `history` prepared without an error."""
@@ -65,6 +78,10 @@ def same(history, model, **kw):
     for key, calls in expected.keys.items():
         assert [tuple(c) for c in got.keys[key]] == [tuple(c) for c in calls], key
         assert all(type(c) is calls_module.Call for c in got.keys[key])
+    if got.rows:   # the C loop took it: its packed rows are the calls' own fields
+        assert list(got.rows) == list(got.keys)
+        for key, calls in got.keys.items():
+            assert packed_rows(got.rows[key]) == [unpacked(c) for c in calls], key
     assert (got.dropped_fail, got.skipped_unknown, got.ignored) == \
            (expected.dropped_fail, expected.skipped_unknown, expected.ignored)
     return True

@@ -19,8 +19,12 @@ from .test_linearizable_prepare import decorate
 from .test_linearizable_properties import MODEL_CASES, random_history
 
 
-def outcomes(calls, model, budget=Budget()):
-    compiled = search(calls, model, budget)
+def outcomes(calls, model, budget=Budget(), rows=None):
+    """The C walk's outcome (reading the packed rows when given, else the tuples; the
+    two must agree) and the Python walk's."""
+    compiled = search(calls, model, budget, rows=rows)
+    if rows is not None:
+        assert_same(search(calls, model, budget), compiled, "rows against tuples")
     reference = search(calls, model, budget, compiled=False)
     return compiled, reference
 
@@ -47,8 +51,9 @@ def test_random_histories_walk_as_the_reference(model_name, options, monkeypatch
             history = [op for op in history if op["f"] != "cas"]
         if rng.random() < 0.5:   # with lone completions: calls whose invocation is unknown
             history = decorate(history, rng)
-        for key, calls in prepare(history, model, fail_cas=rng.choice(["ignored", "observed"])).keys.items():
-            compiled, reference = outcomes(calls, model)
+        prepared = prepare(history, model, fail_cas=rng.choice(["ignored", "observed"]))
+        for key, calls in prepared.keys.items():
+            compiled, reference = outcomes(calls, model, rows=prepared.rows.get(key))
             assert_same(compiled, reference, f"seed {seed} key {key}")
             verdicts.add(compiled.valid)
     assert verdicts == {True, False}
@@ -61,8 +66,10 @@ def test_long_register_histories_with_timeouts_walk_as_the_reference(seed, monke
     rng = random.Random(seed)
     history = register_history(rng.randrange(200, 800), concurrency=rng.randrange(3, 20), keys=3, seed=seed,
                                timeout_rate=rng.choice([0.0, 0.02, 0.1]), stale_reads=rng.choice([0.0, 0.05]))
-    for key, calls in prepare(history, model, independent=True, fail_cas="observed").keys.items():
-        assert_same(*outcomes(calls, model), f"seed {seed} key {key}")
+    prepared = prepare(history, model, independent=True, fail_cas="observed")
+    assert prepared.rows, "the C loop prepared it"
+    for key, calls in prepared.keys.items():
+        assert_same(*outcomes(calls, model, rows=prepared.rows[key]), f"seed {seed} key {key}")
 
 
 def test_a_spent_budget_stops_both_walks_at_the_same_count(monkeypatch):
@@ -101,9 +108,10 @@ def test_more_than_64_calls_of_unknown_outcome_walk_as_the_reference(seed, monke
     model = make_model("cas-register", 0)
     history = register_history(500, concurrency=12, seed=seed, timeout_rate=0.3,
                                stale_reads=0.2 if seed % 2 else 0.0)
-    calls = prepare(history, model, fail_cas="observed").keys["all"]
+    prepared = prepare(history, model, fail_cas="observed")
+    calls = prepared.keys["all"]
     assert sum(c.ret is None for c in calls) > 64
-    assert_same(*outcomes(calls, model), f"seed {seed}")
+    assert_same(*outcomes(calls, model, rows=prepared.rows["all"]), f"seed {seed}")
 
 
 @pytest.mark.parametrize("values,reads", [
@@ -190,3 +198,11 @@ def test_a_furthest_point_reached_by_several_reads_at_once_names_the_last_of_the
     assert compiled.valid is False
     assert [calls[cid].process for cid, _ in compiled.path] == [0, 1, 2]
     assert [calls[last].process for _, _, last in compiled.finals] == [2]
+
+
+def test_rows_that_are_not_the_calls_own_are_refused():
+    model = make_model("cas-register", 0)
+    prepared = prepare(register_history(50, concurrency=3, seed=1), model)
+    calls = prepared.keys["all"]
+    with pytest.raises(ValueError, match="not the packed rows of these calls"):
+        search(calls[:-1], model, rows=prepared.rows["all"])

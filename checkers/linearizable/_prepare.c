@@ -10,13 +10,20 @@
 
    prepare(history, ask, key_field, independent, observe_failed_cas, call_type,
            key_name, unknown, failed, plain_types, single_key)
-   -> (keys: {name: [Call] in invocation order}, ignored, dropped_fail, skipped_unknown) | None
+   -> (keys: {name: [Call] in invocation order}, ignored, dropped_fail, skipped_unknown,
+       rows: {name: bytearray of a Row per call, in the same order}) | None
+
+   The rows hold, packed, what the walk reads of each call (_walk.c takes them): read
+   from the Call tuples, scattered over the heap with their position ints, the walk's
+   set-up was a few cache misses per call, most of its time on an easy history. Their
+   object pointers are borrowed from the calls, which own them.
 
    Built by setup.sh (gcc, the venv's Python headers); calls.py uses it when the
    module imports and the Python loop otherwise. tests/test_linearizable_prepare.py
    compares the two on random and malformed histories of every model. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #define NO_PARTNER (-1)
@@ -109,11 +116,18 @@ typedef struct {
     int n_fs;
 } Coded;
 
+/* A call as the walk reads it (_walk.c has the same struct): positions (-1 for a ret:
+   none, the outcome is unknown), and the model's answers, borrowed from the Call */
+typedef struct {
+    int64_t at, inv, ret;
+    PyObject *inp, *out, *pure, *need, *then;
+} Row;
+
 typedef struct {
     PyObject *history, *ask, *key_field, *call_type, *key_name, *unknown, *failed, *plain;
     PyObject *single_key;
     int independent, observe;
-    PyObject *keys, *names, *memo;
+    PyObject *keys, *names, *memo, *rows;
     Coded coded;
     PyObject **int_names;   /* names of small int keys */
     Py_ssize_t int_names_cap;
@@ -407,9 +421,28 @@ static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssi
         if (j != 2 && j != 13) Py_INCREF(items[j]);
         PyTuple_SET_ITEM(call, j, items[j]);
     }
+    Row row = {at, inv, known && op != NULL ? (int64_t)i : -1, items[0], items[1], items[10], items[11], items[12]};
     Py_DECREF(end);
     Py_DECREF(answer);
     answer = NULL;
+    PyObject *packed = PyDict_GetItemWithError(st->rows, name);
+    if (packed == NULL) {
+        if (PyErr_Occurred() || (packed = PyByteArray_FromStringAndSize(NULL, 0)) == NULL) {
+            Py_DECREF(call);
+            Py_DECREF(name);
+            return -1;
+        }
+        int set = PyDict_SetItem(st->rows, name, packed);
+        Py_DECREF(packed);   /* the dict holds it */
+        if (set < 0) { Py_DECREF(call); Py_DECREF(name); return -1; }
+    }
+    Py_ssize_t used = PyByteArray_GET_SIZE(packed);
+    if (PyByteArray_Resize(packed, used + (Py_ssize_t)sizeof(Row)) < 0) {
+        Py_DECREF(call);
+        Py_DECREF(name);
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(packed) + used, &row, sizeof(Row));
     PyObject *calls = PyDict_GetItemWithError(st->keys, name);
     int rc;
     if (calls != NULL) {
@@ -437,31 +470,25 @@ error:
     return -1;
 }
 
-/* A key's calls into invocation order (`at`, field 13), stably. They are appended as
-   they complete, so each is at most a few dozen places out (about the concurrency):
-   an insertion sort, over the positions read out once. */
-static int sort_by_at(PyObject *calls) {
+/* A key's calls into invocation order (`at`), stably, their rows alike. They are
+   appended as they complete, so each is at most a few dozen places out (about the
+   concurrency): an insertion sort, on the rows' positions. */
+static void sort_by_at(PyObject *calls, PyObject *packed) {
     Py_ssize_t n = PyList_GET_SIZE(calls);
     PyObject **items = ((PyListObject *)calls)->ob_item;
-    Py_ssize_t *at = PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
-    if (at == NULL) { PyErr_NoMemory(); return -1; }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        at[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(items[i], 13));
-        if (at[i] == -1 && PyErr_Occurred()) { PyMem_Free(at); return -1; }
-    }
+    Row *rows = (Row *)PyByteArray_AS_STRING(packed);
     for (Py_ssize_t i = 1; i < n; i++) {
         PyObject *c = items[i];
-        Py_ssize_t a = at[i], j = i;
-        while (j > 0 && at[j - 1] > a) {
+        Row r = rows[i];
+        Py_ssize_t j = i;
+        while (j > 0 && rows[j - 1].at > r.at) {
             items[j] = items[j - 1];
-            at[j] = at[j - 1];
+            rows[j] = rows[j - 1];
             j--;
         }
         items[j] = c;
-        at[j] = a;
+        rows[j] = r;
     }
-    PyMem_Free(at);
-    return 0;
 }
 
 static PyObject *prepare(PyObject *self, PyObject *args) {
@@ -478,8 +505,10 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
     st.keys = PyDict_New();
     st.names = PyDict_New();
     st.memo = PyDict_New();
+    st.rows = PyDict_New();
     PyObject *out = NULL, *nemesis_slot = PyLong_FromLong(NEMESIS_SLOT);
-    if (open_at == NULL || st.keys == NULL || st.names == NULL || st.memo == NULL || nemesis_slot == NULL)
+    if (open_at == NULL || st.keys == NULL || st.names == NULL || st.memo == NULL || st.rows == NULL ||
+        nemesis_slot == NULL)
         goto done;
     int bail = 0;
     Py_ssize_t n = PyList_GET_SIZE(st.history);
@@ -582,14 +611,20 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
     if (!bail) {
         PyObject *name, *calls;
         Py_ssize_t pos = 0;
-        while (PyDict_Next(st.keys, &pos, &name, &calls))
-            if (sort_by_at(calls) < 0) goto done;
+        while (PyDict_Next(st.keys, &pos, &name, &calls)) {
+            PyObject *packed = PyDict_GetItemWithError(st.rows, name);
+            if (packed == NULL) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "prepare: a key without its rows");
+                goto done;
+            }
+            sort_by_at(calls, packed);
+        }
     }
     if (bail) {
         out = Py_None;
         Py_INCREF(out);
     } else {
-        out = Py_BuildValue("Onnn", st.keys, st.ignored, st.dropped_fail, st.skipped_unknown);
+        out = Py_BuildValue("OnnnO", st.keys, st.ignored, st.dropped_fail, st.skipped_unknown, st.rows);
     }
 done:
     Py_XDECREF(open_at);
@@ -599,6 +634,7 @@ done:
     Py_XDECREF(st.keys);
     Py_XDECREF(st.names);
     Py_XDECREF(st.memo);
+    Py_XDECREF(st.rows);
     coded_free(&st.coded);
     Py_XDECREF(nemesis_slot);
     return out;

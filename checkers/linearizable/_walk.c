@@ -13,7 +13,8 @@
    highest history position reached, the stack then, the configurations that got as
    far), so a failing search is explained from it and not made again.
 
-   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals)
+   Walk(calls, rows, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals)
+   rows: None, or _prepare.c's packed rows of these calls (read instead of the tuples)
    .run() -> int (paused: configurations so far, a multiple of check_every),
              ("valid", configurations), or
              ("invalid", configurations, stuck_at, path, finals) as search.py's Outcome
@@ -143,6 +144,12 @@ static void walk_dealloc(Walk *w) {
     Py_TYPE(w)->tp_free((PyObject *)w);
 }
 
+/* A call as _prepare.c packs it (the same struct): ret -1 for none */
+typedef struct {
+    int64_t at, inv, ret;
+    PyObject *inp, *out, *pure, *need, *then;
+} Row;
+
 /* A Call's fields, by position (calls.Call) */
 enum { F_INP = 0, F_OUT = 1, F_INV = 2, F_RET = 3, F_PURE = 10, F_NEED = 11, F_THEN = 12 };
 
@@ -175,20 +182,28 @@ static void sort_by(Py_ssize_t *ids, Py_ssize_t n, const int64_t *key, Py_ssize_
     memcpy(ids, tmp, sizeof(Py_ssize_t) * n);
 }
 
-/* Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals): search.py's
+/* Walk(calls, rows, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals): search.py's
    set-up, the same node lists built from the calls. */
 static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    PyObject *calls, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
+    PyObject *calls, *packed, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
     long long check_every;
     Py_ssize_t max_finals;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOLn", &calls, &step, &state, &any, &same_o, &step_o, &unknown, &any_but,
-                          &check_every, &max_finals))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOLn", &calls, &packed, &step, &state, &any, &same_o, &step_o, &unknown,
+                          &any_but, &check_every, &max_finals))
         return NULL;
     if (!PyList_Check(calls)) {
         PyErr_SetString(PyExc_TypeError, "calls: a list");
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(calls), n_ok = 0, n_i = 0, n_p = 0, n_k = 0;
+    const Row *rows = NULL;
+    if (packed != Py_None) {
+        if (!PyByteArray_Check(packed) || PyByteArray_GET_SIZE(packed) != n * (Py_ssize_t)sizeof(Row)) {
+            PyErr_SetString(PyExc_ValueError, "rows: not the packed rows of these calls");
+            return NULL;
+        }
+        rows = (const Row *)PyByteArray_AS_STRING(packed);
+    }
     int error = 0;
     int64_t *ret = PyMem_Malloc(sizeof(int64_t) * (n + 1)), *invs = PyMem_Malloc(sizeof(int64_t) * (n + 1));
     Py_ssize_t *ids = PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1) * 5);
@@ -198,7 +213,19 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     }
     Py_ssize_t *oks = ids, *pures = ids + n + 1, *knowns = ids + 2 * (n + 1), *infos = ids + 3 * (n + 1);
     Py_ssize_t *tmp = ids + 4 * (n + 1);
-    for (Py_ssize_t i = 0; i < n && !error; i++) {
+    for (Py_ssize_t i = 0; i < n && rows != NULL && !error; i++) {
+        invs[i] = rows[i].inv;
+        if (rows[i].ret < 0) {
+            infos[n_i++] = i;
+            continue;
+        }
+        ret[i] = rows[i].ret;
+        oks[n_ok++] = i;
+        int pure = rows[i].pure == Py_True ? 1 : rows[i].pure == Py_False ? 0 : PyObject_IsTrue(rows[i].pure);
+        if (pure < 0) { error = 1; break; }
+        if (pure > 0) pures[n_p++] = i; else knowns[n_k++] = i;
+    }
+    for (Py_ssize_t i = 0; i < n && !error && rows == NULL; i++) {
         PyObject *c = PyList_GET_ITEM(calls, i);
         if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) < 14) {
             PyErr_SetString(PyExc_TypeError, "calls: calls.Call tuples");
@@ -286,13 +313,20 @@ static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     for (int sec = 0; sec < 3; sec++) {
         for (Py_ssize_t j = 0; j < sections[sec]; j++) {
             Py_ssize_t node = w->heads[sec] + 1 + j, id = members[sec][j];
-            PyObject *c = PyList_GET_ITEM(calls, id);
             w->inv[node] = invs[id];
             w->cid[node] = id;
-            w->inp[node] = PyTuple_GET_ITEM(c, F_INP);
-            w->out[node] = sec == 2 ? unknown : PyTuple_GET_ITEM(c, F_OUT);
-            w->need[node] = PyTuple_GET_ITEM(c, F_NEED);
-            w->then[node] = PyTuple_GET_ITEM(c, F_THEN);
+            if (rows != NULL) {
+                w->inp[node] = rows[id].inp;
+                w->out[node] = sec == 2 ? unknown : rows[id].out;
+                w->need[node] = rows[id].need;
+                w->then[node] = rows[id].then;
+            } else {
+                PyObject *c = PyList_GET_ITEM(calls, id);
+                w->inp[node] = PyTuple_GET_ITEM(c, F_INP);
+                w->out[node] = sec == 2 ? unknown : PyTuple_GET_ITEM(c, F_OUT);
+                w->need[node] = PyTuple_GET_ITEM(c, F_NEED);
+                w->then[node] = PyTuple_GET_ITEM(c, F_THEN);
+            }
             if (Py_TYPE(w->need[node]) == (PyTypeObject *)any_but) {
                 /* AnyBut(s): legal where the state is not s (its __eq__, without the call) */
                 PyObject *inner = PyObject_GetAttrString(w->need[node], "state");

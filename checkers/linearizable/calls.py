@@ -107,6 +107,9 @@ class Prepared:
     dropped_fail: int = 0
     skipped_unknown: int = 0
     ignored: int = 0       # nemesis ops and lone info completions
+    # per key, what the walk in C reads of each call, packed (_prepare.c's Row): from
+    # the C loop only, and only for `keys` as it made them
+    rows: dict[str, bytearray] = field(default_factory=dict)
 
 
 def key_name(key: Any) -> str:
@@ -133,8 +136,8 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         done = _prepare.prepare(history, _asker(model), model.key_field, independent, fail_cas == "observed",
                                 Call, key_name, UNKNOWN, FAILED, _PLAIN, SINGLE_KEY)
         if done is not None:
-            keys, ignored, dropped_fail, skipped_unknown = done
-            return Prepared(keys, dropped_fail, skipped_unknown, ignored)
+            keys, ignored, dropped_fail, skipped_unknown, rows = done
+            return Prepared(keys, dropped_fail, skipped_unknown, ignored, rows)
     return prepare_op_by_op(history, model, independent=independent, fail_cas=fail_cas)
 
 

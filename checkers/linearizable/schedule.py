@@ -37,16 +37,17 @@ PARALLEL_MIN_CALLS = 250_000
 
 
 def decide(keys: dict[str, list], model, budget: Budget, processes: int | None = None,
-           first_failure: bool = False) -> dict[str, Outcome]:
+           first_failure: bool = False, rows: dict | None = None) -> dict[str, Outcome]:
     """Search every key, each within `budget`; `processes` (None: as many as pay, on
     the CPUs left idle; 1: never fork) bounds the worker processes. first_failure: no
-    key searches on once one has failed."""
+    key searches on once one has failed. rows: calls.Prepared's, for the walk in C."""
+    rows = rows or {}
     names = sorted(keys, key=lambda k: len(keys[k]))
     workers = _worker_count(keys, processes)
     after = 0 if first_failure else AFTER_FAILURE   # 0: the first failure stops every search
     if workers <= 1:
-        return _decide_here(names, keys, model, budget, threading.Event(), after)
-    return _decide_forked(names, keys, model, budget, workers, after)
+        return _decide_here(names, keys, model, budget, threading.Event(), after, rows)
+    return _decide_forked(names, keys, model, budget, workers, after, rows)
 
 
 def _worker_count(keys: dict[str, list], processes: int | None) -> int:
@@ -77,7 +78,8 @@ def _idle_cpus(cpus: int) -> int:
     return max(1, int(cpus - busy + 0.5))
 
 
-def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE) -> dict[str, Outcome]:
+def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE, rows=None) -> dict[str, Outcome]:
+    rows = rows or {}
     results: dict[str, Outcome] = {}
     running = {}
     # Stopping at the first failure, a cheap failure should not wait behind a hard key:
@@ -87,7 +89,7 @@ def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE) -> dic
         if failed.is_set() and not after:
             results[name] = Outcome("unknown", 0, NOT_SEARCHED)
             continue
-        steps = searching(keys[name], model, budget)
+        steps = searching(keys[name], model, budget, rows=rows.get(name))
         outcome, count = _advance(steps, first_slice, failed, after)
         if outcome is None:
             running[name] = steps, count
@@ -125,7 +127,7 @@ def _advance(steps, until: int | None, failed, after=AFTER_FAILURE) -> tuple[Out
             return None, count
 
 
-def _decide_forked(names, keys, model, budget, workers, after) -> dict[str, Any]:
+def _decide_forked(names, keys, model, budget, workers, after, rows) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     failed = ctx.Event()
     shares: list[list[str]] = [[] for _ in range(workers)]
@@ -140,7 +142,7 @@ def _decide_forked(names, keys, model, budget, workers, after) -> dict[str, Any]
             reader, writer = ctx.Pipe(duplex=False)
             share.sort(key=lambda k: len(keys[k]))
             proc = ctx.Process(target=_worker, daemon=True,
-                               args=(share, keys, model, budget, failed, writer, after))
+                               args=(share, keys, model, budget, failed, writer, after, rows))
             proc.start()
             writer.close()
             procs.append((proc, reader, share))
@@ -167,10 +169,10 @@ def _decide_forked(names, keys, model, budget, workers, after) -> dict[str, Any]
                 proc.join()
 
 
-def _worker(share, keys, model, budget, failed, writer, after) -> None:
+def _worker(share, keys, model, budget, failed, writer, after, rows) -> None:
     try:
         try:
-            answer: Any = _decide_here(share, keys, model, budget, failed, after)
+            answer: Any = _decide_here(share, keys, model, budget, failed, after, rows)
         except Exception as e:  # noqa: BLE001 - a model's bug, re-raised in the parent
             answer = RuntimeError(f"checking keys {', '.join(share)}: {type(e).__name__}: {e}")
         writer.send(answer)

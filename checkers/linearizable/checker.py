@@ -100,7 +100,7 @@ class LinearizableChecker:
             outcome = outcomes[key]
             if outcome.valid is False:
                 if faults is None:
-                    faults = fault_periods(history, "time")
+                    faults = self._faults(history, prepared, "time")
                 failures[key] = explain_failure(calls, self.model, outcome)
                 failures[key]["anomaly"] = name_anomaly(calls, outcome.stuck_at, self.model,
                                                         history, faults)
@@ -109,7 +109,7 @@ class LinearizableChecker:
                 reasons[key] = outcome.reason or "undecided"
         out_dir = opts.get("out_dir")
         if out_dir and failures:
-            self._write_pages(out_dir, history, keys, outcomes, failures, faults)
+            self._write_pages(out_dir, history, prepared, outcomes, failures, faults)
 
         result: dict[str, Any] = {
             "valid": False if failures else ("unknown" if unknown else True),
@@ -130,10 +130,17 @@ class LinearizableChecker:
         result["explanation"] = explain_text(result)
         return result
 
-    def _write_pages(self, out_dir, history, keys, outcomes, failures, faults) -> None:
+    @staticmethod
+    def _faults(history, prepared, clock: str) -> list:
+        """The fault periods on `clock`; none, without a pass over the history, when
+        prepare met no nemesis op (it counts them among the ops it ignored)."""
+        return fault_periods(history, clock) if prepared.ignored else []
+
+    def _write_pages(self, out_dir, history, prepared, outcomes, failures, faults) -> None:
+        keys = prepared.keys
         folder = os.path.join(out_dir, "linear")
         os.makedirs(folder, exist_ok=True)
-        faults = {"time": faults, "position": fault_periods(history, "position")}
+        faults = {"time": faults, "position": self._faults(history, prepared, "position")}
         used: set[str] = set()
         nodes: dict = {}  # each client process's node, as the runner recorded it
         for op in history:

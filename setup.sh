@@ -73,7 +73,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 # The compiled loops of the linearizability checker, built in place for the venv's own
-# Python (its headers, its extension suffix) whenever a source is newer than its build.
+# Python (its headers, its extension suffix) whenever a source, or the header they share,
+# is newer than its build.
 # Without them the checker runs its Python loops (same results, slower); a failed build
 # says so and stops here, since the test suite expects them.
 for source in checkers/linearizable/_*.c; do
@@ -83,7 +84,12 @@ import os, sys, sysconfig
 print(os.path.splitext(sys.argv[1])[0] + sysconfig.get_config_var("EXT_SUFFIX"))
 PY
 )
-  if [ ! -f "$built" ] || [ "$source" -nt "$built" ]; then
+  stale=0
+  if [ ! -f "$built" ] || [ "$source" -nt "$built" ]; then stale=1; fi
+  for header in checkers/linearizable/_*.h; do   # the struct both loops share
+    if [ -e "$header" ] && [ "$header" -nt "$built" ]; then stale=1; fi
+  done
+  if [ "$stale" = 1 ]; then
     include=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     if ! gcc -O2 -Wall -Wno-missing-field-initializers -shared -fPIC -I"$include" -o "$built.tmp" "$source"; then
       echo "setup.sh: could not compile $source (gcc, and the headers of $(.venv/bin/python -c 'import sys; print(sys.executable)'))" >&2

@@ -10,13 +10,12 @@
 
    prepare(history, ask, key_field, independent, observe_failed_cas, call_type,
            key_name, unknown, failed, plain_types, single_key)
-   -> (keys: {name: [Call] in invocation order}, ignored, dropped_fail, skipped_unknown,
-       rows: {name: bytearray of a Row per call, in the same order}) | None
+   -> (keys: {name: Calls in invocation order}, ignored, dropped_fail, skipped_unknown) | None
 
-   The rows hold, packed, what the walk reads of each call (_walk.c takes them): read
-   from the Call tuples, scattered over the heap with their position ints, the walk's
-   set-up was a few cache misses per call, most of its time on an easy history. Their
-   object pointers are borrowed from the calls, which own them.
+   A Calls is the key's calls packed, a row each (_calls.h): a sequence of calls.Call
+   to Python code, made when first read, and rows for the walk in C to read directly.
+   Read from Call tuples, scattered over the heap with their position ints, the walk's
+   set-up was a few cache misses per call, most of its time on an easy history.
 
    Built by setup.sh (gcc, the venv's Python headers); calls.py uses it when the
    module imports and the Python loop otherwise. tests/test_linearizable_prepare.py
@@ -25,6 +24,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include "_calls.h"
 
 #define NO_PARTNER (-1)
 #define NEMESIS_SLOT (-2)
@@ -116,18 +116,11 @@ typedef struct {
     int n_fs;
 } Coded;
 
-/* A call as the walk reads it (_walk.c has the same struct): positions (-1 for a ret:
-   none, the outcome is unknown), and the model's answers, borrowed from the Call */
-typedef struct {
-    int64_t at, inv, ret;
-    PyObject *inp, *out, *pure, *need, *then;
-} Row;
-
 typedef struct {
     PyObject *history, *ask, *key_field, *call_type, *key_name, *unknown, *failed, *plain;
     PyObject *single_key;
     int independent, observe;
-    PyObject *keys, *names, *memo, *rows;
+    PyObject *keys, *names, *memo;
     Coded coded;
     PyObject **int_names;   /* names of small int keys */
     Py_ssize_t int_names_cap;
@@ -306,6 +299,139 @@ static PyObject *key_of(Prep *st, PyObject *invoke, PyObject **value, int known,
     return name;
 }
 
+/* ---- Calls: a key's rows, and the Call tuples made from them when asked (_calls.h) */
+
+typedef struct {
+    PyObject_HEAD
+    Row *rows;
+    Py_ssize_t n, cap;
+    PyObject *history, *call_type;   /* owned */
+    PyObject *list;                  /* the Call tuples, once made (NULL before) */
+} Calls;
+
+static PyTypeObject CallsType;
+
+static void calls_dealloc(Calls *c) {
+    for (Py_ssize_t j = 0; j < c->n; j++) {
+        Row *r = &c->rows[j];
+        Py_DECREF(r->answer); Py_DECREF(r->process); Py_DECREF(r->f); Py_DECREF(r->value); Py_DECREF(r->kind);
+    }
+    PyMem_Free(c->rows);
+    Py_XDECREF(c->history);
+    Py_XDECREF(c->call_type);
+    Py_XDECREF(c->list);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static Calls *calls_new(PyObject *history, PyObject *call_type) {
+    Calls *c = PyObject_New(Calls, &CallsType);
+    if (c == NULL) return NULL;
+    c->rows = NULL;
+    c->n = c->cap = 0;
+    Py_INCREF(history); c->history = history;
+    Py_INCREF(call_type); c->call_type = call_type;
+    c->list = NULL;
+    return c;
+}
+
+/* the row appended takes over its owned references (answer, process, f, value, kind) */
+static Row *calls_push(Calls *c) {
+    if (c->n == c->cap) {
+        Py_ssize_t cap = c->cap ? c->cap * 2 : 16;
+        Row *rows = PyMem_Realloc(c->rows, sizeof(Row) * cap);
+        if (rows == NULL) { PyErr_NoMemory(); return NULL; }
+        c->rows = rows;
+        c->cap = cap;
+    }
+    return &c->rows[c->n++];
+}
+
+/* one row as calls.Call: (inp, out, inv, ret, end, process, f, value, kind, history,
+   pure, need, then, at); ret is end's int when known, at inv's when equal, as the
+   Python loop makes them */
+static PyObject *call_of(Calls *c, const Row *r) {
+    PyTypeObject *ct = (PyTypeObject *)c->call_type;
+    PyObject *call = ct->tp_alloc(ct, 14);
+    if (call == NULL) return NULL;
+    PyObject *end = r->end < 0 ? Py_None : PyLong_FromLongLong(r->end);
+    PyObject *inv = end == NULL ? NULL : PyLong_FromLongLong(r->inv);
+    PyObject *at = inv == NULL ? NULL : r->at == r->inv ? inv : PyLong_FromLongLong(r->at);
+    if (at == NULL) {
+        if (end != Py_None) Py_XDECREF(end);
+        Py_XDECREF(inv);
+        Py_DECREF(call);
+        return NULL;
+    }
+    if (end == Py_None) Py_INCREF(end);
+    if (at == inv) Py_INCREF(at);
+    PyObject *ret = r->ret < 0 ? Py_None : end;
+    Py_INCREF(ret);
+    PyObject *borrowed[14] = {r->inp, r->out, NULL, NULL, NULL, r->process, r->f, r->value, r->kind, c->history,
+                              r->pure, r->need, r->then, NULL};
+    for (int j = 0; j < 14; j++) {
+        PyObject *v = borrowed[j];
+        if (v == NULL) v = j == 2 ? inv : j == 3 ? ret : j == 4 ? end : at;   /* owned already */
+        else Py_INCREF(v);
+        PyTuple_SET_ITEM(call, j, v);
+    }
+    return call;
+}
+
+static PyObject *calls_list(Calls *c) {   /* borrowed */
+    if (c->list != NULL) return c->list;
+    PyObject *list = PyList_New(c->n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t j = 0; j < c->n; j++) {
+        PyObject *call = call_of(c, &c->rows[j]);
+        if (call == NULL) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, j, call);
+    }
+    c->list = list;
+    return list;
+}
+
+static Py_ssize_t calls_len(Calls *c) { return c->n; }
+
+static PyObject *calls_item(Calls *c, Py_ssize_t i) {
+    PyObject *list = calls_list(c);
+    if (list == NULL) return NULL;
+    if (i < 0 || i >= c->n) { PyErr_SetString(PyExc_IndexError, "call index out of range"); return NULL; }
+    PyObject *call = PyList_GET_ITEM(list, i);
+    Py_INCREF(call);
+    return call;
+}
+
+static PyObject *calls_subscript(Calls *c, PyObject *key) {
+    PyObject *list = calls_list(c);
+    return list == NULL ? NULL : PyObject_GetItem(list, key);
+}
+
+static PyObject *calls_iter(Calls *c) {
+    PyObject *list = calls_list(c);
+    return list == NULL ? NULL : PyObject_GetIter(list);
+}
+
+static int calls_getbuffer(Calls *c, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)c, c->rows, sizeof(Row) * c->n, 1, flags);
+}
+
+static PySequenceMethods calls_as_sequence = {.sq_length = (lenfunc)calls_len, .sq_item = (ssizeargfunc)calls_item};
+static PyMappingMethods calls_as_mapping = {.mp_length = (lenfunc)calls_len, .mp_subscript = (binaryfunc)calls_subscript};
+static PyBufferProcs calls_as_buffer = {.bf_getbuffer = (getbufferproc)calls_getbuffer};
+
+static PyTypeObject CallsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "checkers.linearizable._prepare.Calls",
+    .tp_basicsize = sizeof(Calls),
+    .tp_dealloc = (destructor)calls_dealloc,
+    .tp_as_sequence = &calls_as_sequence,
+    .tp_as_mapping = &calls_as_mapping,
+    .tp_as_buffer = &calls_as_buffer,
+    .tp_iter = (getiterfunc)calls_iter,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_SEQUENCE,
+    .tp_doc = "a key's calls: a sequence of calls.Call, made when first read; its buffer the packed rows",
+};
+
 /* One completion (or an open invocation when op is NULL): a call appended to its key's
    list, or counted as left out. 1 done, 0 bail out, -1 error. */
 static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssize_t inv, Py_ssize_t at,
@@ -395,74 +521,26 @@ static int complete(Prep *st, Py_ssize_t i, PyObject *op, enum kind kind, Py_ssi
             process = Py_None;
         }
     }
-    PyTypeObject *ct = (PyTypeObject *)st->call_type;
-    PyObject *call = ct->tp_alloc(ct, 14);
-    if (call == NULL) goto error;
     PyObject *kind_s = kind == K_OK ? s_ok : kind == K_FAIL ? s_fail : kind == K_INFO ? s_info : s_open;
-    PyObject *end = op == NULL ? Py_None : PyLong_FromSsize_t(i);
-    if (end == NULL) { Py_DECREF(call); goto error; }
-    if (op == NULL) Py_INCREF(end);
-    PyObject *items[14] = {
-        PyTuple_GET_ITEM(answer, 0), PyTuple_GET_ITEM(answer, 1), NULL, known ? end : Py_None, end,
-        process, f, kind == K_OK ? result : value, kind_s, st->history,
-        PyTuple_GET_ITEM(answer, 3), PyTuple_GET_ITEM(answer, 4), PyTuple_GET_ITEM(answer, 5), NULL};
-    PyObject *inv_o = PyLong_FromSsize_t(inv), *at_o = inv == at ? inv_o : PyLong_FromSsize_t(at);
-    if (inv_o == NULL || at_o == NULL) {
-        Py_XDECREF(inv_o);
-        if (at_o != inv_o) Py_XDECREF(at_o);
-        Py_DECREF(end);
-        Py_DECREF(call);
-        goto error;
-    }
-    if (at_o == inv_o) Py_INCREF(at_o);
-    items[2] = inv_o;
-    items[13] = at_o;
-    for (int j = 0; j < 14; j++) {
-        if (j != 2 && j != 13) Py_INCREF(items[j]);
-        PyTuple_SET_ITEM(call, j, items[j]);
-    }
-    Row row = {at, inv, known && op != NULL ? (int64_t)i : -1, items[0], items[1], items[10], items[11], items[12]};
-    Py_DECREF(end);
-    Py_DECREF(answer);
-    answer = NULL;
-    PyObject *packed = PyDict_GetItemWithError(st->rows, name);
-    if (packed == NULL) {
-        if (PyErr_Occurred() || (packed = PyByteArray_FromStringAndSize(NULL, 0)) == NULL) {
-            Py_DECREF(call);
-            Py_DECREF(name);
-            return -1;
-        }
-        int set = PyDict_SetItem(st->rows, name, packed);
-        Py_DECREF(packed);   /* the dict holds it */
-        if (set < 0) { Py_DECREF(call); Py_DECREF(name); return -1; }
-    }
-    Py_ssize_t used = PyByteArray_GET_SIZE(packed);
-    if (PyByteArray_Resize(packed, used + (Py_ssize_t)sizeof(Row)) < 0) {
-        Py_DECREF(call);
-        Py_DECREF(name);
-        return -1;
-    }
-    memcpy(PyByteArray_AS_STRING(packed) + used, &row, sizeof(Row));
     PyObject *calls = PyDict_GetItemWithError(st->keys, name);
-    int rc;
-    if (calls != NULL) {
-        rc = PyList_Append(calls, call);
-    } else if (PyErr_Occurred()) {
-        rc = -1;
-    } else {
-        calls = PyList_New(1);
-        if (calls == NULL) {
-            rc = -1;
-        } else {
-            Py_INCREF(call);
-            PyList_SET_ITEM(calls, 0, call);
-            rc = PyDict_SetItem(st->keys, name, calls);
-            Py_DECREF(calls);
-        }
+    if (calls == NULL) {
+        if (PyErr_Occurred()) goto error;
+        calls = (PyObject *)calls_new(st->history, st->call_type);
+        if (calls == NULL) goto error;
+        int set = PyDict_SetItem(st->keys, name, calls);
+        Py_DECREF(calls);   /* the dict holds it */
+        if (set < 0) goto error;
     }
-    Py_DECREF(call);
+    Row *row = calls_push((Calls *)calls);
+    if (row == NULL) goto error;
+    PyObject *shown = kind == K_OK ? result : value;
+    *row = (Row){at, inv, known && op != NULL ? (int64_t)i : -1, op == NULL ? -1 : (int64_t)i,
+                 PyTuple_GET_ITEM(answer, 0), PyTuple_GET_ITEM(answer, 1), PyTuple_GET_ITEM(answer, 3),
+                 PyTuple_GET_ITEM(answer, 4), PyTuple_GET_ITEM(answer, 5), answer, process, f, shown, kind_s};
+    answer = NULL;   /* the row's now */
+    Py_INCREF(process); Py_INCREF(f); Py_INCREF(shown); Py_INCREF(kind_s);
     Py_DECREF(name);
-    return rc < 0 ? -1 : 1;
+    return 1;
 error:
     Py_XDECREF(mk);
     Py_XDECREF(answer);
@@ -470,23 +548,18 @@ error:
     return -1;
 }
 
-/* A key's calls into invocation order (`at`), stably, their rows alike. They are
-   appended as they complete, so each is at most a few dozen places out (about the
-   concurrency): an insertion sort, on the rows' positions. */
-static void sort_by_at(PyObject *calls, PyObject *packed) {
-    Py_ssize_t n = PyList_GET_SIZE(calls);
-    PyObject **items = ((PyListObject *)calls)->ob_item;
-    Row *rows = (Row *)PyByteArray_AS_STRING(packed);
-    for (Py_ssize_t i = 1; i < n; i++) {
-        PyObject *c = items[i];
+/* A key's calls into invocation order (`at`), stably. They are appended as they
+   complete, so each is at most a few dozen places out (about the concurrency): an
+   insertion sort of the rows. */
+static void sort_by_at(Calls *c) {
+    Row *rows = c->rows;
+    for (Py_ssize_t i = 1; i < c->n; i++) {
         Row r = rows[i];
         Py_ssize_t j = i;
         while (j > 0 && rows[j - 1].at > r.at) {
-            items[j] = items[j - 1];
             rows[j] = rows[j - 1];
             j--;
         }
-        items[j] = c;
         rows[j] = r;
     }
 }
@@ -505,10 +578,8 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
     st.keys = PyDict_New();
     st.names = PyDict_New();
     st.memo = PyDict_New();
-    st.rows = PyDict_New();
     PyObject *out = NULL, *nemesis_slot = PyLong_FromLong(NEMESIS_SLOT);
-    if (open_at == NULL || st.keys == NULL || st.names == NULL || st.memo == NULL || st.rows == NULL ||
-        nemesis_slot == NULL)
+    if (open_at == NULL || st.keys == NULL || st.names == NULL || st.memo == NULL || nemesis_slot == NULL)
         goto done;
     int bail = 0;
     Py_ssize_t n = PyList_GET_SIZE(st.history);
@@ -611,20 +682,13 @@ static PyObject *prepare(PyObject *self, PyObject *args) {
     if (!bail) {
         PyObject *name, *calls;
         Py_ssize_t pos = 0;
-        while (PyDict_Next(st.keys, &pos, &name, &calls)) {
-            PyObject *packed = PyDict_GetItemWithError(st.rows, name);
-            if (packed == NULL) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "prepare: a key without its rows");
-                goto done;
-            }
-            sort_by_at(calls, packed);
-        }
+        while (PyDict_Next(st.keys, &pos, &name, &calls)) sort_by_at((Calls *)calls);
     }
     if (bail) {
         out = Py_None;
         Py_INCREF(out);
     } else {
-        out = Py_BuildValue("OnnnO", st.keys, st.ignored, st.dropped_fail, st.skipped_unknown, st.rows);
+        out = Py_BuildValue("Onnn", st.keys, st.ignored, st.dropped_fail, st.skipped_unknown);
     }
 done:
     Py_XDECREF(open_at);
@@ -634,7 +698,6 @@ done:
     Py_XDECREF(st.keys);
     Py_XDECREF(st.names);
     Py_XDECREF(st.memo);
-    Py_XDECREF(st.rows);
     coded_free(&st.coded);
     Py_XDECREF(nemesis_slot);
     return out;
@@ -653,5 +716,14 @@ PyMODINIT_FUNC PyInit__prepare(void) {
         *slots[j] = PyUnicode_InternFromString(names[j]);
         if (*slots[j] == NULL) return NULL;
     }
-    return PyModule_Create(&module);
+    if (PyType_Ready(&CallsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&CallsType);
+    if (PyModule_AddObject(m, "Calls", (PyObject *)&CallsType) < 0) {
+        Py_DECREF(&CallsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

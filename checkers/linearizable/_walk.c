@@ -13,8 +13,9 @@
    highest history position reached, the stack then, the configurations that got as
    far), so a failing search is explained from it and not made again.
 
-   Walk(calls, rows, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals)
-   rows: None, or _prepare.c's packed rows of these calls (read instead of the tuples)
+   Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals)
+   calls: a list of calls.Call, or _prepare.c's Calls, whose packed rows (_calls.h) are
+   read instead of any tuple
    .run() -> int (paused: configurations so far, a multiple of check_every),
              ("valid", configurations), or
              ("invalid", configurations, stuck_at, path, finals) as search.py's Outcome
@@ -22,6 +23,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include "_calls.h"
 
 /* A set of known calls, bit i: call base + i; as many words as its highest bit needs
    (none for the empty set), so equal sets have equal words */
@@ -144,12 +146,6 @@ static void walk_dealloc(Walk *w) {
     Py_TYPE(w)->tp_free((PyObject *)w);
 }
 
-/* A call as _prepare.c packs it (the same struct): ret -1 for none */
-typedef struct {
-    int64_t at, inv, ret;
-    PyObject *inp, *out, *pure, *need, *then;
-} Row;
-
 /* A Call's fields, by position (calls.Call) */
 enum { F_INP = 0, F_OUT = 1, F_INV = 2, F_RET = 3, F_PURE = 10, F_NEED = 11, F_THEN = 12 };
 
@@ -182,33 +178,40 @@ static void sort_by(Py_ssize_t *ids, Py_ssize_t n, const int64_t *key, Py_ssize_
     memcpy(ids, tmp, sizeof(Py_ssize_t) * n);
 }
 
-/* Walk(calls, rows, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals): search.py's
+/* Walk(calls, step, state, ANY, SAME, STEP, UNKNOWN, AnyBut, check_every, max_finals): search.py's
    set-up, the same node lists built from the calls. */
 static PyObject *walk_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    PyObject *calls, *packed, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
+    PyObject *calls, *step, *state, *any, *same_o, *step_o, *unknown, *any_but;
     long long check_every;
     Py_ssize_t max_finals;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOLn", &calls, &packed, &step, &state, &any, &same_o, &step_o, &unknown,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOLn", &calls, &step, &state, &any, &same_o, &step_o, &unknown,
                           &any_but, &check_every, &max_finals))
         return NULL;
-    if (!PyList_Check(calls)) {
-        PyErr_SetString(PyExc_TypeError, "calls: a list");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(calls), n_ok = 0, n_i = 0, n_p = 0, n_k = 0;
     const Row *rows = NULL;
-    if (packed != Py_None) {
-        if (!PyByteArray_Check(packed) || PyByteArray_GET_SIZE(packed) != n * (Py_ssize_t)sizeof(Row)) {
-            PyErr_SetString(PyExc_ValueError, "rows: not the packed rows of these calls");
+    Py_buffer view = {0};
+    Py_ssize_t n;
+    if (PyList_Check(calls)) {
+        n = PyList_GET_SIZE(calls);
+    } else {   /* a Calls: its rows */
+        if (PyObject_GetBuffer(calls, &view, PyBUF_SIMPLE) < 0) {
+            PyErr_SetString(PyExc_TypeError, "calls: a list of calls.Call, or a _prepare.Calls");
             return NULL;
         }
-        rows = (const Row *)PyByteArray_AS_STRING(packed);
+        n = view.len / (Py_ssize_t)sizeof(Row);
+        if (view.len != n * (Py_ssize_t)sizeof(Row) || PyObject_Length(calls) != n) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_TypeError, "calls: a list of calls.Call, or a _prepare.Calls");
+            return NULL;
+        }
+        rows = (const Row *)view.buf;
     }
+    Py_ssize_t n_ok = 0, n_i = 0, n_p = 0, n_k = 0;
     int error = 0;
     int64_t *ret = PyMem_Malloc(sizeof(int64_t) * (n + 1)), *invs = PyMem_Malloc(sizeof(int64_t) * (n + 1));
     Py_ssize_t *ids = PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1) * 5);
     if (ret == NULL || invs == NULL || ids == NULL) {
         PyMem_Free(ret); PyMem_Free(invs); PyMem_Free(ids);
+        if (rows != NULL) PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
     Py_ssize_t *oks = ids, *pures = ids + n + 1, *knowns = ids + 2 * (n + 1), *infos = ids + 3 * (n + 1);
@@ -391,6 +394,7 @@ done:
     PyMem_Free(ret);
     PyMem_Free(invs);
     PyMem_Free(ids);
+    if (rows != NULL) PyBuffer_Release(&view);   /* what the walk keeps of the rows, it holds itself */
     return (PyObject *)w;
 }
 

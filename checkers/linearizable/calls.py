@@ -103,13 +103,12 @@ AT = itemgetter(13)
 
 @dataclass
 class Prepared:
+    # per key its calls in invocation order: a list of Call, or from the C loop a
+    # _prepare.Calls, a sequence of the same Calls made when first read (_calls.h)
     keys: dict[str, list[Call]] = field(default_factory=dict)
     dropped_fail: int = 0
     skipped_unknown: int = 0
     ignored: int = 0       # nemesis ops and lone info completions
-    # per key, what the walk in C reads of each call, packed (_prepare.c's Row): from
-    # the C loop only, and only for `keys` as it made them
-    rows: dict[str, bytearray] = field(default_factory=dict)
 
 
 def key_name(key: Any) -> str:
@@ -136,8 +135,8 @@ def prepare(history: list[dict], model: Model, *, independent: bool = False,
         done = _prepare.prepare(history, _asker(model), model.key_field, independent, fail_cas == "observed",
                                 Call, key_name, UNKNOWN, FAILED, _PLAIN, SINGLE_KEY)
         if done is not None:
-            keys, ignored, dropped_fail, skipped_unknown, rows = done
-            return Prepared(keys, dropped_fail, skipped_unknown, ignored, rows)
+            keys, ignored, dropped_fail, skipped_unknown = done
+            return Prepared(keys, dropped_fail, skipped_unknown, ignored)
     return prepare_op_by_op(history, model, independent=independent, fail_cas=fail_cas)
 
 

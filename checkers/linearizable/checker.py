@@ -89,8 +89,7 @@ class LinearizableChecker:
         prepared = prepare(history, self.model, independent=self.independent, fail_cas=self.fail_cas)
         keys = prepared.keys
         budget = Budget(deadline, self.max_cache_entries, MEMORY_BUDGET)
-        outcomes = decide(keys, self.model, budget, self.processes, first_failure=self.failures == "first",
-                          rows=prepared.rows)
+        outcomes = decide(keys, self.model, budget, self.processes, first_failure=self.failures == "first")
 
         failures: dict[str, dict] = {}
         unknown: list[str] = []

@@ -37,17 +37,16 @@ PARALLEL_MIN_CALLS = 250_000
 
 
 def decide(keys: dict[str, list], model, budget: Budget, processes: int | None = None,
-           first_failure: bool = False, rows: dict | None = None) -> dict[str, Outcome]:
+           first_failure: bool = False) -> dict[str, Outcome]:
     """Search every key, each within `budget`; `processes` (None: as many as pay, on
     the CPUs left idle; 1: never fork) bounds the worker processes. first_failure: no
-    key searches on once one has failed. rows: calls.Prepared's, for the walk in C."""
-    rows = rows or {}
+    key searches on once one has failed."""
     names = sorted(keys, key=lambda k: len(keys[k]))
     workers = _worker_count(keys, processes)
     after = 0 if first_failure else AFTER_FAILURE   # 0: the first failure stops every search
     if workers <= 1:
-        return _decide_here(names, keys, model, budget, threading.Event(), after, rows)
-    return _decide_forked(names, keys, model, budget, workers, after, rows)
+        return _decide_here(names, keys, model, budget, threading.Event(), after)
+    return _decide_forked(names, keys, model, budget, workers, after)
 
 
 def _worker_count(keys: dict[str, list], processes: int | None) -> int:
@@ -78,8 +77,7 @@ def _idle_cpus(cpus: int) -> int:
     return max(1, int(cpus - busy + 0.5))
 
 
-def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE, rows=None) -> dict[str, Outcome]:
-    rows = rows or {}
+def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE) -> dict[str, Outcome]:
     results: dict[str, Outcome] = {}
     running = {}
     # Stopping at the first failure, a cheap failure should not wait behind a hard key:
@@ -89,7 +87,7 @@ def _decide_here(names, keys, model, budget, failed, after=AFTER_FAILURE, rows=N
         if failed.is_set() and not after:
             results[name] = Outcome("unknown", 0, NOT_SEARCHED)
             continue
-        steps = searching(keys[name], model, budget, rows=rows.get(name))
+        steps = searching(keys[name], model, budget)
         outcome, count = _advance(steps, first_slice, failed, after)
         if outcome is None:
             running[name] = steps, count
@@ -127,7 +125,7 @@ def _advance(steps, until: int | None, failed, after=AFTER_FAILURE) -> tuple[Out
             return None, count
 
 
-def _decide_forked(names, keys, model, budget, workers, after, rows) -> dict[str, Any]:
+def _decide_forked(names, keys, model, budget, workers, after) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     failed = ctx.Event()
     shares: list[list[str]] = [[] for _ in range(workers)]
@@ -142,7 +140,7 @@ def _decide_forked(names, keys, model, budget, workers, after, rows) -> dict[str
             reader, writer = ctx.Pipe(duplex=False)
             share.sort(key=lambda k: len(keys[k]))
             proc = ctx.Process(target=_worker, daemon=True,
-                               args=(share, keys, model, budget, failed, writer, after, rows))
+                               args=(share, keys, model, budget, failed, writer, after))
             proc.start()
             writer.close()
             procs.append((proc, reader, share))
@@ -169,10 +167,10 @@ def _decide_forked(names, keys, model, budget, workers, after, rows) -> dict[str
                 proc.join()
 
 
-def _worker(share, keys, model, budget, failed, writer, after, rows) -> None:
+def _worker(share, keys, model, budget, failed, writer, after) -> None:
     try:
         try:
-            answer: Any = _decide_here(share, keys, model, budget, failed, after, rows)
+            answer: Any = _decide_here(share, keys, model, budget, failed, after)
         except Exception as e:  # noqa: BLE001 - a model's bug, re-raised in the parent
             answer = RuntimeError(f"checking keys {', '.join(share)}: {type(e).__name__}: {e}")
         writer.send(answer)

@@ -125,11 +125,11 @@ def _memory_used() -> int:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def search(calls: list, model, budget: Budget = Budget(), compiled: bool = True, rows=None) -> Outcome:
-    """Decide whether `calls` (of one object, in invocation order) linearize under `model`
-    within `budget` (compiled=False: never the walk in C; rows: the calls packed, as
-    calls.Prepared has them, for the walk in C to read instead of the tuples)."""
-    steps = searching(calls, model, budget, compiled, rows)
+def search(calls, model, budget: Budget = Budget(), compiled: bool = True) -> Outcome:
+    """Decide whether `calls` (of one object, in invocation order: a list of calls.Call,
+    or the Calls prepare makes in C) linearize under `model` within `budget`
+    (compiled=False: never the walk in C)."""
+    steps = searching(calls, model, budget, compiled)
     while True:
         try:
             next(steps)
@@ -137,7 +137,7 @@ def search(calls: list, model, budget: Budget = Budget(), compiled: bool = True,
             return done.value
 
 
-def searching(calls: list, model, budget: Budget = Budget(), compiled: bool = True, rows=None):
+def searching(calls, model, budget: Budget = Budget(), compiled: bool = True):
     """The search as a generator: it yields the number of configurations made every
     CHECK_EVERY new ones, so that a driver can interleave keys or stop one, and returns
     the Outcome (see `search`)."""
@@ -148,7 +148,7 @@ def searching(calls: list, model, budget: Budget = Budget(), compiled: bool = Tr
     # property costs as much as the rest of the set-up).
     if compiled and _walk is not None:
         # The same set-up and walk in C (_walk.c), to the same Outcome.
-        walk = _walk.Walk(calls, rows, model.step, model.init(), ANY, SAME, STEP, UNKNOWN, AnyBut, CHECK_EVERY,
+        walk = _walk.Walk(calls, model.step, model.init(), ANY, SAME, STEP, UNKNOWN, AnyBut, CHECK_EVERY,
                           MAX_FINALS)
         spent = budget.watch()
         while True:

@@ -181,8 +181,8 @@ func main() {
 			}
 			walls = append(walls, time.Since(started).Seconds())
 			cpus = append(cpus, (cpuTime() - cpu0).Seconds())
-			if result == porcupine.Unknown {
-				break // a timed-out run is not repeated
+			if result == porcupine.Unknown || walls[len(walls)-1] >= timeout.Seconds() {
+				break // a timed-out run is not repeated (verbose says illegal at its timeout)
 			}
 		}
 		names := map[porcupine.CheckResult]string{porcupine.Ok: "ok", porcupine.Illegal: "illegal", porcupine.Unknown: "unknown"}

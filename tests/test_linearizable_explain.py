@@ -4,7 +4,8 @@ explain_failure looks only where the answer can be: the tail of the partial
 linearization it shows, and for the final paths only the calls that complete after the
 op it could not linearize, or never (the search had linearized all the others); it finds
 the previous ok op and the concurrent ones in the same one pass. Here the same
-explanation is worked out the plain way, over every call, and must be equal.
+explanation is worked out the plain way, over every call (the final paths from every
+call invoked before, as their docstring defines them), and must be equal.
 """
 import random
 
@@ -21,33 +22,10 @@ from .test_linearizable_properties import MODEL_CASES, random_history
 
 
 def plain_final_paths(calls, model, outcome, bad):
-    """_final_paths as its docstring says it, each final's pending calls picked from all."""
-    lines, seen, frontier = [], set(), []
-    for done, state, last in outcome.finals:
-        pending = [i for i, c in enumerate(calls) if c.inv < bad.end and i not in done and c is not bad]
-        pending.sort(key=lambda i: -calls[i].inv)
-        frontier.append(((), state, last, pending))
-    for depth in range(explain_module.MAX_ORDER_DEPTH + 1):
-        deeper = []
-        for order, s, last, pending in frontier:
-            key = (last, frozenset(order), s)
-            if key in seen:
-                continue
-            seen.add(key)
-            if len(lines) >= explain_module.MAX_PATH_LINES:
-                return lines, True
-            ok, _ = model.step(s, bad.inp, bad.out)
-            after = ((last,) if last is not None else ()) + order
-            lines.append({"after": [op_ref(calls[i], model) for i in after],
-                          "state": model.describe(s), "then_legal": ok})
-            if depth < explain_module.MAX_ORDER_DEPTH and len(deeper) < 4 * explain_module.MAX_PATH_LINES:
-                for i in pending:
-                    if i not in order:
-                        legal, s2 = model.step(s, calls[i].inp, calls[i].out)
-                        if legal:
-                            deeper.append((order + (i,), s2, last, pending))
-        frontier = deeper
-    return lines, False
+    """_final_paths with every call invoked before `bad` completed as a candidate (its
+    docstring's definition), not only those _around keeps."""
+    every = [i for i, c in enumerate(calls) if c.inv < bad.end and c is not bad]
+    return explain_module._final_paths(calls, model, outcome, bad, every)
 
 
 def assert_explained_as_defined(calls, model, outcome, what):

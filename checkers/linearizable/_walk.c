@@ -56,14 +56,23 @@ typedef struct {
 } Final;
 
 /* The cache: configurations (base, rel, state), each with its minimal sets of unknown-
-   outcome calls applied; open addressing, words (rel's and the sets') in one arena. */
+   outcome calls applied: the entries in an array, in the order made, and an open-
+   addressing index of them (8 bytes a slot: the entry's number and more of its hash);
+   words (rel's and the sets') in one arena. Entries in the index itself, at half full
+   and a power of two, were 112-170 bytes a configuration: a hard search's 6.5 million
+   configurations did not fit its 1 GiB. */
 typedef struct {
     PyObject *state;      /* owned; NULL: an empty slot */
     uint64_t hash;
     int64_t base;
-    Py_ssize_t rel_off, rel_len;
-    Py_ssize_t sets_off, n_sets;   /* n_sets sets of W words */
+    int64_t rel_off, sets_off;     /* in the arena: rel's words, then n_sets sets of W words */
+    uint32_t rel_len, n_sets, sets_cap;   /* sets_cap: the sets' block holds as many */
 } Entry;
+
+typedef struct {
+    uint32_t entry;       /* its number + 1; 0: an empty slot */
+    uint32_t hash_hi;     /* the entry's hash's high half: most misses end here */
+} Slot;
 
 typedef struct {
     PyObject_HEAD
@@ -75,10 +84,12 @@ typedef struct {
     char *negate;         /* need[node] is AnyBut(s)'s s */
     PyObject **inp, **out, **need, **then;
     PyObject *step, *any, *same_o, *step_o, *state;
-    Entry *table;
-    Py_ssize_t table_cap, table_used;
-    uint64_t *words, *scratch;
-    Py_ssize_t words_len, words_cap, scratch_cap;
+    Entry *entries;
+    Py_ssize_t n_entries, entries_cap;
+    Slot *slots;
+    Py_ssize_t slots_cap;   /* a power of two */
+    uint64_t *words;
+    Py_ssize_t words_len, words_cap;
     int64_t base, limit, remaining, count, check_every;
     Bits rel, nrel;
     uint64_t *rel_arena;
@@ -134,8 +145,8 @@ static void walk_dealloc(Walk *w) {
     PyMem_Free(w->inv); PyMem_Free(w->rpos); PyMem_Free(w->info_of); PyMem_Free(w->same); PyMem_Free(w->ib); PyMem_Free(w->nib); PyMem_Free(w->ib_stack); PyMem_Free(w->rel.w); PyMem_Free(w->nrel.w); PyMem_Free(w->rel_arena); PyMem_Free(w->negate);
     PyMem_Free(w->stack); PyMem_Free(w->taken);
     Py_XDECREF(w->step); Py_XDECREF(w->any); Py_XDECREF(w->same_o); Py_XDECREF(w->step_o);
-    for (Py_ssize_t j = 0; j < w->table_cap; j++) Py_XDECREF(w->table[j].state);
-    PyMem_Free(w->table); PyMem_Free(w->words); PyMem_Free(w->scratch);
+    for (Py_ssize_t j = 0; j < w->n_entries; j++) Py_DECREF(w->entries[j].state);
+    PyMem_Free(w->entries); PyMem_Free(w->slots); PyMem_Free(w->words);
     Py_XDECREF(w->state);
     PyMem_Free(w->cid); PyMem_Free(w->ok_id); PyMem_Free(w->info_id);
     Py_XDECREF(w->best_state);
@@ -525,7 +536,8 @@ static inline int subset(const uint64_t *a, const uint64_t *b, Py_ssize_t W) {  
     return 1;
 }
 
-/* n words appended to the arena: their offset, or -1 (pointers into it move) */
+/* n words appended to the arena (src NULL: left as they are): their offset, or -1
+   (pointers into it move) */
 static Py_ssize_t arena_put(Walk *w, const uint64_t *src, Py_ssize_t n) {
     if (w->words_len + n > w->words_cap) {
         Py_ssize_t cap = w->words_cap ? w->words_cap : 1024;
@@ -536,27 +548,41 @@ static Py_ssize_t arena_put(Walk *w, const uint64_t *src, Py_ssize_t n) {
         w->words_cap = cap;
     }
     Py_ssize_t at = w->words_len;
-    if (n) memcpy(w->words + at, src, sizeof(uint64_t) * n);
+    if (n && src != NULL) memcpy(w->words + at, src, sizeof(uint64_t) * n);
     w->words_len += n;
     return at;
 }
 
-static Entry *slot_for(Entry *table, Py_ssize_t cap, uint64_t hash) {   /* the first free one */
+static Slot *slot_for(Slot *slots, Py_ssize_t cap, uint64_t hash) {   /* the first free one */
     Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)(cap - 1));
-    while (table[i].state != NULL) i = (i + 1) & (cap - 1);
-    return &table[i];
+    while (slots[i].entry != 0) i = (i + 1) & (cap - 1);
+    return &slots[i];
 }
 
-static int table_grow(Walk *w) {
-    Py_ssize_t cap = w->table_cap ? w->table_cap * 2 : 1024;
-    Entry *t = PyMem_Calloc(cap, sizeof(Entry));
+/* the index twice as big, rebuilt from the entries (at most half full) */
+static int index_grow(Walk *w) {
+    Py_ssize_t cap = w->slots_cap ? w->slots_cap * 2 : 1024;
+    Slot *t = PyMem_Calloc(cap, sizeof(Slot));
     if (t == NULL) { PyErr_NoMemory(); return -1; }
-    for (Py_ssize_t j = 0; j < w->table_cap; j++)
-        if (w->table[j].state != NULL) *slot_for(t, cap, w->table[j].hash) = w->table[j];
-    PyMem_Free(w->table);
-    w->table = t;
-    w->table_cap = cap;
+    for (Py_ssize_t j = 0; j < w->n_entries; j++)
+        *slot_for(t, cap, w->entries[j].hash) = (Slot){(uint32_t)(j + 1), (uint32_t)(w->entries[j].hash >> 32)};
+    PyMem_Free(w->slots);
+    w->slots = t;
+    w->slots_cap = cap;
     return 0;
+}
+
+static Entry *entry_new(Walk *w) {
+    if (w->n_entries == w->entries_cap) {
+        if (w->entries_cap >= (Py_ssize_t)UINT32_MAX - 1) { PyErr_NoMemory(); return NULL; }
+        Py_ssize_t cap = w->entries_cap ? w->entries_cap + w->entries_cap / 2 : 1024;
+        if (cap > (Py_ssize_t)UINT32_MAX - 1) cap = (Py_ssize_t)UINT32_MAX - 1;
+        Entry *e = PyMem_Realloc(w->entries, sizeof(Entry) * cap);
+        if (e == NULL) { PyErr_NoMemory(); return NULL; }
+        w->entries = e;
+        w->entries_cap = cap;
+    }
+    return &w->entries[w->n_entries++];
 }
 
 /* The cache: is configuration (base, rel, state) with unknown-call set ib new (not
@@ -570,49 +596,55 @@ static int remember(Walk *w, int64_t base, const Bits *rel, PyObject *state, con
     uint64_t h = (uint64_t)base * 0x9E3779B97F4A7C15ULL ^ (uint64_t)hs * 0xC2B2AE3D27D4EB4FULL;
     for (Py_ssize_t k = 0; k < rel->len; k++) h = (h ^ rel->w[k]) * 0x100000001B3ULL;
     h ^= h >> 31;
-    if ((w->table_used + 1) * 2 > w->table_cap && table_grow(w) < 0) return -1;
-    Py_ssize_t i = (Py_ssize_t)(h & (uint64_t)(w->table_cap - 1));
+    if ((w->n_entries + 1) * 2 > w->slots_cap && index_grow(w) < 0) return -1;
+    Py_ssize_t i = (Py_ssize_t)(h & (uint64_t)(w->slots_cap - 1));
+    uint32_t hi = (uint32_t)(h >> 32);
     Entry *e;
-    for (;; i = (i + 1) & (w->table_cap - 1)) {
-        e = &w->table[i];
-        if (e->state == NULL) {   /* new */
+    for (;; i = (i + 1) & (w->slots_cap - 1)) {
+        Slot *slot = &w->slots[i];
+        if (slot->entry == 0) {   /* new */
             Py_ssize_t r = arena_put(w, rel->w, rel->len);
             Py_ssize_t m = r < 0 ? -1 : arena_put(w, ib, W);
-            if (m < 0) return -1;
+            if (m < 0 || (e = entry_new(w)) == NULL) return -1;
             Py_INCREF(state);
-            *e = (Entry){state, h, base, r, rel->len, m, 1};
-            w->table_used++;
+            *e = (Entry){state, h, base, r, m, (uint32_t)rel->len, 1, 1};
+            *slot = (Slot){(uint32_t)w->n_entries, hi};
             return 1;
         }
-        if (e->hash != h || e->base != base || e->rel_len != rel->len ||
+        if (slot->hash_hi != hi) continue;
+        e = &w->entries[slot->entry - 1];
+        if (e->hash != h || e->base != base || e->rel_len != (uint32_t)rel->len ||
             (rel->len && memcmp(w->words + e->rel_off, rel->w, sizeof(uint64_t) * rel->len) != 0))
             continue;
         int eq = PyObject_RichCompareBool(e->state, state, Py_EQ);
         if (eq < 0) return -1;
         if (eq) break;
     }
+    for (Py_ssize_t j = 0; j < (Py_ssize_t)e->n_sets; j++)
+        if (subset(w->words + e->sets_off + j * W, ib, W)) return 0;   /* dominated */
+    /* the sets the new one is not within stay, in place and in order; it goes after
+       them, in the entry's block while it has room, else in a block twice the size
+       (rewriting all the sets for each new one left garbage growing with the square of
+       their number: a hard search's arena reached 1 GiB) */
+    uint64_t *sets = w->words + e->sets_off;
     Py_ssize_t kept = 0;
-    for (Py_ssize_t j = 0; j < e->n_sets; j++) {
-        const uint64_t *m = w->words + e->sets_off + j * W;
-        if (subset(m, ib, W)) return 0;   /* dominated */
-        if (!subset(ib, m, W)) kept++;
+    for (Py_ssize_t j = 0; j < (Py_ssize_t)e->n_sets; j++) {
+        uint64_t *m = sets + j * W;
+        if (subset(ib, m, W)) continue;
+        if (kept != j) memmove(sets + kept * W, m, sizeof(uint64_t) * W);
+        kept++;
     }
-    if (kept + 1 > w->scratch_cap) {
-        uint64_t *b = PyMem_Realloc(w->scratch, sizeof(uint64_t) * (kept + 1) * W);
-        if (b == NULL) { PyErr_NoMemory(); return -1; }
-        w->scratch = b;
-        w->scratch_cap = kept + 1;
+    if (kept + 1 > (Py_ssize_t)UINT32_MAX / 2) { PyErr_NoMemory(); return -1; }
+    if (kept + 1 > (Py_ssize_t)e->sets_cap) {
+        Py_ssize_t cap = 2 * (kept + 1);
+        Py_ssize_t off = arena_put(w, NULL, cap * W);
+        if (off < 0) return -1;
+        memcpy(w->words + off, w->words + e->sets_off, sizeof(uint64_t) * kept * W);
+        e->sets_off = off;
+        e->sets_cap = (uint32_t)cap;
     }
-    Py_ssize_t at = 0;
-    for (Py_ssize_t j = 0; j < e->n_sets; j++) {
-        const uint64_t *m = w->words + e->sets_off + j * W;
-        if (!subset(ib, m, W)) memcpy(w->scratch + (at++) * W, m, sizeof(uint64_t) * W);
-    }
-    memcpy(w->scratch + at * W, ib, sizeof(uint64_t) * W);
-    Py_ssize_t off = arena_put(w, w->scratch, (kept + 1) * W);
-    if (off < 0) return -1;
-    e->sets_off = off;
-    e->n_sets = kept + 1;
+    memcpy(w->words + e->sets_off + kept * W, ib, sizeof(uint64_t) * W);
+    e->n_sets = (uint32_t)(kept + 1);
     return 1;
 }
 

@@ -11,12 +11,18 @@ import random
 import pytest
 
 from checkers.linearizable import LinearizableChecker, make_model, search as search_module
+from checkers.linearizable import calls as calls_module
 from checkers.linearizable.calls import prepare
 from checkers.linearizable.search import Budget, search
 from testkit.register_history import register_history
 
 from .test_linearizable_prepare import decorate
 from .test_linearizable_properties import MODEL_CASES, random_history
+
+
+# Without the build (test_the_compiled_*_is_built says so) these have nothing to compare.
+needs_compiled = pytest.mark.skipif(search_module._walk is None or calls_module._prepare is None,
+                                    reason="the compiled loops are not built: run ./setup.sh")
 
 
 def outcomes(calls, model, budget=Budget()):
@@ -59,6 +65,7 @@ def test_random_histories_walk_as_the_reference(model_name, options, monkeypatch
     assert verdicts == {True, False}
 
 
+@needs_compiled
 @pytest.mark.parametrize("seed", range(6))
 def test_long_register_histories_with_timeouts_walk_as_the_reference(seed, monkeypatch):
     monkeypatch.setattr(search_module, "CHECK_EVERY", 64)
@@ -134,6 +141,7 @@ def test_unknown_call_sets_past_the_first_word_are_kept_apart(values, reads):
     assert_same(compiled, reference, "past 64")
 
 
+@needs_compiled
 def test_the_set_arithmetic_is_search_pys_on_sets_of_any_width():
     # search.py: rel |= 1 << (x - base); then while its lowest bit is set, shift it out
     # and move base up. The C does it on words; every width and carry must agree.
@@ -157,6 +165,7 @@ def test_the_set_arithmetic_is_search_pys_on_sets_of_any_width():
         assert len(got_words) == (expected_rel.bit_length() + 63) // 64 * 8   # no zero words kept
 
 
+@needs_compiled
 @pytest.mark.parametrize("concurrency,timeout_rate", [(3, 0.0), (8, 0.05), (12, 0.02), (6, 0.2), (20, 0.05)])
 def test_failing_searches_are_decided_and_explained_by_the_c_walk_alone(concurrency, timeout_rate, monkeypatch):
     # Long histories with stale reads and timeouts: the search backtracks far and often
@@ -200,6 +209,7 @@ def test_a_furthest_point_reached_by_several_reads_at_once_names_the_last_of_the
     assert [calls[last].process for _, _, last in compiled.finals] == [2]
 
 
+@needs_compiled
 def test_the_walk_takes_a_list_of_calls_or_prepares_calls_and_nothing_else():
     model = make_model("cas-register", 0)
     calls = prepare(register_history(50, concurrency=3, seed=1), model).keys["all"]

@@ -536,21 +536,25 @@ static inline int subset(const uint64_t *a, const uint64_t *b, Py_ssize_t W) {  
     return 1;
 }
 
-/* n words appended to the arena (src NULL: left as they are): their offset, or -1
-   (pointers into it move) */
-static Py_ssize_t arena_put(Walk *w, const uint64_t *src, Py_ssize_t n) {
-    if (w->words_len + n > w->words_cap) {
-        Py_ssize_t cap = w->words_cap ? w->words_cap : 1024;
-        while (cap < w->words_len + n) cap *= 2;
-        uint64_t *a = PyMem_Realloc(w->words, sizeof(uint64_t) * cap);
+/* n words appended to a growing buffer (*buf, *len of *cap; src NULL: left as they
+   are): their offset, or -1 (pointers into it move) */
+static Py_ssize_t put_words(uint64_t **buf, Py_ssize_t *len, Py_ssize_t *cap, const uint64_t *src, Py_ssize_t n) {
+    if (*len + n > *cap) {
+        Py_ssize_t size = *cap ? *cap : 64;
+        while (size < *len + n) size *= 2;
+        uint64_t *a = PyMem_Realloc(*buf, sizeof(uint64_t) * size);
         if (a == NULL) { PyErr_NoMemory(); return -1; }
-        w->words = a;
-        w->words_cap = cap;
+        *buf = a;
+        *cap = size;
     }
-    Py_ssize_t at = w->words_len;
-    if (n && src != NULL) memcpy(w->words + at, src, sizeof(uint64_t) * n);
-    w->words_len += n;
+    Py_ssize_t at = *len;
+    if (n && src != NULL) memcpy(*buf + at, src, sizeof(uint64_t) * n);
+    *len += n;
     return at;
+}
+
+static Py_ssize_t arena_put(Walk *w, const uint64_t *src, Py_ssize_t n) {   /* the cache's words */
+    return put_words(&w->words, &w->words_len, &w->words_cap, src, n);
 }
 
 static Slot *slot_for(Slot *slots, Py_ssize_t cap, uint64_t hash) {   /* the first free one */
@@ -677,19 +681,8 @@ static void set_state(Walk *w, PyObject *s) {   /* steals s */
     Py_DECREF(old);
 }
 
-static Py_ssize_t fwords_put(Walk *w, const uint64_t *src, Py_ssize_t n) {
-    if (w->fwords_len + n > w->fwords_cap) {
-        Py_ssize_t cap = w->fwords_cap ? w->fwords_cap : 64;
-        while (cap < w->fwords_len + n) cap *= 2;
-        uint64_t *a = PyMem_Realloc(w->fwords, sizeof(uint64_t) * cap);
-        if (a == NULL) { PyErr_NoMemory(); return -1; }
-        w->fwords = a;
-        w->fwords_cap = cap;
-    }
-    Py_ssize_t at = w->fwords_len;
-    if (n) memcpy(w->fwords + at, src, sizeof(uint64_t) * n);
-    w->fwords_len += n;
-    return at;
+static Py_ssize_t fwords_put(Walk *w, const uint64_t *src, Py_ssize_t n) {   /* the finals' words */
+    return put_words(&w->fwords, &w->fwords_len, &w->fwords_cap, src, n);
 }
 
 /* A configuration the search did not find covered: the furthest point so far? (search.py:

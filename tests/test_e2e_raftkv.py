@@ -36,8 +36,11 @@ def test_raftkv_is_valid_under_every_fault(tmp_path, workload):
                and op["f"] in ("start-kill", "start-pause", "start-partition", "start-clock")
                and (op["f"] != "start-partition" or op["value"]["grudge"])]
     assert len({op["f"] for op in checked}) >= 2, faults
-    assert all(op["value"].get("observed") for op in checked), checked
+    # (a fault aimed at "the leader" while there is none, all killed, say, hits no node
+    # and has nothing to observe: seen on a loaded CI machine)
+    assert all("observed" in op["value"] for op in checked), checked
     seen = [what for op in checked for what in op["value"]["observed"].values()]
+    assert len(seen) >= 2, checked
     assert not [w for w in seen if w.startswith(("no effect", "not checked"))], seen
     assert out.valid is True, out.results
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   python3-venv python3-pip   # the project's virtual environment
-  gcc libc6-dev python3-dev  # the checkers' compiled loops (checkers/linearizable/*.c)
+  gcc libc6-dev python3-dev  # the checkers' compiled loops (checkers/*/_*.c)
   iproute2 iptables procps   # network namespaces, partitions, packet loss, process control
   util-linux mount           # unshare and mounts for the unprivileged (user-namespace) path
   fuse3                      # the disk fault's lazy filesystem (libfuse3, fusermount3)
@@ -72,12 +72,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The compiled loops of the linearizability checker, built in place for the venv's own
-# Python (its headers, its extension suffix) whenever a source, or the header they share,
-# is newer than its build.
-# Without them the checker runs its Python loops (same results, slower); a failed build
+# The checkers' compiled loops (linearizability: checkers/linearizable/_*.c; Elle's
+# columnar pass: checkers/elle/_feed.c), built in place for the venv's own Python (its
+# headers, its extension suffix) whenever a source, or a header beside it, is newer than
+# its build.
+# Without them the checkers run their Python loops (same results, slower); a failed build
 # says so and stops here, since the test suite expects them.
-for source in checkers/linearizable/_*.c; do
+for source in checkers/*/_*.c; do
   [ -e "$source" ] || continue
   built=$(.venv/bin/python - "$source" <<'PY'
 import os, sys, sysconfig
@@ -86,7 +87,7 @@ PY
 )
   stale=0
   if [ ! -f "$built" ] || [ "$source" -nt "$built" ]; then stale=1; fi
-  for header in checkers/linearizable/_*.h; do   # the struct both loops share
+  for header in "$(dirname "$source")"/_*.h; do   # e.g. the struct both linearizability loops share
     if [ -e "$header" ] && [ "$header" -nt "$built" ]; then stale=1; fi
   done
   if [ "$stale" = 1 ]; then

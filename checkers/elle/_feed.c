@@ -1,0 +1,406 @@
+/* The columnar list-append builder's pass over the ops (columnar._Builder._feed), in C,
+   for the op every list-append history is made of.
+
+   The Python loop costs about two microseconds per op, two thirds of the whole check of
+   a 100k-transaction history. This takes the usual op the same way, step for step,
+   into the same state: the builder's dicts (open invocations, key numbers, each key's
+   longest read) are shared, its columns get what the Python loop would have appended.
+   A transaction naming a key twice goes to the same Python function (repeated_keys) the
+   loop calls. It stops *before* any op it does not take (a failed transaction, a
+   nemesis or other non-transaction op, a process that is no int, any type or value the
+   Python loop would reject or treat specially) and returns that op's number; the caller runs the Python loop on it, which decides as it always did, and
+   calls this again after it. So the C never decides anything the reference does not.
+
+   Work on an op that is not taken leaves no trace: the column entries it made are
+   dropped, and what it did to the shared dicts (a new key number, a key's longest read
+   set to a read the Python loop will meet again) is what the Python loop does again,
+   the same way, for the same op.
+
+   feed(builder, ops: list, start, repeated_keys) -> the number of the first op not taken (len(ops)
+   when all were); builder.pos is the position of the last op taken.
+
+   Built by setup.sh; columnar.py uses it where it imports, the Python loop otherwise.
+   tests/test_elle_feed.py compares the two builders' state on many histories. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define VALUE_MAX 2147483646LL   /* 2**31 - 2, columnar._VALUE_MAX */
+#define DROP INT32_MIN           /* columnar._DROP: an event slot not (yet) a node */
+#define NO_SLOT (-2)             /* no open invocation */
+
+static PyObject *s_type, *s_process, *s_f, *s_value, *s_index;
+
+/* A growable column of fixed-size items, appended to the builder's at the end. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;   /* in items */
+    int size;              /* bytes per item */
+} Column;
+
+static int put(Column *c, const void *item) {
+    if (c->len == c->cap) {
+        Py_ssize_t cap = c->cap ? 2 * c->cap : 256;
+        char *data = PyMem_Realloc(c->data, cap * c->size);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->data = data;
+        c->cap = cap;
+    }
+    memcpy(c->data + c->len * c->size, item, c->size);
+    c->len++;
+    return 0;
+}
+
+static int put32(Column *c, int32_t v) { return put(c, &v); }
+static int put64(Column *c, int64_t v) { return put(c, &v); }
+
+/* the builder's columns, in the order of NAMES, with their item sizes */
+enum { OK, INDEX, PROCESS, POSITION, INVOKE_POSITION, EVENTS, A_NODE, A_KEY, A_VAL,
+       R_NODE, R_KEY, R_LAST, NCOLUMNS };
+static const char *NAMES[NCOLUMNS] = {"ok", "index", "process", "position", "invoke_position",
+                                      "events", "a_node", "a_key", "a_val", "r_node", "r_key",
+                                      "r_last"};
+static const int SIZES[NCOLUMNS] = {1, 8, 8, 8, 8, 4, 4, 4, 8, 4, 4, 8};
+
+#define NSHARED 9   /* the builder's dicts, lists and pos, read by name in feed() */
+
+typedef struct {
+    Column col[NCOLUMNS];
+    PyObject *builder_col[NCOLUMNS];   /* borrowed from the builder */
+    PyObject *open, *key_ids, *keys, *longest;          /* borrowed from the builder */
+    PyObject *intermediate, *internal, *future, *lost;  /* what repeated_keys records into */
+    PyObject *repeated_keys;
+    Py_buffer events;                  /* the builder's events so far, written in place */
+    Py_ssize_t events_before;          /* their number */
+    Py_ssize_t n;                      /* transactions (nodes) so far */
+    Py_ssize_t pos;                    /* the last op's position */
+} State;
+
+/* s is exactly the str `text` */
+static int str_is(PyObject *s, const char *text, Py_ssize_t len) {
+    return PyUnicode_CheckExact(s) && PyUnicode_IS_COMPACT_ASCII(s) &&
+           PyUnicode_GET_LENGTH(s) == len && memcmp(PyUnicode_DATA(s), text, len) == 0;
+}
+
+/* an exact int in [lo, hi] into *out; 0 if it is none */
+static int int_in(PyObject *v, long long lo, long long hi, long long *out) {
+    if (!PyLong_CheckExact(v)) return 0;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (x < lo || x > hi) return 0;
+    *out = x;
+    return 1;
+}
+
+/* a's first len items equal b's (Python's list ==, item by item); -1 on error */
+static int same_prefix(PyObject *a, PyObject *b, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i < len; i++) {
+        int eq = PyObject_RichCompareBool(PyList_GET_ITEM(a, i), PyList_GET_ITEM(b, i), Py_EQ);
+        if (eq != 1) return eq;
+    }
+    return 1;
+}
+
+/* len({m[1] for m in value}) == len(value), for a list of 3-item lists; -1 on error */
+static int distinct_keys(PyObject *value) {
+    Py_ssize_t n = PyList_GET_SIZE(value);
+    if (n <= 8) {   /* the usual transaction: a few pairs beat a set */
+        for (Py_ssize_t i = 1; i < n; i++)
+            for (Py_ssize_t j = 0; j < i; j++) {
+                int eq = PyObject_RichCompareBool(PyList_GET_ITEM(PyList_GET_ITEM(value, i), 1),
+                                                  PyList_GET_ITEM(PyList_GET_ITEM(value, j), 1), Py_EQ);
+                if (eq != 0) return eq == 1 ? 0 : -1;
+            }
+        return 1;
+    }
+    PyObject *seen = PySet_New(NULL);
+    if (seen == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PySet_Add(seen, PyList_GET_ITEM(PyList_GET_ITEM(value, i), 1)) < 0) {
+            Py_DECREF(seen);
+            return -1;
+        }
+    int distinct = PySet_GET_SIZE(seen) == n;
+    Py_DECREF(seen);
+    return distinct;
+}
+
+/* the number of key k, made if new (as the Python loop makes it), into *id and its int
+   (borrowed: key_ids holds it) into *obj; -1 on error */
+static int key_number(State *s, PyObject *k, long *id, PyObject **obj) {
+    PyObject *kid = PyDict_GetItemWithError(s->key_ids, k);
+    if (kid == NULL) {
+        if (PyErr_Occurred()) return -1;
+        kid = PyLong_FromSsize_t(PyList_GET_SIZE(s->keys));
+        if (kid == NULL) return -1;
+        int rc = PyDict_SetItem(s->key_ids, k, kid) < 0 || PyList_Append(s->keys, k) < 0 ? -1 : 0;
+        Py_DECREF(kid);   /* key_ids holds it */
+        if (rc < 0) return -1;
+    }
+    *id = PyLong_AsLong(kid);
+    *obj = kid;
+    return *id == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* A read v (a non-empty list) of key number kid against the key's longest read:
+   1 if it is a prefix of it or extends it (the longest is then v), 0 if not, -1 on error. */
+static int against_longest(State *s, PyObject *kid, PyObject *v) {
+    PyObject *top = PyDict_GetItemWithError(s->longest, kid);
+    if (top == NULL) return PyErr_Occurred() ? -1 : PyDict_SetItem(s->longest, kid, v) < 0 ? -1 : 1;
+    if (!PyList_CheckExact(top)) return 0;
+    if (PyList_GET_SIZE(v) <= PyList_GET_SIZE(top)) return same_prefix(v, top, PyList_GET_SIZE(v));
+    int result = same_prefix(top, v, PyList_GET_SIZE(top));
+    if (result == 1 && PyDict_SetItem(s->longest, kid, v) < 0) result = -1;
+    return result;
+}
+
+/* The checks on a micro-op that have no effect: 1 if it is the usual kind (a list
+   [f, k, v], f "append" with an int in 0..VALUE_MAX, or "r" with nil or a list ending in
+   one), 0 if not. */
+static int usual(PyObject *m) {
+    if (!PyList_CheckExact(m) || PyList_GET_SIZE(m) != 3) return 0;
+    PyObject *f = PyList_GET_ITEM(m, 0), *v = PyList_GET_ITEM(m, 2);
+    long long x;
+    if (str_is(f, "append", 6)) return int_in(v, 0, VALUE_MAX, &x);
+    if (!str_is(f, "r", 1)) return 0;
+    if (v == Py_None) return 1;
+    if (!PyList_CheckExact(v)) return 0;
+    return PyList_GET_SIZE(v) == 0 || int_in(PyList_GET_ITEM(v, PyList_GET_SIZE(v) - 1), 0, VALUE_MAX, &x);
+}
+
+/* A transaction's micro-ops into the append and read columns: 1 if all were taken,
+   0 if one is not the usual kind, -1 on error.
+
+   What could stop it after `repeated_keys` ran (an unhashable key, a read that is no
+   prefix of its key's longest) makes the Python loop raise Fallback on this op, so
+   that call is never made twice for a transaction that counts. */
+static int micro_ops(State *s, PyObject *op, PyObject *value, int ok) {
+    Py_ssize_t n = PyList_GET_SIZE(value);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!usual(PyList_GET_ITEM(value, i))) return 0;
+    if (n > 1) {
+        int distinct = distinct_keys(value);
+        if (distinct < 0) return -1;
+        if (!distinct) {   /* checks of two micro-ops on one key: the Python function's */
+            PyObject *r = PyObject_CallFunction(s->repeated_keys, "nOOOOOOO", s->n, op, value,
+                                                ok ? Py_True : Py_False, s->intermediate,
+                                                s->internal, s->future, s->lost);
+            if (r == NULL) return -1;
+            Py_DECREF(r);
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(value, i);
+        PyObject *f = PyList_GET_ITEM(m, 0), *k = PyList_GET_ITEM(m, 1), *v = PyList_GET_ITEM(m, 2);
+        long kid;
+        PyObject *kid_obj;
+        if (key_number(s, k, &kid, &kid_obj) < 0) return -1;
+        long long x = 0;
+        if (str_is(f, "append", 6)) {
+            int_in(v, 0, VALUE_MAX, &x);
+            if (put32(&s->col[A_NODE], (int32_t)s->n) < 0 || put32(&s->col[A_KEY], (int32_t)kid) < 0 ||
+                put64(&s->col[A_VAL], x) < 0)
+                return -1;
+            continue;
+        }
+        if (v == Py_None && !ok) continue;   /* an info op's nil read: unknown, not [] */
+        if (v != Py_None && PyList_GET_SIZE(v) > 0) {   /* 0 codes the empty list (or nil) */
+            int_in(PyList_GET_ITEM(v, PyList_GET_SIZE(v) - 1), 0, VALUE_MAX, &x);
+            int fits = against_longest(s, kid_obj, v);
+            if (fits != 1) return fits;
+            x += 1;
+        }
+        if (put32(&s->col[R_NODE], (int32_t)s->n) < 0 || put32(&s->col[R_KEY], (int32_t)kid) < 0 ||
+            put64(&s->col[R_LAST], x) < 0)
+            return -1;
+    }
+    return 1;
+}
+
+static int set_event(State *s, Py_ssize_t slot, int32_t v) {
+    if (slot < s->events_before)
+        ((int32_t *)s->events.buf)[slot] = v;
+    else
+        memcpy(s->col[EVENTS].data + (slot - s->events_before) * 4, &v, 4);
+    return 0;
+}
+
+/* One op: 1 taken, 0 left to the Python loop, -1 on error. */
+static int take(State *s, PyObject *op, Py_ssize_t pos) {
+    if (!PyDict_CheckExact(op)) return 0;
+    PyObject *t = PyDict_GetItemWithError(op, s_type);
+    PyObject *p = t ? PyDict_GetItemWithError(op, s_process) : NULL;
+    PyObject *f = p ? PyDict_GetItemWithError(op, s_f) : NULL;
+    if (PyErr_Occurred()) return -1;
+    if (t == NULL || p == NULL || !PyLong_CheckExact(p)) return 0;
+    if (f != NULL && f != Py_None && !str_is(f, "txn", 3)) return 0;   /* not a transaction */
+    PyObject *value = PyDict_GetItemWithError(op, s_value);
+    if (value == NULL && PyErr_Occurred()) return -1;
+    if (value == NULL) value = Py_None;
+    if (value != Py_None && !PyList_CheckExact(value)) return 0;
+    Py_ssize_t events_now = s->events_before + s->col[EVENTS].len;
+
+    if (str_is(t, "invoke", 6)) {
+        int open = PyDict_Contains(s->open, p);
+        if (open != 0) return open < 0 ? -1 : 0;
+        PyObject *entry = Py_BuildValue("(nn)", pos, events_now);
+        if (entry == NULL) return -1;
+        int rc = PyDict_SetItem(s->open, p, entry);
+        Py_DECREF(entry);
+        if (rc < 0 || put32(&s->col[EVENTS], DROP) < 0) return -1;
+        return 1;
+    }
+    int ok = str_is(t, "ok", 2);
+    if (!ok && !str_is(t, "info", 4)) return 0;   /* a failed transaction, or no completion */
+
+    Py_ssize_t inv_pos = -1, slot = NO_SLOT;
+    PyObject *entry = PyDict_GetItemWithError(s->open, p);
+    if (entry == NULL && PyErr_Occurred()) return -1;
+    if (entry != NULL) {
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) return 0;
+        inv_pos = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
+        slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
+        if (PyErr_Occurred()) return -1;
+        if (slot < 0) return 0;    /* paired with an op that is no transaction */
+    }
+    long long index = pos, process;
+    PyObject *i = PyDict_GetItemWithError(op, s_index);
+    if (i == NULL && PyErr_Occurred()) return -1;
+    if (i != NULL && !int_in(i, INT64_MIN, INT64_MAX, &index)) return 0;
+    if (!int_in(p, INT64_MIN, INT64_MAX, &process)) return 0;
+
+    Py_ssize_t before[NCOLUMNS];
+    for (int c = 0; c < NCOLUMNS; c++) before[c] = s->col[c].len;
+    if (value != Py_None) {
+        int taken = micro_ops(s, op, value, ok);
+        if (taken != 1) {
+            for (int c = 0; c < NCOLUMNS; c++) s->col[c].len = before[c];
+            PyErr_Clear();   /* whatever raised, the Python loop meets it again */
+            return 0;
+        }
+    }
+    if (entry != NULL && PyDict_DelItem(s->open, p) < 0) return -1;
+    if (slot >= 0) set_event(s, slot, (int32_t)~s->n);
+    char okb = (char)ok;
+    if ((ok && put32(&s->col[EVENTS], (int32_t)s->n) < 0) || put(&s->col[OK], &okb) < 0 ||
+        put64(&s->col[INDEX], index) < 0 || put64(&s->col[PROCESS], process) < 0 ||
+        put64(&s->col[POSITION], pos) < 0 || put64(&s->col[INVOKE_POSITION], inv_pos) < 0)
+        return -1;
+    s->n++;
+    return 1;
+}
+
+/* The columns made onto the builder's; 0, or -1 on error. */
+static int flush(State *s) {
+    for (int c = 0; c < NCOLUMNS; c++) {
+        Column *col = &s->col[c];
+        if (col->len == 0) continue;
+        PyObject *r = PyObject_CallMethod(s->builder_col[c], c == OK ? "extend" : "frombytes",
+                                          "y#", col->data, col->len * col->size);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PyObject *feed(PyObject *self, PyObject *args) {
+    PyObject *builder, *ops;
+    Py_ssize_t start;
+    PyObject *repeated_keys;
+    if (!PyArg_ParseTuple(args, "OO!nO", &builder, &PyList_Type, &ops, &start, &repeated_keys))
+        return NULL;
+    State s;
+    memset(&s, 0, sizeof s);
+    s.repeated_keys = repeated_keys;
+    PyObject *owned[NCOLUMNS + NSHARED] = {NULL};
+    PyObject *result = NULL;
+    int have_events = 0;
+    const char *shared[NSHARED] = {"open", "key_ids", "keys", "longest", "intermediate",
+                                   "internal", "future", "lost", "pos"};
+    PyObject **shared_to[NSHARED] = {&s.open, &s.key_ids, &s.keys, &s.longest, &s.intermediate,
+                                     &s.internal, &s.future, &s.lost, NULL};
+    PyObject *pos_obj = NULL;
+    for (int j = 0; j < NSHARED; j++) {
+        owned[j] = PyObject_GetAttrString(builder, shared[j]);
+        if (owned[j] == NULL) goto done;
+        if (shared_to[j]) *shared_to[j] = owned[j]; else pos_obj = owned[j];
+    }
+    if (!PyDict_CheckExact(s.open) || !PyDict_CheckExact(s.key_ids) || !PyList_CheckExact(s.keys) ||
+        !PyDict_CheckExact(s.longest)) {
+        PyErr_SetString(PyExc_TypeError, "feed: not a columnar._Builder");
+        goto done;
+    }
+    s.pos = PyLong_AsSsize_t(pos_obj);
+    if (s.pos == -1 && PyErr_Occurred()) goto done;
+    for (int c = 0; c < NCOLUMNS; c++) {
+        owned[NSHARED + c] = s.builder_col[c] = PyObject_GetAttrString(builder, NAMES[c]);
+        if (s.builder_col[c] == NULL) goto done;
+        s.col[c].size = SIZES[c];
+        Py_buffer view;   /* each column's item size, as this file writes them */
+        if (PyObject_GetBuffer(s.builder_col[c], &view, PyBUF_FORMAT | (c == EVENTS ? PyBUF_WRITABLE : 0)) < 0)
+            goto done;
+        int fits = view.itemsize == SIZES[c];
+        if (c == OK) s.n = view.len;
+        if (c == EVENTS && fits) {
+            s.events = view;
+            s.events_before = view.len / 4;
+            have_events = 1;
+        } else {
+            PyBuffer_Release(&view);
+        }
+        if (!fits) {
+            PyErr_Format(PyExc_TypeError, "feed: the builder's %s has items of another size", NAMES[c]);
+            goto done;
+        }
+    }
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < PyList_GET_SIZE(ops); i++) {
+        PyObject *op = PyList_GET_ITEM(ops, i);
+        Py_INCREF(op);
+        int taken = take(&s, op, s.pos + 1);
+        Py_DECREF(op);
+        if (taken < 0) goto done;
+        if (taken == 0) break;
+        s.pos++;
+    }
+    PyBuffer_Release(&s.events);   /* before the events array grows */
+    have_events = 0;
+    if (flush(&s) < 0) goto done;
+    PyObject *pos = PyLong_FromSsize_t(s.pos);
+    if (pos == NULL || PyObject_SetAttrString(builder, "pos", pos) < 0) {
+        Py_XDECREF(pos);
+        goto done;
+    }
+    Py_DECREF(pos);
+    result = PyLong_FromSsize_t(i);
+done:
+    if (have_events) PyBuffer_Release(&s.events);
+    for (int c = 0; c < NCOLUMNS; c++) PyMem_Free(s.col[c].data);
+    for (int j = 0; j < NCOLUMNS + NSHARED; j++) Py_XDECREF(owned[j]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"feed", feed, METH_VARARGS, "feed(builder, ops, start, repeated_keys) -> the first op not taken"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_feed", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__feed(void) {
+    const char *names[] = {"type", "process", "f", "value", "index"};
+    PyObject **slots[] = {&s_type, &s_process, &s_f, &s_value, &s_index};
+    for (int j = 0; j < 5; j++) {
+        *slots[j] = PyUnicode_InternFromString(names[j]);
+        if (*slots[j] == NULL) return NULL;
+    }
+    return PyModule_Create(&module);
+}

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
 from checkers.elle import columnar
 from checkers.elle.columnar import Fallback, _Builder
 from checkers.elle.lost_update import LostUpdates
+from core.history import HistoryError
+from core.history.jsonl import LineChunk
 from testkit.txn_stores import STORES, simulate
 from tests.conftest import conformance_files
 from tests.test_elle_conformance import _history
-from tests.test_elle_engines import _odd_histories, _planted, PLANTS
+from checkers.elle import check_path
+from tests.test_elle_engines import PLANTS, _comparable, _odd_histories, _planted
 
 needs_compiled = pytest.mark.skipif(columnar._compiled is None,
                                     reason="checkers/elle/_feed.c is not built (./setup.sh)")
@@ -155,3 +159,164 @@ def test_the_compiled_loop_takes_the_usual_transaction(monkeypatch):
 def test_the_compiled_feed_is_built():
     """setup.sh builds it; without it the columnar engine is the Python loop's speed."""
     assert columnar._compiled is not None
+
+
+# -- lines read from their bytes (_jsonline.h) ---------------------------------------------
+
+def _analysed(path: str, compiled: bool, monkeypatch) -> object:
+    """analyse_file's builder state and line offsets, or the error it raised."""
+    with monkeypatch.context() as m:
+        if not compiled:
+            m.setattr(columnar, "_compiled", None)
+        m.setattr(columnar, "_analysis", lambda builder, source: (_state(builder), source.offsets))
+        try:
+            return columnar.analyse_file(path)
+        except Fallback:
+            return "Fallback"
+        except HistoryError as e:
+            return "HistoryError", str(e)
+
+
+def _checked(path: str, compiled: bool, monkeypatch) -> object:
+    """check_path's result (or error), as the user gets it."""
+    with monkeypatch.context() as m:
+        if not compiled:
+            m.setattr(columnar, "_compiled", None)
+        try:
+            return _comparable(check_path(path, "list-append", consistency_models=["serializable"]))
+        except HistoryError as e:
+            return "HistoryError", str(e)
+
+
+def _file_agrees(tmp_path, text: bytes, monkeypatch) -> object:
+    path = str(tmp_path / "history.jsonl")
+    (tmp_path / "history.jsonl").write_bytes(text)
+    python = _analysed(path, False, monkeypatch)
+    compiled = _analysed(path, True, monkeypatch)
+    if "Fallback" in (python, compiled) and compiled != python:
+        # A line the reference engine must check, and a bad line after it: the Python
+        # path parses a whole chunk before it feeds any, the compiled one line by line,
+        # so either may be met first. The user gets the bad line's error either way.
+        assert {python, compiled} - {"Fallback"} and compiled[0] != "state"
+        assert _checked(path, True, monkeypatch) == _checked(path, False, monkeypatch)
+        assert _checked(path, True, monkeypatch)[0] == "HistoryError"
+    else:
+        assert compiled == python
+    return python
+
+
+def _lines(history: list) -> list[bytes]:
+    return [(json.dumps(op) + "\n").encode() for op in history]
+
+
+@needs_compiled
+@pytest.mark.parametrize("store", STORES)
+def test_the_same_state_from_the_lines_of_simulated_stores(store, tmp_path, monkeypatch):
+    for seed in range(2):
+        history = simulate(store, 400, seed=seed, stale_rate=0.05, info_rate=0.1)
+        _file_agrees(tmp_path, b"".join(_lines(history)), monkeypatch)
+
+
+@needs_compiled
+@pytest.mark.parametrize("name,history", list(_odd_histories()), ids=[n for n, _ in _odd_histories()])
+def test_the_same_state_from_the_lines_of_odd_histories(name, history, tmp_path, monkeypatch):
+    _file_agrees(tmp_path, b"".join(_lines(history)), monkeypatch)
+
+
+# Rewrites of a line's text: the same op in JSON the subset does not hold (escapes,
+# floats, big numbers, repeated fields, other spacing), or no longer the same op, or
+# no JSON at all. Each is either taken exactly as json.loads reads it, or left to it.
+_REWRITES = [
+    lambda t, r: t.replace('"type"', '"t\\u0079pe"'),
+    lambda t, r: t.replace('"txn"', '"t\\u0078n"'),
+    lambda t, r: t.replace(", ", ",", 1).replace(": ", ":"),
+    lambda t, r: t.replace(", ", " ,\t\r "),
+    lambda t, r: t.replace("{", "{ ", 1).replace("}\n", " }\r\n"),
+    lambda t, r: t.replace("}\n", ', "type": "ok"}\n'),
+    lambda t, r: t.replace("}\n", ', "process": 1}\n'),
+    lambda t, r: t.replace("}\n", ', "index": 3}\n'),
+    lambda t, r: t.replace("}\n", ', "value": null}\n'),
+    lambda t, r: t.replace("}\n", ', "f": null}\n'),
+    lambda t, r: t.replace("}\n", ', "time": 1}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": {"a": [1, "b", null, true, false, {}], "c": []}}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": ' + "[" * 40 + "]" * 40 + "}\n"),
+    lambda t, r: t.replace("}\n", ', "extra": 1.5}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": "caf\u00e9"}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": 123456789012345678901234}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": NaN}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": "a\\"b"}\n'),
+    lambda t, r: t.replace("}\n", ', "extra": "tab\there"}\n'),
+    lambda t, r: t.replace("}\n", "}"),
+    lambda t, r: t.replace("}\n", "} x\n"),
+    lambda t, r: t.replace("}\n", ",}\n"),
+    lambda t, r: t[:r.randrange(1, len(t))] + "\n",
+    lambda t, r: "\n" + t,
+    lambda t, r: "   \n",
+    lambda t, r: "[1, 2]\n",
+    lambda t, r: t.replace('"process": ', '"process": -', 1),
+    lambda t, r: t.replace('"process": ', '"process": 0', 1),
+    lambda t, r: t.replace('"process": ', '"process": 1e1 + ', 1).replace("1e1 + ", "1e1, \"y\": "),
+    lambda t, r: t.replace('"process": ', '"process": 99999999999999999999 , "z": ', 1),
+    lambda t, r: t.replace('"process": ', '"process": "c', 1).replace(', "f"', '", "f"', 1),
+    lambda t, r: t.replace('"process": ', '"process": true, "z": ', 1),
+    lambda t, r: t.replace('"index": ', '"index": 1.0, "z": ', 1),
+    lambda t, r: t.replace('"type": "', '"type": "x', 1),
+    lambda t, r: t.replace('"f": "txn"', '"f": "read"'),
+    lambda t, r: t.replace('"f": "txn"', '"f": 7'),
+    lambda t, r: t.replace('"append", ', '"append", "k', 1).replace(", ", '", ', 1) if '"append"' in t else t,
+    lambda t, r: t.replace('["append", ', '["append", [1], ', 1),
+    lambda t, r: t.replace('["append", ', '["append", 1.0, ', 1),
+    lambda t, r: t.replace('["append", ', '["append", -0, ', 1),
+    lambda t, r: t.replace('["r", ', '["r", 5, ', 1),
+    lambda t, r: t.replace('["r", ', '["r", "5", ', 1),
+    lambda t, r: t.replace('["r", ', '["w", ', 1),
+    lambda t, r: t.replace('null]', '[]]', 1),
+    lambda t, r: t.replace('null]', '[1, 2, 3]]', 1),
+    lambda t, r: t.replace('null]', '[2147483647]]', 1),
+    lambda t, r: t.replace('null]', '[1.5]]', 1),
+    lambda t, r: t.replace('null]', '0]', 1),
+    lambda t, r: t.replace('[[', '[[\"r\", 0, null], [', 1),
+    lambda t, r: t.replace('"value": [', '"value": [[], ', 1),
+    lambda t, r: t.replace('"value": [', '"value": {"a": ', 1).replace("]}\n", "}}\n"),
+    lambda t, r: t.replace('"value": [[', '"value": [["append", 1, 2, 3], [', 1),
+    lambda t, r: re.sub(r'"index": \d+, ', "", t),
+    lambda t, r: re.sub(r'\["(append|r)", (\d+)', lambda m: f'["{m[1]}", "\\u006b{m[2]}"', t),
+    lambda t, r: re.sub(r'\["(append|r)", (\d+)', lambda m: f'["{m[1]}", "k{m[2]}"', t),
+    lambda t, r: t.rstrip("\n"),
+    lambda t, r: re.sub(r'\["append", (\d+), \d+\]', r'["append", \1, 2147483647]', t, count=1),
+    lambda t, r: re.sub(r'\["append", (\d+), \d+\]', r'["append", \1, 2147483646]', t, count=1),
+    lambda t, r: t.encode("latin-1", "replace").decode("latin-1").replace("}\n", ', "\xe9": 1}\n'),
+]
+
+
+@needs_compiled
+def test_the_same_state_or_error_from_rewritten_lines(tmp_path, monkeypatch):
+    """Hundreds of small files, a few lines of each rewritten at random: the state, the
+    Fallback, or the error (its message naming the line) is json.loads' own."""
+    outcomes = set()
+    for seed in range(400):
+        rng = random.Random(seed)
+        history = simulate(rng.choice(STORES), 25, seed=seed, info_rate=0.1, stale_rate=0.1)
+        lines = [line.decode() for line in _lines(history)]
+        for _ in range(rng.randrange(1, 4)):
+            i = rng.randrange(len(lines))
+            lines[i] = rng.choice(_REWRITES)(lines[i], rng)
+        outcome = _file_agrees(tmp_path, "".join(lines).encode("utf-8"), monkeypatch)
+        outcomes.add(outcome[0] if isinstance(outcome, tuple) and isinstance(outcome[0], str)
+                     else "Fallback" if outcome == "Fallback" else "state")
+    assert outcomes == {"state", "Fallback", "HistoryError"}
+
+
+@needs_compiled
+def test_most_lines_are_read_from_their_bytes(tmp_path, monkeypatch):
+    """Only the lines of failed transactions and of keys named twice are parsed as dicts."""
+    history = simulate("snapshot-isolation", 2000, seed=1, info_rate=0.1)
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b"".join(_lines(history)))
+    parsed = []
+    real_parse = LineChunk.parse
+    monkeypatch.setattr(LineChunk, "parse", lambda self, i, j: parsed.append(json.loads(self.lines[i]))
+                        or real_parse(self, i, j))
+    columnar.analyse_file(str(path))
+    assert parsed == [op for op in history if op["type"] == "fail"
+                      or len({m[1] for m in op["value"]}) < len(op["value"]) and op["type"] != "invoke"]

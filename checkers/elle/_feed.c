@@ -25,6 +25,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include "_jsonline.h"
 
 #define VALUE_MAX 2147483646LL   /* 2**31 - 2, columnar._VALUE_MAX */
 #define DROP INT32_MIN           /* columnar._DROP: an event slot not (yet) a node */
@@ -60,7 +61,7 @@ static int put64(Column *c, int64_t v) { return put(c, &v); }
 
 /* the builder's columns, in the order of NAMES, with their item sizes */
 enum { OK, INDEX, PROCESS, POSITION, INVOKE_POSITION, EVENTS, A_NODE, A_KEY, A_VAL,
-       R_NODE, R_KEY, R_LAST, NCOLUMNS };
+       R_NODE, R_KEY, R_LAST, NCOLUMNS, OFFSETS = NCOLUMNS };
 static const char *NAMES[NCOLUMNS] = {"ok", "index", "process", "position", "invoke_position",
                                       "events", "a_node", "a_key", "a_val", "r_node", "r_key",
                                       "r_last"};
@@ -69,12 +70,14 @@ static const int SIZES[NCOLUMNS] = {1, 8, 8, 8, 8, 4, 4, 4, 8, 4, 4, 8};
 #define NSHARED 9   /* the builder's dicts, lists and pos, read by name in feed() */
 
 typedef struct {
-    Column col[NCOLUMNS];
-    PyObject *builder_col[NCOLUMNS];   /* borrowed from the builder */
+    Column col[NCOLUMNS + 1];             /* and OFFSETS, feed_lines' */
+    PyObject *builder_col[NCOLUMNS + 1];  /* borrowed from owned */
     PyObject *open, *key_ids, *keys, *longest;          /* borrowed from the builder */
     PyObject *intermediate, *internal, *future, *lost;  /* what repeated_keys records into */
     PyObject *repeated_keys;
+    PyObject *owned[NSHARED + NCOLUMNS + 1];
     Py_buffer events;                  /* the builder's events so far, written in place */
+    int have_events;
     Py_ssize_t events_before;          /* their number */
     Py_ssize_t n;                      /* transactions (nodes) so far */
     Py_ssize_t pos;                    /* the last op's position */
@@ -233,7 +236,65 @@ static int set_event(State *s, Py_ssize_t slot, int32_t v) {
     return 0;
 }
 
-/* One op: 1 taken, 0 left to the Python loop, -1 on error. */
+/* An invocation of a transaction by process p (an int) at pos: 1, 0 if p has one
+   open (the Python loop's Fallback), -1 on error. */
+static int invoke(State *s, PyObject *p, Py_ssize_t pos) {
+    int open = PyDict_Contains(s->open, p);
+    if (open != 0) return open < 0 ? -1 : 0;
+    PyObject *entry = Py_BuildValue("(nn)", pos, s->events_before + s->col[EVENTS].len);
+    if (entry == NULL) return -1;
+    int rc = PyDict_SetItem(s->open, p, entry);
+    Py_DECREF(entry);
+    return rc < 0 || put32(&s->col[EVENTS], DROP) < 0 ? -1 : 1;
+}
+
+typedef struct {        /* a completion's invocation */
+    PyObject *entry;    /* borrowed from open; NULL if none */
+    Py_ssize_t pos, slot;
+} Invocation;
+
+/* p's open invocation into *inv: 1, 0 if it is no transaction's, -1 on error */
+static int invocation(State *s, PyObject *p, Invocation *inv) {
+    inv->pos = -1;
+    inv->slot = NO_SLOT;
+    inv->entry = PyDict_GetItemWithError(s->open, p);
+    if (inv->entry == NULL) return PyErr_Occurred() ? -1 : 1;
+    if (!PyTuple_CheckExact(inv->entry) || PyTuple_GET_SIZE(inv->entry) != 2) return 0;
+    inv->pos = PyLong_AsSsize_t(PyTuple_GET_ITEM(inv->entry, 0));
+    inv->slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(inv->entry, 1));
+    if (PyErr_Occurred()) return -1;
+    return inv->slot >= 0;   /* a negative slot: paired with an op that is no transaction */
+}
+
+typedef struct {
+    Py_ssize_t len[NCOLUMNS];
+} Mark;
+
+static void mark(State *s, Mark *m) {
+    for (int c = 0; c < NCOLUMNS; c++) m->len[c] = s->col[c].len;
+}
+
+static void back_to(State *s, Mark *m) {
+    for (int c = 0; c < NCOLUMNS; c++) s->col[c].len = m->len[c];
+    PyErr_Clear();   /* whatever raised, the Python loop meets it again */
+}
+
+/* A completed transaction (ok or info) of process p, its micro-ops already in: its
+   node. 1, or -1 on error. */
+static int complete(State *s, PyObject *p, Invocation *inv, int ok, long long index,
+                    long long process, Py_ssize_t pos) {
+    if (inv->entry != NULL && PyDict_DelItem(s->open, p) < 0) return -1;
+    if (inv->slot >= 0) set_event(s, inv->slot, (int32_t)~s->n);
+    char okb = (char)ok;
+    if ((ok && put32(&s->col[EVENTS], (int32_t)s->n) < 0) || put(&s->col[OK], &okb) < 0 ||
+        put64(&s->col[INDEX], index) < 0 || put64(&s->col[PROCESS], process) < 0 ||
+        put64(&s->col[POSITION], pos) < 0 || put64(&s->col[INVOKE_POSITION], inv->pos) < 0)
+        return -1;
+    s->n++;
+    return 1;
+}
+
+/* One op (a dict): 1 taken, 0 left to the Python loop, -1 on error. */
 static int take(State *s, PyObject *op, Py_ssize_t pos) {
     if (!PyDict_CheckExact(op)) return 0;
     PyObject *t = PyDict_GetItemWithError(op, s_type);
@@ -246,61 +307,193 @@ static int take(State *s, PyObject *op, Py_ssize_t pos) {
     if (value == NULL && PyErr_Occurred()) return -1;
     if (value == NULL) value = Py_None;
     if (value != Py_None && !PyList_CheckExact(value)) return 0;
-    Py_ssize_t events_now = s->events_before + s->col[EVENTS].len;
-
-    if (str_is(t, "invoke", 6)) {
-        int open = PyDict_Contains(s->open, p);
-        if (open != 0) return open < 0 ? -1 : 0;
-        PyObject *entry = Py_BuildValue("(nn)", pos, events_now);
-        if (entry == NULL) return -1;
-        int rc = PyDict_SetItem(s->open, p, entry);
-        Py_DECREF(entry);
-        if (rc < 0 || put32(&s->col[EVENTS], DROP) < 0) return -1;
-        return 1;
-    }
+    if (str_is(t, "invoke", 6)) return invoke(s, p, pos);
     int ok = str_is(t, "ok", 2);
     if (!ok && !str_is(t, "info", 4)) return 0;   /* a failed transaction, or no completion */
 
-    Py_ssize_t inv_pos = -1, slot = NO_SLOT;
-    PyObject *entry = PyDict_GetItemWithError(s->open, p);
-    if (entry == NULL && PyErr_Occurred()) return -1;
-    if (entry != NULL) {
-        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) return 0;
-        inv_pos = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
-        slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
-        if (PyErr_Occurred()) return -1;
-        if (slot < 0) return 0;    /* paired with an op that is no transaction */
-    }
+    Invocation inv;
+    int paired = invocation(s, p, &inv);
+    if (paired != 1) return paired;
     long long index = pos, process;
     PyObject *i = PyDict_GetItemWithError(op, s_index);
     if (i == NULL && PyErr_Occurred()) return -1;
     if (i != NULL && !int_in(i, INT64_MIN, INT64_MAX, &index)) return 0;
     if (!int_in(p, INT64_MIN, INT64_MAX, &process)) return 0;
-
-    Py_ssize_t before[NCOLUMNS];
-    for (int c = 0; c < NCOLUMNS; c++) before[c] = s->col[c].len;
-    if (value != Py_None) {
-        int taken = micro_ops(s, op, value, ok);
-        if (taken != 1) {
-            for (int c = 0; c < NCOLUMNS; c++) s->col[c].len = before[c];
-            PyErr_Clear();   /* whatever raised, the Python loop meets it again */
-            return 0;
-        }
+    Mark m;
+    mark(s, &m);
+    if (value != Py_None && micro_ops(s, op, value, ok) != 1) {
+        back_to(s, &m);
+        return 0;
     }
-    if (entry != NULL && PyDict_DelItem(s->open, p) < 0) return -1;
-    if (slot >= 0) set_event(s, slot, (int32_t)~s->n);
-    char okb = (char)ok;
-    if ((ok && put32(&s->col[EVENTS], (int32_t)s->n) < 0) || put(&s->col[OK], &okb) < 0 ||
-        put64(&s->col[INDEX], index) < 0 || put64(&s->col[PROCESS], process) < 0 ||
-        put64(&s->col[POSITION], pos) < 0 || put64(&s->col[INVOKE_POSITION], inv_pos) < 0)
-        return -1;
-    s->n++;
+    return complete(s, p, &inv, ok, index, process, pos);
+}
+
+/* -- lines of a history.jsonl, read without their dicts (_jsonline.h) -- */
+
+static int atoms_equal(const Atom *a, const Atom *b) {
+    if (a->is_str != b->is_str) return 0;
+    return a->is_str ? a->s.len == b->s.len && memcmp(a->s.at, b->s.at, a->s.len) == 0 : a->i == b->i;
+}
+
+/* list's first n items are exact ints equal to v's: 1; 0 if not, or if an item is of
+   another type (then the dict path decides, as Python's == would) */
+static int ints_prefix(PyObject *list, const long long *v, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        long long x;
+        if (!int_in(item, INT64_MIN, INT64_MAX, &x) || x != v[i]) return 0;
+    }
     return 1;
 }
 
-/* The columns made onto the builder's; 0, or -1 on error. */
-static int flush(State *s) {
+static PyObject *ints_list(const long long *v, Py_ssize_t n) {
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *x = PyLong_FromLongLong(v[i]);
+        if (x == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, x);
+    }
+    return list;
+}
+
+/* against_longest for a read of the ints v[0..n), n > 0 */
+static int ints_against_longest(State *s, PyObject *kid, const long long *v, Py_ssize_t n) {
+    PyObject *top = PyDict_GetItemWithError(s->longest, kid);
+    if (top == NULL && PyErr_Occurred()) return -1;
+    if (top != NULL) {
+        if (!PyList_CheckExact(top)) return 0;
+        Py_ssize_t len = PyList_GET_SIZE(top);
+        if (!ints_prefix(top, v, n < len ? n : len)) return 0;
+        if (n <= len) return 1;
+    }
+    PyObject *list = ints_list(v, n);
+    if (list == NULL) return -1;
+    int rc = PyDict_SetItem(s->longest, kid, list);
+    Py_DECREF(list);
+    return rc < 0 ? -1 : 1;
+}
+
+/* micro_ops for a line's: 1 if all were taken, 0 if one is not the usual kind or a key
+   comes twice (repeated_keys needs the op's dict), -1 on error */
+static int line_micro_ops(State *s, Line *l, int ok) {
+    for (Py_ssize_t i = 0; i < l->nmops; i++) {
+        Mop *m = &l->mops[i];
+        if (m->f == M_APPEND ? m->v < 0 || m->v > VALUE_MAX
+            : m->read == R_LIST && m->n > 0 && (l->ints[m->first + m->n - 1] < 0 ||
+                                                l->ints[m->first + m->n - 1] > VALUE_MAX))
+            return 0;
+        for (Py_ssize_t j = 0; j < i; j++)
+            if (atoms_equal(&m->key, &l->mops[j].key)) return 0;
+    }
+    for (Py_ssize_t i = 0; i < l->nmops; i++) {
+        Mop *m = &l->mops[i];
+        PyObject *k = m->key.is_str ? PyUnicode_FromStringAndSize(m->key.s.at, m->key.s.len)
+                                    : PyLong_FromLongLong(m->key.i);
+        if (k == NULL) return -1;
+        long kid;
+        PyObject *kid_obj;
+        int rc = key_number(s, k, &kid, &kid_obj);
+        Py_DECREF(k);
+        if (rc < 0) return -1;
+        long long x = m->v;
+        if (m->f == M_READ) {
+            if (m->read == R_NIL && !ok) continue;   /* an info op's nil read: unknown */
+            x = 0;
+            if (m->read == R_LIST && m->n > 0) {
+                int fits = ints_against_longest(s, kid_obj, l->ints + m->first, m->n);
+                if (fits != 1) return fits;
+                x = l->ints[m->first + m->n - 1] + 1;
+            }
+        }
+        Column *node = &s->col[m->f == M_APPEND ? A_NODE : R_NODE];
+        Column *key = &s->col[m->f == M_APPEND ? A_KEY : R_KEY];
+        Column *val = &s->col[m->f == M_APPEND ? A_VAL : R_LAST];
+        if (put32(node, (int32_t)s->n) < 0 || put32(key, (int32_t)kid) < 0 || put64(val, x) < 0)
+            return -1;
+    }
+    return 1;
+}
+
+/* One scanned line's op, as take() takes its dict: 1 taken, 0 not, -1 on error */
+static int take_line(State *s, Line *l, Py_ssize_t pos) {
+    if (!l->has_type || !l->has_process) return 0;
+    PyObject *p = PyLong_FromLongLong(l->process);
+    if (p == NULL) return -1;
+    int rc = 0, ok = span_is(l->type, "ok");
+    Invocation inv;
+    Mark m;
+    if (span_is(l->type, "invoke")) {
+        rc = invoke(s, p, pos);
+    } else if ((ok || span_is(l->type, "info")) && (rc = invocation(s, p, &inv)) == 1) {
+        mark(s, &m);
+        if (l->value == PRESENT && line_micro_ops(s, l, ok) != 1) {
+            back_to(s, &m);
+            rc = 0;
+        } else {
+            rc = complete(s, p, &inv, ok, l->has_index ? l->index : pos, l->process, pos);
+        }
+    }
+    Py_DECREF(p);
+    return rc;
+}
+
+/* -- the state: the builder's, for one call -- */
+
+static void state_free(State *s) {
+    if (s->have_events) PyBuffer_Release(&s->events);
+    s->have_events = 0;
+    for (int c = 0; c < NCOLUMNS + 1; c++) PyMem_Free(s->col[c].data);
+    for (int j = 0; j < NCOLUMNS + NSHARED + 1; j++) Py_CLEAR(s->owned[j]);
+}
+
+/* The builder's dicts, lists, pos and columns into *s (zeroed): 0, or -1 on error. */
+static int state_open(State *s, PyObject *builder) {
+    const char *shared[NSHARED] = {"open", "key_ids", "keys", "longest", "intermediate",
+                                   "internal", "future", "lost", "pos"};
+    PyObject **shared_to[NSHARED] = {&s->open, &s->key_ids, &s->keys, &s->longest, &s->intermediate,
+                                     &s->internal, &s->future, &s->lost, NULL};
+    PyObject *pos = NULL;
+    for (int j = 0; j < NSHARED; j++) {
+        s->owned[j] = PyObject_GetAttrString(builder, shared[j]);
+        if (s->owned[j] == NULL) return -1;
+        if (shared_to[j]) *shared_to[j] = s->owned[j]; else pos = s->owned[j];
+    }
+    if (!PyDict_CheckExact(s->open) || !PyDict_CheckExact(s->key_ids) || !PyList_CheckExact(s->keys) ||
+        !PyDict_CheckExact(s->longest)) {
+        PyErr_SetString(PyExc_TypeError, "feed: not a columnar._Builder");
+        return -1;
+    }
+    s->pos = PyLong_AsSsize_t(pos);
+    if (s->pos == -1 && PyErr_Occurred()) return -1;
     for (int c = 0; c < NCOLUMNS; c++) {
+        s->owned[NSHARED + c] = s->builder_col[c] = PyObject_GetAttrString(builder, NAMES[c]);
+        if (s->builder_col[c] == NULL) return -1;
+        s->col[c].size = SIZES[c];
+        Py_buffer view;   /* each column's item size, as this file writes them */
+        if (PyObject_GetBuffer(s->builder_col[c], &view, PyBUF_FORMAT | (c == EVENTS ? PyBUF_WRITABLE : 0)) < 0)
+            return -1;
+        int fits = view.itemsize == SIZES[c];
+        if (c == OK) s->n = view.len;
+        if (c == EVENTS && fits) {
+            s->events = view;
+            s->events_before = view.len / 4;
+            s->have_events = 1;
+        } else {
+            PyBuffer_Release(&view);
+        }
+        if (!fits) {
+            PyErr_Format(PyExc_TypeError, "feed: the builder's %s has items of another size", NAMES[c]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The columns made onto the builder's, and its pos; 0, or -1 on error. */
+static int state_close(State *s, PyObject *builder) {
+    PyBuffer_Release(&s->events);   /* before the events array grows */
+    s->have_events = 0;
+    for (int c = 0; c < NCOLUMNS + 1; c++) {
         Column *col = &s->col[c];
         if (col->len == 0) continue;
         PyObject *r = PyObject_CallMethod(s->builder_col[c], c == OK ? "extend" : "frombytes",
@@ -308,58 +501,22 @@ static int flush(State *s) {
         if (r == NULL) return -1;
         Py_DECREF(r);
     }
-    return 0;
+    PyObject *pos = PyLong_FromSsize_t(s->pos);
+    if (pos == NULL) return -1;
+    int rc = PyObject_SetAttrString(builder, "pos", pos);
+    Py_DECREF(pos);
+    return rc;
 }
 
 static PyObject *feed(PyObject *self, PyObject *args) {
     PyObject *builder, *ops;
     Py_ssize_t start;
-    PyObject *repeated_keys;
-    if (!PyArg_ParseTuple(args, "OO!nO", &builder, &PyList_Type, &ops, &start, &repeated_keys))
-        return NULL;
     State s;
     memset(&s, 0, sizeof s);
-    s.repeated_keys = repeated_keys;
-    PyObject *owned[NCOLUMNS + NSHARED] = {NULL};
-    PyObject *result = NULL;
-    int have_events = 0;
-    const char *shared[NSHARED] = {"open", "key_ids", "keys", "longest", "intermediate",
-                                   "internal", "future", "lost", "pos"};
-    PyObject **shared_to[NSHARED] = {&s.open, &s.key_ids, &s.keys, &s.longest, &s.intermediate,
-                                     &s.internal, &s.future, &s.lost, NULL};
-    PyObject *pos_obj = NULL;
-    for (int j = 0; j < NSHARED; j++) {
-        owned[j] = PyObject_GetAttrString(builder, shared[j]);
-        if (owned[j] == NULL) goto done;
-        if (shared_to[j]) *shared_to[j] = owned[j]; else pos_obj = owned[j];
-    }
-    if (!PyDict_CheckExact(s.open) || !PyDict_CheckExact(s.key_ids) || !PyList_CheckExact(s.keys) ||
-        !PyDict_CheckExact(s.longest)) {
-        PyErr_SetString(PyExc_TypeError, "feed: not a columnar._Builder");
-        goto done;
-    }
-    s.pos = PyLong_AsSsize_t(pos_obj);
-    if (s.pos == -1 && PyErr_Occurred()) goto done;
-    for (int c = 0; c < NCOLUMNS; c++) {
-        owned[NSHARED + c] = s.builder_col[c] = PyObject_GetAttrString(builder, NAMES[c]);
-        if (s.builder_col[c] == NULL) goto done;
-        s.col[c].size = SIZES[c];
-        Py_buffer view;   /* each column's item size, as this file writes them */
-        if (PyObject_GetBuffer(s.builder_col[c], &view, PyBUF_FORMAT | (c == EVENTS ? PyBUF_WRITABLE : 0)) < 0)
-            goto done;
-        int fits = view.itemsize == SIZES[c];
-        if (c == OK) s.n = view.len;
-        if (c == EVENTS && fits) {
-            s.events = view;
-            s.events_before = view.len / 4;
-            have_events = 1;
-        } else {
-            PyBuffer_Release(&view);
-        }
-        if (!fits) {
-            PyErr_Format(PyExc_TypeError, "feed: the builder's %s has items of another size", NAMES[c]);
-            goto done;
-        }
+    if (!PyArg_ParseTuple(args, "OO!nO", &builder, &PyList_Type, &ops, &start, &s.repeated_keys) ||
+        state_open(&s, builder) < 0) {
+        state_free(&s);
+        return NULL;
     }
     Py_ssize_t i = start < 0 ? 0 : start;
     for (; i < PyList_GET_SIZE(ops); i++) {
@@ -367,29 +524,66 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         Py_INCREF(op);
         int taken = take(&s, op, s.pos + 1);
         Py_DECREF(op);
-        if (taken < 0) goto done;
+        if (taken < 0) {
+            state_free(&s);
+            return NULL;
+        }
         if (taken == 0) break;
         s.pos++;
     }
-    PyBuffer_Release(&s.events);   /* before the events array grows */
-    have_events = 0;
-    if (flush(&s) < 0) goto done;
-    PyObject *pos = PyLong_FromSsize_t(s.pos);
-    if (pos == NULL || PyObject_SetAttrString(builder, "pos", pos) < 0) {
-        Py_XDECREF(pos);
-        goto done;
+    PyObject *result = state_close(&s, builder) < 0 ? NULL : PyLong_FromSsize_t(i);
+    state_free(&s);
+    return result;
+}
+
+static PyObject *feed_lines(PyObject *self, PyObject *args) {
+    PyObject *builder, *lines, *starts, *offsets;
+    Py_ssize_t start;
+    State s;
+    memset(&s, 0, sizeof s);
+    Py_buffer at;
+    if (!PyArg_ParseTuple(args, "OO!nOO", &builder, &PyList_Type, &lines, &start, &starts, &offsets))
+        return NULL;
+    if (PyObject_GetBuffer(starts, &at, PyBUF_FORMAT) < 0) return NULL;
+    if (at.itemsize != 8 || at.len / 8 != PyList_GET_SIZE(lines)) {
+        PyBuffer_Release(&at);
+        PyErr_SetString(PyExc_ValueError, "feed_lines: starts is no array('q') of a start per line");
+        return NULL;
     }
-    Py_DECREF(pos);
-    result = PyLong_FromSsize_t(i);
-done:
-    if (have_events) PyBuffer_Release(&s.events);
-    for (int c = 0; c < NCOLUMNS; c++) PyMem_Free(s.col[c].data);
-    for (int j = 0; j < NCOLUMNS + NSHARED; j++) Py_XDECREF(owned[j]);
+    Py_INCREF(offsets);
+    s.owned[NCOLUMNS + NSHARED] = s.builder_col[OFFSETS] = offsets;
+    s.col[OFFSETS].size = 8;
+    Line line;
+    memset(&line, 0, sizeof line);
+    PyObject *result = NULL;
+    if (state_open(&s, builder) == 0) {
+        Py_ssize_t i = start < 0 ? 0 : start;
+        int failed = 0;
+        for (; i < PyList_GET_SIZE(lines); i++) {
+            PyObject *text = PyList_GET_ITEM(lines, i);
+            if (!PyBytes_CheckExact(text)) break;
+            const char *p = PyBytes_AS_STRING(text);
+            if (!scan_line(&line, p, p + PyBytes_GET_SIZE(text))) break;
+            int taken = take_line(&s, &line, s.pos + 1);
+            if (taken < 0 || (taken == 1 && put64(&s.col[OFFSETS], ((int64_t *)at.buf)[i]) < 0)) {
+                failed = 1;
+                break;
+            }
+            if (taken == 0) break;
+            s.pos++;
+        }
+        if (!failed && state_close(&s, builder) == 0) result = PyLong_FromSsize_t(i);
+    }
+    line_free(&line);
+    PyBuffer_Release(&at);
+    state_free(&s);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "feed(builder, ops, start, repeated_keys) -> the first op not taken"},
+    {"feed_lines", feed_lines, METH_VARARGS,
+     "feed_lines(builder, lines, start, starts, offsets) -> the first line not taken"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from core.history import COMPLETIONS, NEMESIS, iter_jsonl, read_op_at
+from core.history import COMPLETIONS, NEMESIS, iter_jsonl, iter_jsonl_lines, read_op_at
 
 from .graph import RW, WR, WW, DependencyGraph
 from .list_append import INIT, ListAppend, _previous, repeated_keys
@@ -509,7 +509,21 @@ def analyse_file(path: str) -> ColumnarListAppend:
     and HistoryError for a file that is not JSON lines."""
     builder = _Builder()
     offsets = array("q")
-    for starts, ops in iter_jsonl(path):
-        offsets.extend(starts)
-        builder.feed(ops)
+    if _compiled is None:
+        for starts, ops in iter_jsonl(path):
+            offsets.extend(starts)
+            builder.feed(ops)
+    else:
+        # Most lines straight from their bytes into the columns (no dict is made); the
+        # compiled loop stops before any line outside its JSON subset (_jsonline.h) or
+        # any op it does not take, which is parsed as iter_jsonl parses it and fed.
+        for chunk in iter_jsonl_lines(path):
+            i, end = 0, len(chunk.lines)
+            while i < end:
+                i = _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets)
+                if i < end:
+                    starts, ops = chunk.parse(i, i + 1)
+                    offsets.extend(starts)
+                    builder.feed(ops)
+                    i += 1
     return _analysis(builder, _FileSource(path, offsets))

@@ -91,7 +91,9 @@ def read_jsonl(path: str) -> History:
     A torn last line (a controller killed mid-write) is dropped, not an error: everything
     before it is still the record."""
     ops, lines = [], []
-    with open(path, encoding="utf-8") as f:
+    # newline="": lines end at "\n" only, as iter_jsonl's (a "\r" is JSON whitespace, not
+    # a line break, so both engines read the same lines with the same numbers)
+    with open(path, encoding="utf-8", newline="") as f:
         raw = f.read().split("\n")
     last = max((i for i, s in enumerate(raw) if s.strip()), default=-1)
     for n, text in enumerate(raw, 1):
@@ -123,6 +125,45 @@ def iter_jsonl(path: str, chunk_bytes: int = 1 << 20):
     keeps only what it needs of each op holds a history far larger than its dicts would
     fill. A chunk of clean lines is parsed with one `json.loads` call (about twice as fast
     as a call per line); any other chunk line by line."""
+    for chunk in iter_jsonl_lines(path, chunk_bytes):
+        lines = chunk.lines
+        ops = None
+        if min(map(len, lines)) > 2 and lines[-1].endswith(b"\n"):
+            try:
+                ops = json.loads(b"[" + b",".join(lines) + b"]")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                ops = None
+            if ops is not None and (len(ops) != len(lines) or set(map(type, ops)) != {dict}):
+                ops = None
+        if ops is not None:
+            yield chunk.starts, ops
+        else:
+            yield chunk.parse(0, len(lines))
+
+
+class LineChunk:
+    """Lines of a history.jsonl as bytes, as `iter_jsonl_lines` reads them: `starts[i]`
+    is line i's byte offset, `line_no` the number of the line before the first, `final`
+    whether the file ends with this chunk (its last line may be torn)."""
+
+    def __init__(self, path: str, lines: list[bytes], starts: array, line_no: int, final: bool):
+        self.path, self.lines, self.starts, self.line_no, self.final = path, lines, starts, line_no, final
+        self._last = None
+
+    def parse(self, i: int, j: int) -> tuple[list[int], list[dict]]:
+        """Lines i..j-1 as `iter_jsonl` parses them: (offsets, ops), blank lines skipped,
+        the torn last line of the file dropped, anything else not an op an error naming
+        its line."""
+        if self._last is None:   # the file's last line that is not blank, if it is here
+            self._last = -1 if not self.final else max(
+                (k for k, s in enumerate(self.lines) if s.strip()), default=-1)
+        return _parse_lines(self.path, self.lines[i:j], self.starts[i:j], self.line_no + i,
+                            i <= self._last < j, self._last - i)
+
+
+def iter_jsonl_lines(path: str, chunk_bytes: int = 1 << 20):
+    """Stream a history.jsonl as LineChunks of about `chunk_bytes`, unparsed (for a
+    reader that parses most lines itself, and the rest with `LineChunk.parse`)."""
     with open(path, "rb") as f:
         end = f.seek(0, os.SEEK_END)
         f.seek(0)
@@ -134,29 +175,20 @@ def iter_jsonl(path: str, chunk_bytes: int = 1 << 20):
             sizes = list(map(len, lines))
             starts = array("q", accumulate(sizes[:-1], initial=offset))
             offset += sum(sizes)
-            ops = None
-            if min(sizes) > 2 and lines[-1].endswith(b"\n"):
-                try:
-                    ops = json.loads(b"[" + b",".join(lines) + b"]")
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    ops = None
-                if ops is not None and (len(ops) != len(lines) or set(map(type, ops)) != {dict}):
-                    ops = None
-            if ops is not None:
-                yield starts, ops
-            else:
-                yield _parse_lines(path, lines, starts, line_no, offset == end)
+            yield LineChunk(path, lines, starts, line_no, offset == end)
             line_no += len(lines)
 
 
 def _parse_lines(path: str, lines: list[bytes], starts: list[int], line_no: int,
-                 last_chunk: bool) -> tuple[list[int], list[dict]]:
-    """One chunk line by line, with read_jsonl's rules and messages."""
+                 last_chunk: bool, last: int | None = None) -> tuple[list[int], list[dict]]:
+    """Lines by line, with read_jsonl's rules and messages; with `last_chunk`, line `last`
+    (by default the last that is not blank) is the file's last and may be torn."""
     offsets, ops = [], []
-    last = max((i for i, s in enumerate(lines) if s.strip()), default=-1)
+    if last is None:
+        last = max((i for i, s in enumerate(lines) if s.strip()), default=-1)
     for i, raw in enumerate(lines):
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").removesuffix("\n")   # as read_jsonl's (its errors too)
         except UnicodeDecodeError as e:
             raise HistoryError(f"{path}: not a text file ({e.reason})") from None
         if not text.strip():

@@ -8,19 +8,26 @@
    A transaction naming a key twice goes to the same Python function (repeated_keys) the
    loop calls. It stops *before* any op it does not take (a failed transaction, a
    nemesis or other non-transaction op, a process that is no int, any type or value the
-   Python loop would reject or treat specially) and returns that op's number; the caller runs the Python loop on it, which decides as it always did, and
-   calls this again after it. So the C never decides anything the reference does not.
+   Python loop would reject or treat specially) and returns that op's number; the
+   caller runs the Python loop on it, which decides as it always did, and calls this
+   again after it. So the C never decides anything the reference does not.
 
    Work on an op that is not taken leaves no trace: the column entries it made are
    dropped, and what it did to the shared dicts (a new key number, a key's longest read
    set to a read the Python loop will meet again) is what the Python loop does again,
    the same way, for the same op.
 
-   feed(builder, ops: list, start, repeated_keys) -> the number of the first op not taken (len(ops)
-   when all were); builder.pos is the position of the last op taken.
+   feed(builder, ops: list, start, repeated_keys) -> the number of the first op not
+   taken (len(ops) when all were); builder.pos is the position of the last op taken.
 
-   Built by setup.sh; columnar.py uses it where it imports, the Python loop otherwise.
-   tests/test_elle_feed.py compares the two builders' state on many histories. */
+   feed_lines(builder, lines: list of bytes, start, starts: array('q'), offsets) is the
+   same from a history.jsonl's lines, each read from its bytes (_jsonline.h) with no
+   dict made; it stops before a line outside the JSON subset, or whose op it does not
+   take (a key named twice included: repeated_keys needs the dict), and appends to
+   `offsets` the start of each line it took.
+
+   Built by setup.sh; columnar.py uses it where it imports, the Python loop and
+   json.loads otherwise. tests/test_elle_feed.py compares the builders' state. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>

@@ -27,6 +27,10 @@ needs_compiled = pytest.mark.skipif(columnar._compiled is None,
                                     reason="checkers/elle/_feed.c is not built (./setup.sh)")
 
 
+class _Str(str):
+    """Equal to the str it was made from, yet not a str: the C takes only exact ones."""
+
+
 def _state(builder: _Builder) -> dict:
     return {name: vars(v) if isinstance(v, LostUpdates) else v for name, v in vars(builder).items()}
 
@@ -120,7 +124,32 @@ def _mutations(rng: random.Random):
         lambda op: read(op, rng.choice([0, "", (), None, [], [1.5], [True], [2**40], [2**31 - 1], ["x", 1]])),
         lambda op: read(op, [rng.randrange(1, 9) for _ in range(rng.randrange(1, 4))]),
         lambda op: op.__setitem__("extra", 1),
+        lambda op: mop(op, lambda ms, i: ms.__setitem__(i, [_Str(ms[i][0])] + ms[i][1:])),
+        lambda op: op.__setitem__("type", _Str(op["type"])),
     ]
+
+
+
+@needs_compiled
+@pytest.mark.parametrize("failed", [
+    [["append", "x", 1], ["append", "x", 2], ["r", "y", None], ["append", "y", 3]],
+    [[_Str("append"), "x", 1]],
+    [["append", "x", 1.0]],
+    [["append", ["x"], 1]],
+    [("append", "x", 1)],
+    [["w", "x", 1], ["r", "x", 7]],
+    None,
+], ids=["a key twice", "str subclass", "float", "unhashable key", "tuple", "no append", "nil"])
+def test_the_same_state_after_a_failed_transaction(failed, monkeypatch):
+    history = [
+        {"type": "invoke", "process": 1, "f": "txn", "value": [["append", "x", 5]]},
+        {"type": "ok", "process": 1, "f": "txn", "value": [["append", "x", 5]]},
+        {"type": "invoke", "process": 2, "f": "txn", "value": failed, "index": 7},
+        {"type": "fail", "process": 2, "f": "txn", "value": failed, "index": 8},
+        {"type": "invoke", "process": 2, "f": "txn", "value": [["r", "x", None]]},
+        {"type": "ok", "process": 2, "f": "txn", "value": [["r", "x", [5]]]},
+    ]
+    _agree(history, monkeypatch)
 
 
 @needs_compiled
@@ -144,8 +173,8 @@ def test_the_same_state_or_fallback_on_mutated_histories(monkeypatch):
 
 @needs_compiled
 def test_the_compiled_loop_takes_the_usual_transaction(monkeypatch):
-    """Only failed transactions go to the Python loop on a store's history; the rest,
-    keys named twice included, are the compiled loop's."""
+    """No op of a store's history goes to the Python loop: failed transactions and keys
+    named twice included, all are the compiled loop's."""
     history = simulate("snapshot-isolation", 2000, seed=1, info_rate=0.1)
     assert any(op["type"] == "fail" for op in history)
     assert any(len({m[1] for m in op["value"]}) < len(op["value"]) for op in history)
@@ -153,7 +182,7 @@ def test_the_compiled_loop_takes_the_usual_transaction(monkeypatch):
     python_feed = _Builder._feed
     monkeypatch.setattr(_Builder, "_feed", lambda self, ops: (given.extend(ops), python_feed(self, ops)))
     _Builder().feed(history)
-    assert given == [op for op in history if op["type"] == "fail"]
+    assert given == []
 
 
 def test_the_compiled_feed_is_built():
@@ -309,14 +338,20 @@ def test_the_same_state_or_error_from_rewritten_lines(tmp_path, monkeypatch):
 
 @needs_compiled
 def test_most_lines_are_read_from_their_bytes(tmp_path, monkeypatch):
-    """Only the lines of failed transactions and of keys named twice are parsed as dicts."""
+    """Only completions naming a key twice (repeated_keys needs the dict) and failed
+    transactions are parsed as dicts, by the compiled loop; none goes to the Python path."""
     history = simulate("snapshot-isolation", 2000, seed=1, info_rate=0.1)
     path = tmp_path / "history.jsonl"
     path.write_bytes(b"".join(_lines(history)))
-    parsed = []
-    real_parse = LineChunk.parse
-    monkeypatch.setattr(LineChunk, "parse", lambda self, i, j: parsed.append(json.loads(self.lines[i]))
+    to_python, loaded = [], []
+    real_parse, real_loads = LineChunk.parse, json.loads
+    monkeypatch.setattr(LineChunk, "parse", lambda self, i, j: to_python.append(real_loads(self.lines[i]))
                         or real_parse(self, i, j))
+    monkeypatch.setattr(json, "loads", lambda text: loaded.append(real_loads(text)) or real_loads(text))
     columnar.analyse_file(str(path))
-    assert parsed == [op for op in history if op["type"] == "fail"
-                      or len({m[1] for m in op["value"]}) < len(op["value"]) and op["type"] != "invoke"]
+    failed = [op for op in history if op["type"] == "fail"]
+    twice = [op for op in history if op["type"] in ("ok", "info")
+             and len({m[1] for m in op["value"]}) < len(op["value"])]
+    assert failed and twice
+    assert to_python == []
+    assert sorted(loaded, key=lambda op: op["index"]) == sorted(twice + failed, key=lambda op: op["index"])

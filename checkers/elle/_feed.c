@@ -6,8 +6,8 @@
    into the same state: the builder's dicts (open invocations, key numbers, each key's
    longest read) are shared, its columns get what the Python loop would have appended.
    A transaction naming a key twice goes to the same Python function (repeated_keys) the
-   loop calls. It stops *before* any op it does not take (a failed transaction, a
-   nemesis or other non-transaction op, a process that is no int, any type or value the
+   loop calls. It stops *before* any op it does not take (a nemesis or other
+   non-transaction op, a process that is no int, any type or value the
    Python loop would reject or treat specially) and returns that op's number; the
    caller runs the Python loop on it, which decides as it always did, and calls this
    again after it. So the C never decides anything the reference does not.
@@ -20,11 +20,13 @@
    feed(builder, ops: list, start, repeated_keys) -> the number of the first op not
    taken (len(ops) when all were); builder.pos is the position of the last op taken.
 
-   feed_lines(builder, lines: list of bytes, start, starts: array('q'), offsets) is the
-   same from a history.jsonl's lines, each read from its bytes (_jsonline.h) with no
-   dict made; it stops before a line outside the JSON subset, or whose op it does not
-   take (a key named twice included: repeated_keys needs the dict), and appends to
-   `offsets` the start of each line it took.
+   feed_lines(builder, lines: list of bytes, start, starts: array('q'), offsets,
+   repeated_keys, loads) is the same from a history.jsonl's lines, each read from its
+   bytes (_jsonline.h) with no dict made. A line outside the JSON subset, or whose op
+   that reading does not take (a key named twice: repeated_keys needs the dict), is
+   parsed with `loads` (json.loads) as iter_jsonl parses it and its dict goes the way
+   of feed's; it stops before a line that is no JSON object, or whose op feed would not
+   take. It appends to `offsets` the start of each line it took.
 
    Built by setup.sh; columnar.py uses it where it imports, the Python loop and
    json.loads otherwise. tests/test_elle_feed.py compares the builders' state. */
@@ -68,11 +70,11 @@ static int put64(Column *c, int64_t v) { return put(c, &v); }
 
 /* the builder's columns, in the order of NAMES, with their item sizes */
 enum { OK, INDEX, PROCESS, POSITION, INVOKE_POSITION, EVENTS, A_NODE, A_KEY, A_VAL,
-       R_NODE, R_KEY, R_LAST, NCOLUMNS, OFFSETS = NCOLUMNS };
+       R_NODE, R_KEY, R_LAST, F_KEY, F_VAL, NCOLUMNS, OFFSETS = NCOLUMNS };
 static const char *NAMES[NCOLUMNS] = {"ok", "index", "process", "position", "invoke_position",
                                       "events", "a_node", "a_key", "a_val", "r_node", "r_key",
-                                      "r_last"};
-static const int SIZES[NCOLUMNS] = {1, 8, 8, 8, 8, 4, 4, 4, 8, 4, 4, 8};
+                                      "r_last", "f_key", "f_val"};
+static const int SIZES[NCOLUMNS] = {1, 8, 8, 8, 8, 4, 4, 4, 8, 4, 4, 8, 4, 8};
 
 #define NSHARED 9   /* the builder's dicts, lists and pos, read by name in feed() */
 
@@ -301,6 +303,56 @@ static int complete(State *s, PyObject *p, Invocation *inv, int ok, long long in
     return 1;
 }
 
+/* A failed transaction's appends (columnar._Builder._failed): into the f_ columns, and
+   an append to a key it appended to before into `intermediate`. 1, 0 if a micro-op is
+   not the usual kind, -1 on error. What may stop it after `intermediate` was written to
+   (an unhashable key) is the Python loop's Fallback; what it writes there, the Python
+   loop would write the same. */
+static int failed_micro_ops(State *s, PyObject *op, PyObject *value) {
+    Py_ssize_t n = PyList_GET_SIZE(value);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(value, i);
+        if (!PyList_CheckExact(m) || PyList_GET_SIZE(m) != 3 || !PyUnicode_CheckExact(PyList_GET_ITEM(m, 0)))
+            return 0;
+        long long x;
+        if (str_is(PyList_GET_ITEM(m, 0), "append", 6) && !int_in(PyList_GET_ITEM(m, 2), 0, VALUE_MAX, &x))
+            return 0;
+    }
+    PyObject *seen = PyDict_New();   /* key -> the element last appended to it */
+    if (seen == NULL) return -1;
+    int rc = 1;
+    for (Py_ssize_t i = 0; rc == 1 && i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(value, i);
+        if (!str_is(PyList_GET_ITEM(m, 0), "append", 6)) continue;
+        PyObject *k = PyList_GET_ITEM(m, 1), *v = PyList_GET_ITEM(m, 2);
+        PyObject *before = PyDict_GetItemWithError(seen, k);
+        if (before == NULL && PyErr_Occurred()) {
+            rc = -1;
+            break;
+        }
+        if (before != NULL) {   /* intermediate.setdefault(k, {})[before] = op.get("index") */
+            PyObject *empty = PyDict_New();
+            PyObject *inner = empty ? PyDict_SetDefault(s->intermediate, k, empty) : NULL;
+            Py_XDECREF(empty);
+            PyObject *index = PyDict_GetItemWithError(op, s_index);
+            if (inner == NULL || PyErr_Occurred() ||
+                PyDict_SetItem(inner, before, index ? index : Py_None) < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        long kid;
+        PyObject *kid_obj;
+        long long x;
+        int_in(v, 0, VALUE_MAX, &x);
+        if (PyDict_SetItem(seen, k, v) < 0 || key_number(s, k, &kid, &kid_obj) < 0 ||
+            put32(&s->col[F_KEY], (int32_t)kid) < 0 || put64(&s->col[F_VAL], x) < 0)
+            rc = -1;
+    }
+    Py_DECREF(seen);
+    return rc;
+}
+
 /* One op (a dict): 1 taken, 0 left to the Python loop, -1 on error. */
 static int take(State *s, PyObject *op, Py_ssize_t pos) {
     if (!PyDict_CheckExact(op)) return 0;
@@ -315,19 +367,26 @@ static int take(State *s, PyObject *op, Py_ssize_t pos) {
     if (value == NULL) value = Py_None;
     if (value != Py_None && !PyList_CheckExact(value)) return 0;
     if (str_is(t, "invoke", 6)) return invoke(s, p, pos);
-    int ok = str_is(t, "ok", 2);
-    if (!ok && !str_is(t, "info", 4)) return 0;   /* a failed transaction, or no completion */
+    int ok = str_is(t, "ok", 2), failed = str_is(t, "fail", 4);
+    if (!ok && !failed && !str_is(t, "info", 4)) return 0;   /* no completion */
 
     Invocation inv;
     int paired = invocation(s, p, &inv);
     if (paired != 1) return paired;
+    Mark m;
+    mark(s, &m);
+    if (failed) {   /* no node: its invocation closed, its appends kept apart */
+        if (value != Py_None && failed_micro_ops(s, op, value) != 1) {
+            back_to(s, &m);
+            return 0;
+        }
+        return inv.entry != NULL && PyDict_DelItem(s->open, p) < 0 ? -1 : 1;
+    }
     long long index = pos, process;
     PyObject *i = PyDict_GetItemWithError(op, s_index);
     if (i == NULL && PyErr_Occurred()) return -1;
     if (i != NULL && !int_in(i, INT64_MIN, INT64_MAX, &index)) return 0;
     if (!int_in(p, INT64_MIN, INT64_MAX, &process)) return 0;
-    Mark m;
-    mark(s, &m);
     if (value != Py_None && micro_ops(s, op, value, ok) != 1) {
         back_to(s, &m);
         return 0;
@@ -543,13 +602,28 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The op of a line the scanner leaves, as iter_jsonl parses it (UTF-8, the newline off,
+   json.loads): a new dict, or NULL with no error set if it is none, or no JSON (the
+   caller's Python path then says what the line is). */
+static PyObject *line_op(PyObject *text, PyObject *loads) {
+    Py_ssize_t n = PyBytes_GET_SIZE(text);
+    const char *p = PyBytes_AS_STRING(text);
+    PyObject *str = PyUnicode_DecodeUTF8(p, n > 0 && p[n - 1] == '\n' ? n - 1 : n, "strict");
+    PyObject *op = str ? PyObject_CallOneArg(loads, str) : NULL;
+    Py_XDECREF(str);
+    if (op != NULL && !PyDict_CheckExact(op)) Py_CLEAR(op);
+    PyErr_Clear();
+    return op;
+}
+
 static PyObject *feed_lines(PyObject *self, PyObject *args) {
-    PyObject *builder, *lines, *starts, *offsets;
+    PyObject *builder, *lines, *starts, *offsets, *loads;
     Py_ssize_t start;
     State s;
     memset(&s, 0, sizeof s);
     Py_buffer at;
-    if (!PyArg_ParseTuple(args, "OO!nOO", &builder, &PyList_Type, &lines, &start, &starts, &offsets))
+    if (!PyArg_ParseTuple(args, "OO!nOOOO", &builder, &PyList_Type, &lines, &start, &starts, &offsets,
+                          &s.repeated_keys, &loads))
         return NULL;
     if (PyObject_GetBuffer(starts, &at, PyBUF_FORMAT) < 0) return NULL;
     if (at.itemsize != 8 || at.len / 8 != PyList_GET_SIZE(lines)) {
@@ -570,8 +644,13 @@ static PyObject *feed_lines(PyObject *self, PyObject *args) {
             PyObject *text = PyList_GET_ITEM(lines, i);
             if (!PyBytes_CheckExact(text)) break;
             const char *p = PyBytes_AS_STRING(text);
-            if (!scan_line(&line, p, p + PyBytes_GET_SIZE(text))) break;
-            int taken = take_line(&s, &line, s.pos + 1);
+            int taken = scan_line(&line, p, p + PyBytes_GET_SIZE(text)) ? take_line(&s, &line, s.pos + 1) : 0;
+            if (taken == 0) {   /* the line's dict, through the dict path (a key named twice) */
+                PyObject *op = line_op(text, loads);
+                if (op == NULL) break;
+                taken = take(&s, op, s.pos + 1);
+                Py_DECREF(op);
+            }
             if (taken < 0 || (taken == 1 && put64(&s.col[OFFSETS], ((int64_t *)at.buf)[i]) < 0)) {
                 failed = 1;
                 break;
@@ -590,7 +669,7 @@ static PyObject *feed_lines(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "feed(builder, ops, start, repeated_keys) -> the first op not taken"},
     {"feed_lines", feed_lines, METH_VARARGS,
-     "feed_lines(builder, lines, start, starts, offsets) -> the first line not taken"},
+     "feed_lines(builder, lines, start, starts, offsets, repeated_keys, loads) -> the first line not taken"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,7 @@ valid or with cycles and per-transaction anomalies, stays here.
 """
 from __future__ import annotations
 
+import json
 from array import array
 from typing import Any, Iterable
 
@@ -514,13 +515,15 @@ def analyse_file(path: str) -> ColumnarListAppend:
             offsets.extend(starts)
             builder.feed(ops)
     else:
-        # Most lines straight from their bytes into the columns (no dict is made); the
-        # compiled loop stops before any line outside its JSON subset (_jsonline.h) or
-        # any op it does not take, which is parsed as iter_jsonl parses it and fed.
+        # Most lines straight from their bytes into the columns (no dict is made), the
+        # others through json.loads and the compiled loop's dict path; it stops before
+        # a line that is no op (blank, torn, not JSON) or an op it does not take, which
+        # is parsed as iter_jsonl parses it (its errors too) and fed to the Python loop.
         for chunk in iter_jsonl_lines(path):
             i, end = 0, len(chunk.lines)
             while i < end:
-                i = _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets)
+                i = _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets,
+                                         repeated_keys, json.loads)
                 if i < end:
                     starts, ops = chunk.parse(i, i + 1)
                     offsets.extend(starts)

@@ -79,10 +79,31 @@ def test_the_same_state_on_planted_anomalies(kind, monkeypatch):
     _agree(_planted(kind, 0), monkeypatch)
 
 
+def _with_stretches(history: list) -> list:
+    """The history with long stretches of ops only the Python loop takes (nemesis ops,
+    reads of another workload) between its transactions."""
+    out = []
+    for i, op in enumerate(history):
+        out.append(op)
+        if i % 40 == 39:
+            for j in range(i % 3 * 300):
+                out.append({"type": "info", "process": "nemesis", "f": "kill", "value": None}
+                           if j % 2 else {"type": "invoke", "process": 99, "f": "read", "value": None})
+                if not j % 2:
+                    out.append({"type": "ok", "process": 99, "f": "read", "value": j})
+    return out
+
+
 @needs_compiled
 @pytest.mark.parametrize("name,history", list(_odd_histories()), ids=[n for n, _ in _odd_histories()])
 def test_the_same_state_or_fallback_on_odd_histories(name, history, monkeypatch):
     _agree(history, monkeypatch)
+
+
+@needs_compiled
+def test_the_same_state_across_stretches_the_python_loop_takes(monkeypatch):
+    history = _with_stretches(simulate("snapshot-isolation", 400, seed=3, info_rate=0.1))
+    assert _agree(history, monkeypatch) != "Fallback"
 
 
 @needs_compiled
@@ -250,6 +271,12 @@ def test_the_same_state_from_the_lines_of_simulated_stores(store, tmp_path, monk
 @pytest.mark.parametrize("name,history", list(_odd_histories()), ids=[n for n, _ in _odd_histories()])
 def test_the_same_state_from_the_lines_of_odd_histories(name, history, tmp_path, monkeypatch):
     _file_agrees(tmp_path, b"".join(_lines(history)), monkeypatch)
+
+
+@needs_compiled
+def test_the_same_state_from_lines_across_stretches_the_python_path_takes(tmp_path, monkeypatch):
+    history = _with_stretches(simulate("snapshot-isolation", 400, seed=3, info_rate=0.1))
+    assert _file_agrees(tmp_path, b"".join(_lines(history)), monkeypatch) != "Fallback"
 
 
 # Rewrites of a line's text: the same op in JSON the subset does not hold (escapes,

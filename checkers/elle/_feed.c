@@ -39,6 +39,7 @@
 #define VALUE_MAX 2147483646LL   /* 2**31 - 2, columnar._VALUE_MAX */
 #define DROP INT32_MIN           /* columnar._DROP: an event slot not (yet) a node */
 #define NO_SLOT (-2)             /* no open invocation */
+#define NO_PROCESS INT64_MIN     /* columnar._NO_PROCESS: a transaction without one */
 
 static PyObject *s_type, *s_process, *s_f, *s_value, *s_index;
 
@@ -358,9 +359,11 @@ static int take(State *s, PyObject *op, Py_ssize_t pos) {
     if (!PyDict_CheckExact(op)) return 0;
     PyObject *t = PyDict_GetItemWithError(op, s_type);
     PyObject *p = t ? PyDict_GetItemWithError(op, s_process) : NULL;
-    PyObject *f = p ? PyDict_GetItemWithError(op, s_f) : NULL;
+    PyObject *f = t ? PyDict_GetItemWithError(op, s_f) : NULL;
     if (PyErr_Occurred()) return -1;
-    if (t == NULL || p == NULL || !PyLong_CheckExact(p)) return 0;
+    if (t == NULL) return 0;
+    if (p == NULL) p = Py_None;   /* op.get("process"): a transaction of no process */
+    if (p != Py_None && !PyLong_CheckExact(p)) return 0;
     if (f != NULL && f != Py_None && !str_is(f, "txn", 3)) return 0;   /* not a transaction */
     PyObject *value = PyDict_GetItemWithError(op, s_value);
     if (value == NULL && PyErr_Occurred()) return -1;
@@ -386,7 +389,8 @@ static int take(State *s, PyObject *op, Py_ssize_t pos) {
     PyObject *i = PyDict_GetItemWithError(op, s_index);
     if (i == NULL && PyErr_Occurred()) return -1;
     if (i != NULL && !int_in(i, INT64_MIN, INT64_MAX, &index)) return 0;
-    if (!int_in(p, INT64_MIN, INT64_MAX, &process)) return 0;
+    if (p == Py_None) process = NO_PROCESS;
+    else if (!int_in(p, INT64_MIN, INT64_MAX, &process)) return 0;
     if (value != Py_None && micro_ops(s, op, value, ok) != 1) {
         back_to(s, &m);
         return 0;
@@ -482,8 +486,8 @@ static int line_micro_ops(State *s, Line *l, int ok) {
 
 /* One scanned line's op, as take() takes its dict: 1 taken, 0 not, -1 on error */
 static int take_line(State *s, Line *l, Py_ssize_t pos) {
-    if (!l->has_type || !l->has_process) return 0;
-    PyObject *p = PyLong_FromLongLong(l->process);
+    if (!l->has_type) return 0;
+    PyObject *p = l->process == PRESENT ? PyLong_FromLongLong(l->process_int) : Py_NewRef(Py_None);
     if (p == NULL) return -1;
     int rc = 0, ok = span_is(l->type, "ok");
     Invocation inv;
@@ -496,7 +500,8 @@ static int take_line(State *s, Line *l, Py_ssize_t pos) {
             back_to(s, &m);
             rc = 0;
         } else {
-            rc = complete(s, p, &inv, ok, l->has_index ? l->index : pos, l->process, pos);
+            rc = complete(s, p, &inv, ok, l->has_index ? l->index : pos,
+                          l->process == PRESENT ? l->process_int : NO_PROCESS, pos);
         }
     }
     Py_DECREF(p);

@@ -3,8 +3,8 @@
 
    Only a strict subset of JSON is read, the one tectonic and the usual tools write:
    an object on one line whose strings are printable ASCII without escapes, whose numbers
-   are integers of at most 18 digits, whose "type" is a string, "process" and "index"
-   integers, "f" null or "txn", and "value" null or a list of micro-ops
+   are integers of at most 18 digits, whose "type" is a string, "process" null or an
+   integer, "index" an integer, "f" null or "txn", and "value" null or a list of micro-ops
    ["append", key, int] / ["r", key, null or [int, ...]] (a key an integer or a string);
    other fields may hold any value of the subset (nested up to MAX_DEPTH) and are skipped.
    Anything else, valid JSON or not (a float, an escape, a repeated field, another kind
@@ -46,8 +46,9 @@ enum { ABSENT, NIL, PRESENT };
 
 typedef struct {
     Span type;
-    int has_type, has_process, has_index, f, value;   /* f and value: ABSENT, NIL, PRESENT */
-    long long process, index;
+    int has_type, has_index;
+    int process, f, value;   /* ABSENT, NIL or PRESENT */
+    long long process_int, index;
     Mop *mops;
     Py_ssize_t nmops, mops_cap;
     long long *ints;
@@ -221,8 +222,8 @@ static int scan_mops(Scan *s) {
    of the subset, 0 if not (a memory error included: the caller's json.loads meets it). */
 static int scan_line(Line *l, const char *p, const char *end) {
     Scan s = {p, end, l};
-    l->has_type = l->has_process = l->has_index = 0;
-    l->f = l->value = ABSENT;
+    l->has_type = l->has_index = 0;
+    l->process = l->f = l->value = ABSENT;
     l->nmops = l->nints = 0;
     if (!eat(&s, '{')) return 0;
     if (!eat(&s, '}')) {
@@ -233,8 +234,14 @@ static int scan_line(Line *l, const char *p, const char *end) {
                 if (l->has_type || !scan_str(&s, &l->type)) return 0;
                 l->has_type = 1;
             } else if (span_is(k, "process")) {
-                if (l->has_process || !scan_int(&s, &l->process)) return 0;
-                l->has_process = 1;
+                if (l->process != ABSENT) return 0;
+                if (peek(&s) == 'n') {
+                    if (!scan_word(&s, "null")) return 0;
+                    l->process = NIL;
+                } else {
+                    if (!scan_int(&s, &l->process_int)) return 0;
+                    l->process = PRESENT;
+                }
             } else if (span_is(k, "index")) {
                 if (l->has_index || !scan_int(&s, &l->index)) return 0;
                 l->has_index = 1;

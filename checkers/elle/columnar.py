@@ -152,18 +152,17 @@ class _Builder:
             raise Fallback() from None
 
     def _feed_compiled(self, ops: list) -> None:
-        """The compiled loop (_feed.c) takes the usual transaction and stops before any
-        other op; that op goes through `_feed`. After 8 such ops in a row the runs given
-        to `_feed` double (a history of string processes is all Python's: no call into
-        the compiled loop per op), until the compiled loop takes an op again."""
+        """The compiled loop (_feed.c) takes the transactions and stops before any other
+        op; that op goes through `_feed` (in runs, see `_python_run`)."""
         i, end, misses = 0, len(ops), 0
         while i < end:
             stop = _compiled.feed(self, ops, i, repeated_keys)
             misses = misses + 1 if stop == i else 0
-            run = 1 if misses < 8 else 1 << min(misses - 7, 10)
             if stop < end:
+                run = _python_run(misses)
                 self._feed(ops[stop:stop + run])
-            i = stop + run
+                stop += run
+            i = stop
 
     def _feed(self, ops) -> None:
         pos = self.pos
@@ -282,6 +281,13 @@ class _Builder:
                     self.keys.append(k)
                 self.f_key.append(kid)
                 self.f_val.append(v)
+
+
+def _python_run(misses: int) -> int:
+    """How many ops the Python loop takes after `misses` calls in a row into the
+    compiled loop that took none: one each up to 8, then runs that double up to 1024,
+    so a stretch of ops the compiled loop leaves is not a call into it per op."""
+    return 1 if misses < 8 else 1 << min(misses - 7, 10)
 
 
 def _np(a: array, dtype) -> np.ndarray:
@@ -520,13 +526,16 @@ def analyse_file(path: str) -> ColumnarListAppend:
         # a line that is no op (blank, torn, not JSON) or an op it does not take, which
         # is parsed as iter_jsonl parses it (its errors too) and fed to the Python loop.
         for chunk in iter_jsonl_lines(path):
-            i, end = 0, len(chunk.lines)
+            i, end, misses = 0, len(chunk.lines), 0
             while i < end:
-                i = _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets,
-                                         repeated_keys, json.loads)
-                if i < end:
-                    starts, ops = chunk.parse(i, i + 1)
+                stop = _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets,
+                                            repeated_keys, json.loads)
+                misses = misses + 1 if stop == i else 0
+                if stop < end:
+                    run = _python_run(misses)
+                    starts, ops = chunk.parse(stop, stop + run)
                     offsets.extend(starts)
                     builder.feed(ops)
-                    i += 1
+                    stop += run
+                i = stop
     return _analysis(builder, _FileSource(path, offsets))

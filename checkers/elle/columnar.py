@@ -5,7 +5,9 @@ One pass over the ops (a list, or a history.jsonl streamed chunk by chunk, so a
 million-transaction file never exists as dicts) keeps per transaction a few machine words
 (type, index, process, positions, real-time events) and per micro-op three (transaction,
 key number, value); every read is checked against its key's longest read as it streams
-by, as the reference does. The edges are then joins of sorted integer codes
+by, as the reference does. Where setup.sh built it, the pass is C (`_feed.c`: the same
+state as `_Builder._feed`, which stays its reference; from a file most lines are read
+from their bytes, no dict made). The edges are then joins of sorted integer codes
 `key << 32 | value + 1` (0 is the empty list) in numpy: each append's predecessor from its
 key's version order, the writer of that predecessor (ww) and its readers (rw), the writer
 of each read's last element (wr). The result is the reference's edge multiset exactly, so

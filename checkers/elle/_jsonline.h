@@ -218,6 +218,19 @@ static int scan_mops(Scan *s) {
     return eat(s, ']');
 }
 
+/* The start of a field that may be null, met for the first time: 1 with *state NIL
+   (it was null, now read) or PRESENT (its value comes next, for the caller to read);
+   0 if the field came before, or is a broken null. */
+static int nullable(Scan *s, int *state) {
+    if (*state != ABSENT) return 0;
+    if (peek(s) == 'n') {
+        *state = NIL;
+        return scan_word(s, "null");
+    }
+    *state = PRESENT;
+    return 1;
+}
+
 /* The op on [p, end) into *l (its buffers reused from line to line): 1 if the line is
    of the subset, 0 if not (a memory error included: the caller's json.loads meets it). */
 static int scan_line(Line *l, const char *p, const char *end) {
@@ -234,36 +247,17 @@ static int scan_line(Line *l, const char *p, const char *end) {
                 if (l->has_type || !scan_str(&s, &l->type)) return 0;
                 l->has_type = 1;
             } else if (span_is(k, "process")) {
-                if (l->process != ABSENT) return 0;
-                if (peek(&s) == 'n') {
-                    if (!scan_word(&s, "null")) return 0;
-                    l->process = NIL;
-                } else {
-                    if (!scan_int(&s, &l->process_int)) return 0;
-                    l->process = PRESENT;
-                }
+                if (!nullable(&s, &l->process) || (l->process == PRESENT && !scan_int(&s, &l->process_int)))
+                    return 0;
             } else if (span_is(k, "index")) {
                 if (l->has_index || !scan_int(&s, &l->index)) return 0;
                 l->has_index = 1;
             } else if (span_is(k, "f")) {
                 Span f;
-                if (l->f != ABSENT) return 0;
-                if (peek(&s) == 'n') {
-                    if (!scan_word(&s, "null")) return 0;
-                    l->f = NIL;
-                } else {
-                    if (!scan_str(&s, &f) || !span_is(f, "txn")) return 0;
-                    l->f = PRESENT;
-                }
+                if (!nullable(&s, &l->f) || (l->f == PRESENT && (!scan_str(&s, &f) || !span_is(f, "txn"))))
+                    return 0;
             } else if (span_is(k, "value")) {
-                if (l->value != ABSENT) return 0;
-                if (peek(&s) == 'n') {
-                    if (!scan_word(&s, "null")) return 0;
-                    l->value = NIL;
-                } else {
-                    if (!scan_mops(&s)) return 0;
-                    l->value = PRESENT;
-                }
+                if (!nullable(&s, &l->value) || (l->value == PRESENT && !scan_mops(&s))) return 0;
             } else if (!skip_value(&s, 1)) {
                 return 0;
             }

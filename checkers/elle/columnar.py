@@ -155,16 +155,9 @@ class _Builder:
 
     def _feed_compiled(self, ops: list) -> None:
         """The compiled loop (_feed.c) takes the transactions and stops before any other
-        op; that op goes through `_feed` (in runs, see `_python_run`)."""
-        i, end, misses = 0, len(ops), 0
-        while i < end:
-            stop = _compiled.feed(self, ops, i, repeated_keys)
-            misses = misses + 1 if stop == i else 0
-            if stop < end:
-                run = _python_run(misses)
-                self._feed(ops[stop:stop + run])
-                stop += run
-            i = stop
+        op; that op goes through `_feed`."""
+        _alternate(len(ops), lambda i: _compiled.feed(self, ops, i, repeated_keys),
+                   lambda i, j: self._feed(ops[i:j]))
 
     def _feed(self, ops) -> None:
         pos = self.pos
@@ -285,11 +278,21 @@ class _Builder:
                 self.f_val.append(v)
 
 
-def _python_run(misses: int) -> int:
-    """How many ops the Python loop takes after `misses` calls in a row into the
-    compiled loop that took none: one each up to 8, then runs that double up to 1024,
-    so a stretch of ops the compiled loop leaves is not a call into it per op."""
-    return 1 if misses < 8 else 1 << min(misses - 7, 10)
+def _alternate(end: int, compiled, python) -> None:
+    """Items 0..end-1 taken by `compiled(i)` (takes items from i on, returns the first
+    it did not take) and, where it stops, by `python(i, j)` (takes i..j-1): one item
+    each time, and after 8 calls in a row in which the compiled loop took none, runs
+    that double up to 1024, so a stretch of items the compiled loop leaves is not a
+    call into it per item."""
+    i, misses = 0, 0
+    while i < end:
+        stop = compiled(i)
+        misses = misses + 1 if stop == i else 0
+        if stop < end:
+            j = min(end, stop + (1 if misses < 8 else 1 << min(misses - 7, 10)))
+            python(stop, j)
+            stop = j
+        i = stop
 
 
 def _np(a: array, dtype) -> np.ndarray:
@@ -527,17 +530,14 @@ def analyse_file(path: str) -> ColumnarListAppend:
         # others through json.loads and the compiled loop's dict path; it stops before
         # a line that is no op (blank, torn, not JSON) or an op it does not take, which
         # is parsed as iter_jsonl parses it (its errors too) and fed to the Python loop.
+        def parsed(chunk, i: int, j: int) -> None:
+            starts, ops = chunk.parse(i, j)
+            offsets.extend(starts)
+            builder.feed(ops)
+
         for chunk in iter_jsonl_lines(path):
-            i, end, misses = 0, len(chunk.lines), 0
-            while i < end:
-                stop = _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets,
-                                            repeated_keys, json.loads)
-                misses = misses + 1 if stop == i else 0
-                if stop < end:
-                    run = _python_run(misses)
-                    starts, ops = chunk.parse(stop, stop + run)
-                    offsets.extend(starts)
-                    builder.feed(ops)
-                    stop += run
-                i = stop
+            _alternate(len(chunk.lines),
+                       lambda i: _compiled.feed_lines(builder, chunk.lines, i, chunk.starts, offsets,
+                                                      repeated_keys, json.loads),
+                       lambda i, j: parsed(chunk, i, j))
     return _analysis(builder, _FileSource(path, offsets))

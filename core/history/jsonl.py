@@ -158,7 +158,7 @@ class LineChunk:
             self._last = -1 if not self.final else max(
                 (k for k, s in enumerate(self.lines) if s.strip()), default=-1)
         return _parse_lines(self.path, self.lines[i:j], self.starts[i:j], self.line_no + i,
-                            i <= self._last < j, self._last - i)
+                            self._last - i if i <= self._last < j else -1)
 
 
 def iter_jsonl_lines(path: str, chunk_bytes: int = 1 << 20):
@@ -180,12 +180,10 @@ def iter_jsonl_lines(path: str, chunk_bytes: int = 1 << 20):
 
 
 def _parse_lines(path: str, lines: list[bytes], starts: list[int], line_no: int,
-                 last_chunk: bool, last: int | None = None) -> tuple[list[int], list[dict]]:
-    """Lines by line, with read_jsonl's rules and messages; with `last_chunk`, line `last`
-    (by default the last that is not blank) is the file's last and may be torn."""
+                 torn_at: int) -> tuple[list[int], list[dict]]:
+    """Lines by line, with read_jsonl's rules and messages; line `torn_at` (-1: none) is
+    the file's last that is not blank, and may be torn."""
     offsets, ops = [], []
-    if last is None:
-        last = max((i for i, s in enumerate(lines) if s.strip()), default=-1)
     for i, raw in enumerate(lines):
         try:
             text = raw.decode("utf-8").removesuffix("\n")   # as read_jsonl's (its errors too)
@@ -197,7 +195,7 @@ def _parse_lines(path: str, lines: list[bytes], starts: list[int], line_no: int,
         try:
             op = json.loads(text)
         except json.JSONDecodeError as e:
-            if last_chunk and i == last and not text.rstrip().endswith("}"):
+            if i == torn_at and not text.rstrip().endswith("}"):
                 break
             raise HistoryError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(op, dict):

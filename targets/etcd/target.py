@@ -35,6 +35,8 @@ MEMBERSHIP_TIMEOUT = 20.0  # seconds a member add or remove may take before it i
 _RETRY = ("request timed out", "leader changed", "unhealthy cluster", "not enough started",
           "no leader", "timeout", "connect", "connection lost", "server stopped",
           "too many requests")
+# etcd's answer to a member add whose ID (peer URLs and the second) is one it removed.
+ID_REUSED = "member not found"
 
 
 class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Membership):
@@ -248,8 +250,17 @@ class EtcdTarget(Daemon, Target, HealthCheck, Primary, LogFiles, Membership):
 
         def add(listed):
             if not any(self._node_of(m, nodes) is node for m in listed):
-                answer = self._post(self._asked(nodes, node), "/v3/cluster/member/add",
-                                    {"peerURLs": [self._peer_url(node)]})
+                try:
+                    answer = self._post(self._asked(nodes, node), "/v3/cluster/member/add",
+                                        {"peerURLs": [self._peer_url(node)]})
+                except GatewayError as e:
+                    if ID_REUSED not in str(e):
+                        raise
+                    # etcd makes the new member's ID from its peer URL and the current
+                    # second: added, removed and added again within one second, the node
+                    # gets the ID just removed, which etcd refuses. The next second's is new.
+                    time.sleep(1.0 - time.time() % 1.0)
+                    return False
                 listed = answer.get("members") or []
             # etcd knows the new member: start it, joining the cluster it is now part of.
             self._joins[node.name] = ",".join(

@@ -10,11 +10,11 @@
 """
 from __future__ import annotations
 
-import gc
 import os
 import time
 from typing import Any, Iterable
 
+from core.gc_pause import paused_gc
 from core.history import load_history, validate
 from core.history.load import sniff_format
 
@@ -111,14 +111,9 @@ def _run(analyse, workload, consistency_models, anomalies, time_limit, component
     # The analysis allocates millions of small tuples and lists that are never cyclic; the
     # cyclic garbage collector would rescan the whole history each time they pile up
     # (measured: it doubled the time of a 100,000-transaction check).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _check(analyse, workload, consistency_models, anomalies, time_limit,
                       component_budget, out_dir, engine, rw_register_opts)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _check(analyse, workload, consistency_models, anomalies, time_limit, component_budget,

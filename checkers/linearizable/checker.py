@@ -1,12 +1,12 @@
 """LinearizableChecker: the history -> result function the harness and the CLI call."""
 from __future__ import annotations
 
-import gc
 import os
 import re
 import time
 from typing import Any
 
+from core.gc_pause import paused_gc
 from core.history.faults import fault_periods
 
 from .anomaly import name_anomaly
@@ -74,13 +74,8 @@ class LinearizableChecker:
         made it walk the whole heap (a harness's heap holds the history and more): after
         the kv files of bench/linearizability.py, multi-6 took 28 ms with it, 17 without.
         Whatever cycles the checker does leave are collected once it is back on."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_gc():
             return self._check(history, opts)
-        finally:
-            if paused:
-                gc.enable()
 
     def _check(self, history: list[dict], opts: dict | None) -> dict[str, Any]:
         opts = opts or {}

@@ -39,26 +39,38 @@ class Tagged:
     def __eq__(self, other):
         return isinstance(other, Tagged) and (self.tag, self.value) == (other.tag, other.value)
 
+    def __hash__(self):  # a tagged literal may be a map key
+        return hash((self.tag, _hashable(self.value)))
+
     def __repr__(self):
         return f"#{self.tag} {self.value!r}"
 
 
+# One token per match, with the whitespace, commas and comments before it (possessive: a
+# token that fails after a long run of them must not make the regex retry every split).
+# The groups' numbers are the token kinds the loop dispatches on.
 _TOKEN = re.compile(r"""
-    (?P<ws>[\s,]+|;[^\n]*)
-  | (?P<str>"(?:[^"\\]|\\.)*")
-  | (?P<open>\#\{|[\[\{\(])
-  | (?P<close>[\]\}\)])
-  | (?P<discard>\#_)
-  | (?P<tag>\#[A-Za-z][\w.\-/]*)
-  | (?P<char>\\(?:newline|space|tab|return|u[0-9a-fA-F]{4}|.))
-  | (?P<atom>[^\s,;"\[\]\{\}\(\)\\]+)
-""", re.X)
+    (?:[\s,]|;[^\n]*)*+
+    (?:
+      (\Z)                                     # 1 end of input
+    | ("(?:[^"\\]|\\.)*+")                     # 2 string
+    | (\#\{|[\[\{\(])                          # 3 open
+    | ([\]\}\)])                               # 4 close
+    | (\#_)                                    # 5 discard
+    | (\#[A-Za-z][\w.\-/]*+)                   # 6 tag
+    | (\\(?:newline|space|tab|return|u[0-9a-fA-F]{4}|.))  # 7 char
+    | ([^\s,;"\[\]\{\}\(\)\\]++)               # 8 atom
+    )""", re.X)
+_END, _STR, _OPEN, _CLOSE, _DISCARD, _TAG, _CHAR, _ATOM = range(1, 9)
+_SPACE = re.compile(r"(?:[\s,]|;[^\n]*)*+")
 
 _INT = re.compile(r"[+-]?\d+N?$")
 _FLOAT = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?M?$")
 _STR_ESC = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 _CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r"}
 _CLOSER = {"[": "]", "{": "}", "(": ")", "#{": "}"}
+_DISCARDED = object()   # what _prefixed makes of a form under #_
+_UNSEEN = object()
 
 
 def _atom(text: str):
@@ -80,6 +92,14 @@ def _atom(text: str):
     return Symbol(text)
 
 
+def _char(body: str) -> str:
+    if body in _CHARS:
+        return _CHARS[body]
+    if len(body) == 5 and body[0] == "u":
+        return chr(int(body[1:], 16))
+    return body
+
+
 def _unescape(body: str) -> str:
     if "\\" not in body:
         return body
@@ -89,7 +109,10 @@ def _unescape(body: str) -> str:
         if c == "\\":
             n = body[i + 1]
             if n == "u":
-                out.append(chr(int(body[i + 2:i + 6], 16)))
+                digits = body[i + 2:i + 6]
+                if len(digits) != 4 or not all(d in "0123456789abcdefABCDEF" for d in digits):
+                    raise ValueError(f"bad escape \\u{digits} in a string")
+                out.append(chr(int(digits, 16)))
                 i += 6
                 continue
             out.append(_STR_ESC.get(n, n))
@@ -100,86 +123,137 @@ def _unescape(body: str) -> str:
     return "".join(out)
 
 
+def _prefixed(value, prefixes: list):
+    """`value` under the tags and discards read before it (innermost last)."""
+    while prefixes:
+        kind = prefixes.pop()
+        if kind[0] == "discard":
+            return _DISCARDED
+        if not isinstance(value, dict):  # a record literal reads as its map
+            value = Tagged(kind[1], value)
+    return value
+
+
+def _lines_at(text: str, positions: list[int]) -> list[int]:
+    """The 1-based line of each of `positions` (in increasing order)."""
+    lines, line, prev = [], 1, 0
+    count = text.count
+    for p in positions:
+        line += count("\n", prev, p)
+        prev = p
+        lines.append(line)
+    return lines
+
+
 def parse_edn(text: str, source: str = "<edn>") -> list[tuple[int, object, list[int]]]:
     """Parse every top-level form; return (line, form, element_lines) triples, where
-    element_lines are the start lines of a top-level collection's elements (so an error
-    in the k-th op of a vector can name its line). Errors name the line."""
-    forms: list[tuple[int, object, list[int]]] = []
-    # Each open collection: [opener, items, line, element_lines]. Tags and discards wait
-    # in `pending` (one list per depth) for the next complete form.
+    element_lines, for a top-level vector or list, are the start lines of its elements
+    (so an error in the k-th op of a history vector can name its line; empty for other
+    forms). Errors name the line.
+
+    One regex match per token, whitespace included; line numbers are counted only where
+    they are asked for (from the positions kept), and atoms other than plain integers
+    are read once per distinct text (all `:type :ok` share one Keyword)."""
+    def line_of(pos: int) -> int:
+        return text.count("\n", 0, pos) + 1
+
+    starts: list[int] = []        # each top-level form's position
+    values: list = []
+    element_starts: list = []     # each top-level form's elements' positions, or None
+    # Each open collection: [opener, items, position, element positions (depth 1 only)].
+    # Tags and discards wait in `pending` (one list per depth) for the next whole form.
     stack: list[list] = []
     pending: list[list] = [[]]
-    pos, line, n = 0, 1, len(text)
-
-    def emit(value, at_line, element_lines=()):
-        prefixes = pending[-1]
-        while prefixes:
-            kind = prefixes.pop()
-            if kind[0] == "discard":
-                return
-            if not isinstance(value, dict):  # a record literal reads as its map
-                value = Tagged(kind[1], value)
-        if stack:
-            stack[-1][1].append(value)
-            stack[-1][3].append(at_line)
-        else:
-            forms.append((at_line, value, list(element_lines)))
-
-    while pos < n:
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise HistoryError(f"{source}:{line}: cannot read EDN near {text[pos:pos + 20]!r}")
-        kind, tok = m.lastgroup, m.group()
-        start_line = line
-        line += tok.count("\n")
+    atoms: dict[str, object] = {}
+    match = _TOKEN.match
+    pos = 0
+    while True:
+        m = match(text, pos)
+        if m is None:
+            at = _SPACE.match(text, pos).end()
+            raise HistoryError(f"{source}:{line_of(at)}: cannot read EDN near {text[at:at + 20]!r}")
+        kind = m.lastindex
         pos = m.end()
-        if kind == "ws":
-            continue
-        if kind == "str":
-            emit(_unescape(tok[1:-1]), start_line)
-        elif kind == "atom":
-            emit(_atom(tok), start_line)
-        elif kind == "char":
-            body = tok[1:]
-            if body in _CHARS:
-                emit(_CHARS[body], start_line)
-            elif len(body) == 5 and body[0] == "u":
-                emit(chr(int(body[1:], 16)), start_line)
+        if kind == _ATOM:
+            tok = m.group(_ATOM)
+            if tok.isdecimal():   # what _INT reads as an int, and int() too
+                value = int(tok)
             else:
-                emit(body, start_line)
-        elif kind == "open":
-            stack.append([tok, [], start_line, []])
+                value = atoms.get(tok, _UNSEEN)
+                if value is _UNSEEN:
+                    value = atoms[tok] = _atom(tok)
+        elif kind == _STR:
+            try:
+                value = _unescape(m.group(_STR)[1:-1])
+            except ValueError as e:
+                raise HistoryError(f"{source}:{line_of(m.start(_STR))}: {e}") from None
+        elif kind == _OPEN:
+            stack.append([m.group(_OPEN), [], m.start(_OPEN), None if stack else []])
             pending.append([])
-        elif kind == "close":
+            continue
+        elif kind == _CLOSE:
+            tok = m.group(_CLOSE)
             if not stack:
-                raise HistoryError(f"{source}:{start_line}: unmatched {tok!r}")
-            opener, items, open_line, element_lines = stack.pop()
+                raise HistoryError(f"{source}:{line_of(m.start(_CLOSE))}: unmatched {tok!r}")
+            opener, items, opened, elements = stack.pop()
             pending.pop()
             if _CLOSER[opener] != tok:
-                raise HistoryError(f"{source}:{start_line}: {opener!r} opened on line {open_line} closed by {tok!r}")
-            if opener in ("[", "("):
+                raise HistoryError(f"{source}:{line_of(m.start(_CLOSE))}: {opener!r} opened on line "
+                                   f"{line_of(opened)} closed by {tok!r}")
+            if opener == "[" or opener == "(":
                 value = items
             elif opener == "#{":
                 value = EdnSet(items)
             else:
                 if len(items) % 2:
-                    raise HistoryError(f"{source}:{open_line}: map with an odd number of forms")
+                    raise HistoryError(f"{source}:{line_of(opened)}: map with an odd number of forms")
                 value = {_hashable(k): v for k, v in zip(items[::2], items[1::2])}
-            emit(value, open_line, element_lines)
-        elif kind == "discard":
+            at = opened
+            if opener != "[" and opener != "(":
+                elements = None
+        elif kind == _END:
+            break
+        elif kind == _CHAR:
+            value = _char(m.group(_CHAR)[1:])
+        elif kind == _DISCARD:
             pending[-1].append(("discard",))
-        elif kind == "tag":
-            pending[-1].append(("tag", tok[1:]))
+            continue
+        else:
+            pending[-1].append(("tag", m.group(_TAG)[1:]))
+            continue
+        if kind != _CLOSE:
+            at, elements = m.start(kind), None
+        # A whole form, starting at `at`: into the open collection, or a top-level form.
+        if pending[-1]:
+            value = _prefixed(value, pending[-1])
+            if value is _DISCARDED:
+                continue
+        if stack:
+            top = stack[-1]
+            top[1].append(value)
+            if top[3] is not None:
+                top[3].append(at)
+        else:
+            starts.append(at)
+            values.append(value)
+            element_starts.append(elements)
     if stack:
-        raise HistoryError(f"{source}:{stack[-1][2]}: {stack[-1][0]!r} is never closed")
-    return forms
+        raise HistoryError(f"{source}:{line_of(stack[-1][2])}: {stack[-1][0]!r} is never closed")
+    return [(line, value, _lines_at(text, elements) if elements else [])
+            for line, value, elements in zip(_lines_at(text, starts), values, element_starts)]
 
 
 def _hashable(k):
+    """A map key as a dict can hold it: vectors and sets as tuples, maps as their sorted
+    pairs (by their text where keys of different kinds do not compare)."""
     if isinstance(k, list):
         return tuple(_hashable(x) for x in k)
     if isinstance(k, dict):
-        return tuple(sorted(k.items()))
+        pairs = [(_hashable(a), _hashable(b)) for a, b in k.items()]
+        try:
+            return tuple(sorted(pairs))
+        except TypeError:
+            return tuple(sorted(pairs, key=repr))
     return k
 
 

@@ -7,6 +7,7 @@ import threading
 from array import array
 from itertools import accumulate
 
+from ..gc_pause import paused_gc
 from .op import History, HistoryError
 
 
@@ -90,11 +91,20 @@ def read_jsonl(path: str) -> History:
 
     A torn last line (a controller killed mid-write) is dropped, not an error: everything
     before it is still the record."""
-    ops, lines = [], []
     # newline="": lines end at "\n" only, as iter_jsonl's (a "\r" is JSON whitespace, not
     # a line break, so both engines read the same lines with the same numbers)
     with open(path, encoding="utf-8", newline="") as f:
         raw = f.read().split("\n")
+    with paused_gc():
+        ops = _objects(raw[:-1] if raw[-1] == "" else raw)
+        if ops is not None:
+            return History(ops, source=path, lines=range(1, len(ops) + 1))
+        return _read_lines(path, raw)
+
+
+def _read_lines(path: str, raw: list[str]) -> History:
+    """read_jsonl's rules line by line: blank lines skipped, a torn last line dropped."""
+    ops, lines = [], []
     last = max((i for i, s in enumerate(raw) if s.strip()), default=-1)
     for n, text in enumerate(raw, 1):
         if not text.strip():
@@ -112,6 +122,28 @@ def read_jsonl(path: str) -> History:
     return History(ops, source=path, lines=lines)
 
 
+_RAW_DECODE = json.JSONDecoder().raw_decode
+
+
+def _objects(texts: list[str]) -> list[dict] | None:
+    """Each text decoded as exactly one JSON object, which json.loads would give too; None
+    as soon as one is anything else (blank, padded, torn, not an object, two objects): the
+    line-by-line rules then decide, and name the line. A decode per line, not one over
+    the lines joined as a list: split and doubled lines could make that a list of as many
+    objects as there are lines, and read a malformed file as a history."""
+    ops = []
+    append = ops.append
+    try:
+        for text in texts:
+            op, end = _RAW_DECODE(text)
+            if end != len(text) or type(op) is not dict:
+                return None
+            append(op)
+    except json.JSONDecodeError:
+        return None
+    return ops
+
+
 def write_jsonl(ops, path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for op in ops:
@@ -123,22 +155,25 @@ def iter_jsonl(path: str, chunk_bytes: int = 1 << 20):
     `offsets[i]` the byte offset of op i's line (for `read_op_at`). Same rules and errors
     as `read_jsonl` (blank lines skipped, a torn last line dropped), so a reader that
     keeps only what it needs of each op holds a history far larger than its dicts would
-    fill. A chunk of clean lines is parsed with one `json.loads` call (about twice as fast
-    as a call per line); any other chunk line by line."""
+    fill. A chunk of clean lines is decoded on read_jsonl's fast path (`_objects`); any
+    other chunk line by line."""
     for chunk in iter_jsonl_lines(path, chunk_bytes):
-        lines = chunk.lines
-        ops = None
-        if min(map(len, lines)) > 2 and lines[-1].endswith(b"\n"):
-            try:
-                ops = json.loads(b"[" + b",".join(lines) + b"]")
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                ops = None
-            if ops is not None and (len(ops) != len(lines) or set(map(type, ops)) != {dict}):
-                ops = None
-        if ops is not None:
-            yield chunk.starts, ops
-        else:
-            yield chunk.parse(0, len(lines))
+        # Paused while this chunk is decoded, not while the reader holds it.
+        with paused_gc():
+            ops = _chunk_objects(chunk.lines)
+            parsed = (chunk.starts, ops) if ops is not None else chunk.parse(0, len(chunk.lines))
+        yield parsed
+
+
+def _chunk_objects(lines: list[bytes]) -> list[dict] | None:
+    """_objects of a chunk's lines, decoded as one text; None where that does not hold."""
+    try:
+        texts = b"".join(lines).decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if texts[-1] == "":
+        texts.pop()
+    return _objects(texts) if len(texts) == len(lines) else None
 
 
 class LineChunk:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from ..gc_pause import paused_gc
 from .edn import read_edn_history
 from .jsonl import read_jsonl
 from .op import History, HistoryError
@@ -36,13 +37,14 @@ def load_history(path: str, fmt: str | None = None) -> History:
         raise HistoryError(f"{path}: no such file")
     try:
         fmt = fmt or sniff_format(path)
-        if fmt == "jsonl":
-            return read_jsonl(path)
-        if fmt == "edn":
-            return read_edn_history(path)
-        if fmt == "jepsen-log":
-            from .jepsen_log import read_jepsen_log
-            return read_jepsen_log(path)
+        with paused_gc():   # a history is a burst of small acyclic objects (core/gc_pause.py)
+            if fmt == "jsonl":
+                return read_jsonl(path)
+            if fmt == "edn":
+                return read_edn_history(path)
+            if fmt == "jepsen-log":
+                from .jepsen_log import read_jepsen_log
+                return read_jepsen_log(path)
     except UnicodeDecodeError as e:
         raise HistoryError(f"{path}: not a text file ({e.reason})") from None
     raise HistoryError(f"{path}: unknown history format {fmt!r}")

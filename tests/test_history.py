@@ -63,9 +63,14 @@ def test_validation_errors_name_the_line(tmp_path):
         "two open": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"invoke","process":1,"f":"write"}'],
         "process": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"ok","process":[2],"f":"read"}'],
         "type": ['{"type":"invoke","process":1,"f":"read"}', '{"type":"done","process":1,"f":"read"}'],
+        # the first op: nothing is open yet, so only storing it would hash the process
+        "first process": ['{"type":"invoke","process":[1],"f":"read"}', '{"type":"ok","process":[1],"f":"read"}'],
+        "first map process": ['{"type":"invoke","process":{"p":1},"f":"read"}'],
     }
     expect = {"two open": r"h.jsonl:2: process 1 invokes 'write' while its op at .*h.jsonl:1 is still open",
               "process": r"h.jsonl:2: process must be an integer or \"nemesis\", got \[2\]",
+              "first process": r"h.jsonl:1: process must be an integer or \"nemesis\", got \[1\]",
+              "first map process": r"h.jsonl:1: process must be an integer or \"nemesis\", got \{'p': 1\}",
               "type": r"h.jsonl:2: unknown op type 'done'"}
     for name, lines in cases.items():
         p = tmp_path / "h.jsonl"

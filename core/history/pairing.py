@@ -84,13 +84,15 @@ def pair(history: list[dict]) -> Pairing:
         p = op.get("process")
         try:
             j = open_by_process.pop(p, NO_PARTNER)
+            if t == "invoke" and j == NO_PARTNER:
+                # here too: popping from an empty dict never hashes the key
+                open_by_process[p] = i
         except TypeError:
             raise HistoryError(f"{where(i)}: process must be an integer or \"nemesis\", got {p!r}") from None
         if t == "invoke":
             if j != NO_PARTNER:
                 raise HistoryError(f"{where(i)}: process {p} invokes {op.get('f')!r} while its op at "
                                    f"{where(j)} is still open (a process has at most one open op)")
-            open_by_process[p] = i
             partner[i] = NO_PARTNER
         else:
             partner[i] = j

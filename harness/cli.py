@@ -261,10 +261,11 @@ def _looks_keyed(history) -> bool:
     vals = [op.get("value") for op in history if op.get("process") != "nemesis" and op.get("type") == "invoke"]
     if not vals:
         return False
-    fs = {op.get("f") for op in history}
-    return all(isinstance(v, list) and len(v) == 2 and not isinstance(v[0], list) for v in vals) and (
-        "cas" not in fs or all(isinstance(op.get("value", [None, None])[1], list)
-                               for op in history if op.get("f") == "cas" and op.get("type") == "invoke"))
+    if not all(isinstance(v, list) and len(v) == 2 and not isinstance(v[0], list) for v in vals):
+        return False
+    # (an op of a malformed history may have any f: the checker names it, not this guess)
+    cas = [op.get("value") for op in history if op.get("f") == "cas" and op.get("type") == "invoke"]
+    return all(isinstance(v, list) and len(v) == 2 and isinstance(v[1], list) for v in cas)
 
 
 def _elle_summary(result: dict) -> str:

@@ -15,7 +15,7 @@ import time
 from typing import Any, Iterable
 
 from core.gc_pause import paused_gc
-from core.history import load_history, validate
+from core.history import HistoryError, load_history, validate
 from core.history.load import sniff_format
 
 from ..result import UNKNOWN
@@ -23,6 +23,7 @@ from . import columnar, models
 from .explain import CycleWriter, write_files
 from .graph import PROCESS, REALTIME, Components, process_edges
 from .list_append import DuplicateAppends, ListAppend, jsonable
+from .malformed import SHAPE_ERRORS, first_malformed
 from .rw_register import DuplicateWrites, RWRegister
 from .search import ComponentSearch, Shared
 from .txns import TxnHistory
@@ -58,9 +59,22 @@ def check(history: list[dict], workload: str, *,
     cannot hold goes to the reference) or "auto" (columnar for list-append). Both give
     the same result; `stats.engine` says which one ran."""
     def analyse():
-        return _analyse_in_memory(history, workload, engine, rw_register_opts)
+        return _blaming_the_shape(lambda: _analyse_in_memory(history, workload, engine, rw_register_opts),
+                                  lambda: history, workload)
     return _run(analyse, workload, consistency_models, anomalies, time_limit,
                 component_budget, out_dir, engine, rw_register_opts)
+
+
+def _blaming_the_shape(analyse, history, workload: str):
+    """analyse(); where it trips over a value of the wrong kind, the HistoryError naming
+    the first malformed transaction of history() if there is one (malformed.py)."""
+    try:
+        return analyse()
+    except SHAPE_ERRORS:
+        problem = first_malformed(history(), workload)
+        if problem is None:
+            raise  # the history is well formed: a bug of ours, reported as one
+        raise HistoryError(problem) from None
 
 
 def _analyse_in_memory(history: list[dict], workload: str, engine: str, rw_register_opts: dict):
@@ -83,7 +97,7 @@ def check_path(path: str, workload: str, *,
     list-append history.jsonl is streamed into columns and never held as dicts: a
     million transactions check in a few hundred megabytes. Raises HistoryError on an
     unreadable file, ValueError as `check` does."""
-    def analyse():
+    def analysed():
         if workload == "list-append" and engine != "reference" and _is_jsonl(path):
             try:
                 return "columnar", columnar.analyse_file(path)
@@ -92,6 +106,9 @@ def check_path(path: str, workload: str, *,
         history = load_history(path)
         validate(history)  # a file's pairing errors are the caller's HistoryError, as elsewhere
         return _analyse_in_memory(history, workload, engine, rw_register_opts)
+
+    def analyse():
+        return _blaming_the_shape(analysed, lambda: load_history(path), workload)
     return _run(analyse, workload, consistency_models, anomalies, time_limit,
                 component_budget, out_dir, engine, rw_register_opts)
 

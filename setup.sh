@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   python3-venv python3-pip   # the project's virtual environment
-  gcc libc6-dev python3-dev  # the checkers' compiled loops (checkers/*/_*.c)
+  gcc libc6-dev python3-dev  # the compiled loops (checkers/*/_*.c, core/history/_*.c)
   iproute2 iptables procps   # network namespaces, partitions, packet loss, process control
   util-linux mount           # unshare and mounts for the unprivileged (user-namespace) path
   fuse3                      # the disk fault's lazy filesystem (libfuse3, fusermount3)
@@ -72,13 +72,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The checkers' compiled loops (linearizability: checkers/linearizable/_*.c; Elle's
-# columnar pass: checkers/elle/_feed.c), built in place for the venv's own Python (its
-# headers, its extension suffix) whenever a source, or a header beside it, is newer than
-# its build.
-# Without them the checkers run their Python loops (same results, slower); a failed build
-# says so and stops here, since the test suite expects them.
-for source in checkers/*/_*.c; do
+# The compiled loops (linearizability: checkers/linearizable/_*.c; Elle's columnar pass:
+# checkers/elle/_feed.c; the EDN reader: core/history/_edn.c), built in place for the
+# venv's own Python (its headers, its extension suffix) whenever a source, or a header
+# beside it, is newer than its build.
+# Without them the Python loops run (same results, slower); a failed build says so and
+# stops here, since the test suite expects them.
+for source in checkers/*/_*.c core/history/_*.c; do
   [ -e "$source" ] || continue
   built=$(.venv/bin/python - "$source" <<'PY'
 import os, sys, sysconfig

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.history import HistoryError
+from core.history import HistoryError, write_edn_history
+from core.history import edn
 from core.history.edn import EdnSet, Keyword, Symbol, Tagged, parse_edn
 from tests.conftest import conformance_files
 from tests.edn_reference import reference_parse_edn
@@ -35,8 +36,20 @@ def outcome(parse, text):
             for line, value, lines in forms]
 
 
+def python_parse_edn(text, source):
+    """parse_edn without the compiled reader: the Python loop alone."""
+    compiled, edn._compiled = edn._compiled, None
+    try:
+        return parse_edn(text, source)
+    finally:
+        edn._compiled = compiled
+
+
 def agree(text):
-    fast = outcome(parse_edn, text)
+    """The compiled reader (where built, else the loop), the loop alone and the old loop
+    give the same outcome."""
+    fast, python = outcome(parse_edn, text), outcome(python_parse_edn, text)
+    assert fast == python, text[:400]
     try:
         reference = outcome(reference_parse_edn, text)
     except ValueError as e:   # the old loop let a bad \u escape out as a traceback
@@ -44,6 +57,34 @@ def agree(text):
         return fast
     assert fast == reference, text[:400]
     return fast
+
+
+needs_compiled = pytest.mark.skipif(edn._compiled is None, reason="core/history/_edn.c is not built (./setup.sh)")
+
+
+@needs_compiled
+@pytest.mark.parametrize("path", conformance_files("knossos/**/*.edn") + conformance_files("elle/histories/*.edn"),
+                         ids=lambda p: p.name)
+def test_the_compiled_reader_takes_the_corpus_as_the_loop_reads_it(path):
+    text = path.read_text(encoding="utf-8")
+    forms = edn._compiled.parse(text, Keyword, Symbol, EdnSet)
+    assert forms is not None
+    assert [(line, typed(v), lines) for line, v, lines in forms] == \
+        [(line, typed(v), lines) for line, v, lines in python_parse_edn(text, "x")]
+
+
+@needs_compiled
+def test_the_compiled_reader_takes_what_we_write_and_gives_up_on_the_rest(tmp_path):
+    ops = [{"index": 0, "type": "invoke", "process": 3, "f": "txn", "time": -2 ** 70,
+            "value": [["append", "k", 1], ["r", "k", None]], "note": 'a "q"\n\tb', "x": 1.5e-3},
+           {"index": 1, "type": "ok", "process": "nemesis", "f": "start", "value": {"n1": ["n2"]}}]
+    write_edn_history(ops, str(tmp_path / "h.edn"))
+    text = (tmp_path / "h.edn").read_text()
+    forms = edn._compiled.parse(text, Keyword, Symbol, EdnSet)
+    assert [f for _, f, _ in forms] == [f for _, f, _ in python_parse_edn(text, "x")]
+    for outside in ["#tag 1", "#_ 1", "\\c", '"\\u0041"', "7N", "1/2", "{[1] 2}", "[1", "(1]",
+                    "{:a}", '"open', "[1 2]]", "é", "\f", "[" * 300 + "]" * 300, '"a\\\nb"']:
+        assert edn._compiled.parse(outside, Keyword, Symbol, EdnSet) is None, outside
 
 
 @pytest.mark.parametrize("path", conformance_files("knossos/**/*.edn") + conformance_files("elle/histories/*.edn"),
@@ -64,21 +105,30 @@ ATOMS = ["nil", "true", "false", ":ok", ":jepsen.history/op", "7", "-3", "+4", "
          '"s"', '"with \\"quotes\\" and \\n \\u00e9"', '""', "\\a", "\\newline", "\\u0041", "\\,"]
 
 
-def forms(depth: int):
-    atom = st.sampled_from(ATOMS)
+# What the compiled reader takes: no tags, discards, characters, \u, N, M or ratios.
+PLAIN_ATOMS = ["nil", "true", "false", ":ok", ":", ":a/b", "7", "-3", "+4", "0012", "-", "+",
+               "12345678901234567890123", "3.5", "-0.25e3", "1E5", "2.", "sym", "a.b/c", "x'",
+               "a#b", ".5", '"s"', '"with \\"quotes\\" and \\n \\t é"', '""', '"two\nlines"']
+
+
+def forms(depth: int, atoms=ATOMS, plain=False):
+    atom = st.sampled_from(atoms)
     if depth == 0:
         return atom
-    inner = st.lists(forms(depth - 1), max_size=5)
-    return st.one_of(
+    inner = st.lists(forms(depth - 1, atoms, plain), max_size=5)
+    keys = atom if plain else forms(depth - 1, atoms, plain)
+    kinds = [
         atom,
         inner.map(lambda xs: ("[", xs, "]")),
         inner.map(lambda xs: ("(", xs, ")")),
         inner.map(lambda xs: ("#{", xs, "}")),
-        st.lists(st.tuples(forms(depth - 1), forms(depth - 1)), max_size=3).map(
+        st.lists(st.tuples(keys, forms(depth - 1, atoms, plain)), max_size=3).map(
             lambda kv: ("{", [x for pair in kv for x in pair], "}")),
-        forms(depth - 1).map(lambda x: ("#_", [x], "")),
-        forms(depth - 1).map(lambda x: ("#my/tag", [x], "")),
-    )
+    ]
+    if not plain:
+        kinds += [forms(depth - 1, atoms, plain).map(lambda x: ("#_", [x], "")),
+                  forms(depth - 1, atoms, plain).map(lambda x: ("#my/tag", [x], ""))]
+    return st.one_of(*kinds)
 
 
 def render(form, rng: random.Random) -> str:
@@ -109,6 +159,30 @@ def test_generated_edn_with_a_character_cut_or_added_reads_or_fails_as_before(to
         text = text[:at] + text[at + 1:]
     else:
         text = text[:at] + rng.choice('[]{}()#_;"\\, \n:x1') + text[at:]
+    agree(text)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(forms(3, PLAIN_ATOMS, plain=True), min_size=1, max_size=6), st.integers(0, 2**32))
+def test_generated_plain_edn_is_read_by_the_compiled_reader_as_before(tops, seed):
+    rng = random.Random(seed)
+    text = "\n".join(render(f, rng) for f in tops)
+    assert edn._compiled.parse(text, Keyword, Symbol, EdnSet) is not None, text
+    agree(text)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(forms(3, PLAIN_ATOMS, plain=True), min_size=1, max_size=4), st.integers(0, 2**32))
+def test_generated_plain_edn_with_a_character_cut_or_added_reads_or_fails_as_before(tops, seed):
+    rng = random.Random(seed)
+    text = "\n".join(render(f, rng) for f in tops)
+    at = rng.randrange(len(text) + 1)
+    if rng.random() < 0.5 and text:
+        text = text[:at] + text[at + 1:]
+    else:
+        text = text[:at] + rng.choice('[]{}()#_;"\\, \n:x1.e-') + text[at:]
     agree(text)
 
 

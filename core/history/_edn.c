@@ -227,11 +227,11 @@ static PyObject *read_items(Reader *r, char closer, PyObject *lines) {
         return NULL;
     for (;;) {
         if (skip_space(r) < 0 || r->p >= r->end)
-            goto give_up;   /* never closed, or a byte only Python may judge */
+            goto fail;   /* never closed, or a byte only Python may judge */
         char c = *r->p;
         if (c == ']' || c == '}' || c == ')') {
             if (c != closer)
-                goto give_up;
+                goto fail;
             r->p++;
             return items;
         }
@@ -250,8 +250,7 @@ static PyObject *read_items(Reader *r, char closer, PyObject *lines) {
         if (failed)
             goto fail;
     }
-give_up:
-fail:
+fail:   /* an error, or outside the subset: either way no list */
     Py_DECREF(items);
     return NULL;
 }

@@ -165,6 +165,7 @@ def parse_edn(text: str, source: str = "<edn>") -> list[tuple[int, object, list[
         forms = _compiled.parse(text, Keyword, Symbol, EdnSet)
         if forms is not None:
             return forms
+
     def line_of(pos: int) -> int:
         return text.count("\n", 0, pos) + 1
 
